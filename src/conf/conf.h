@@ -1,0 +1,119 @@
+/* conf.h - the configuration: grammar, directive registry and snapshots.
+ *
+ * Grammar (one directive per line): `name arg...`; arguments are separated by
+ * spaces or tabs; a double-quoted argument may contain spaces and the escapes
+ * \" and \\; `#` starts a comment outside quotes; blank lines are ignored;
+ * `include PATH` (glob patterns allowed, relative to the including file's
+ * directory) reads another file in place. Directive names are case-sensitive.
+ *
+ * A loaded config is an immutable, refcounted snapshot: a reload builds a new
+ * one and swaps it; transactions in flight keep the one they started with.
+ *
+ * Every directive lives in one table (conf.c, CONF_DIRECTIVES) with its
+ * default and its parser; docs/config.md documents each one. */
+#ifndef SLUICE_CONF_H
+#define SLUICE_CONF_H
+
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "base/base.h"
+#include "base/log.h"
+
+#define CONF_MAGIC 0xc0f1c0f1u
+
+struct conf_addr {
+	struct sockaddr_storage ss; /* AF_INET or AF_INET6, port set */
+	socklen_t len;
+	char text[64];              /* as written in canonical form: "127.0.0.1:3128", "[::1]:3128" */
+};
+
+struct conf_cidr {
+	int family;       /* AF_INET or AF_INET6 */
+	uint8_t addr[16]; /* network address, host bits zero; 4 bytes used for AF_INET */
+	unsigned prefix;  /* 0..32 or 0..128 */
+};
+
+struct conf_ports {
+	uint16_t lo, hi;  /* inclusive */
+};
+
+enum alog_format {
+	ALOG_SQUID,
+	ALOG_COMBINED,
+};
+
+struct conf {
+	unsigned magic;
+	atomic_int refs;
+
+	char *source;                 /* file it was loaded from, or NULL (built-in) */
+
+	struct conf_addr *listen;     /* listen ADDR:PORT (repeatable); default 127.0.0.1:3128 */
+	size_t nlisten;
+	unsigned threads;             /* threads N|auto; 0 = auto (one per core) */
+	struct conf_cidr *allow;      /* allow CIDR... (repeatable, appends); default 127.0.0.0/8 ::1 */
+	size_t nallow;
+	struct conf_ports *connect_ports; /* connect_ports PORT|LO-HI...; default 443 */
+	size_t nconnect_ports;
+	bool via;                     /* via on|off; default on */
+	bool forwarded_for;           /* forwarded_for on|off; default off (X-Forwarded-For) */
+	char *visible_hostname;       /* visible_hostname NAME; default gethostname() */
+
+	char *access_log;             /* access_log PATH|stderr|off [squid|combined]; NULL = off */
+	enum alog_format access_log_format; /* default squid */
+	enum log_level log_level;     /* log_level error|warn|info|debug; default info */
+
+	uint32_t connect_timeout_ms;      /* connect_timeout DURATION; default 10s */
+	uint32_t read_timeout_ms;         /* read_timeout DURATION; default 60s */
+	uint32_t client_idle_timeout_ms;  /* client_idle_timeout DURATION; default 60s */
+	uint32_t upstream_idle_timeout_ms;/* upstream_idle_timeout DURATION; default 30s */
+	uint32_t tunnel_idle_timeout_ms;  /* tunnel_idle_timeout DURATION; default 10m */
+	uint32_t shutdown_timeout_ms;     /* shutdown_timeout DURATION; default 10s */
+
+	uint32_t max_connections;         /* max_connections N; default 10000 (whole process) */
+	uint32_t max_connections_per_client; /* max_connections_per_client N; 0 = unlimited (default) */
+	uint32_t max_header_size;         /* max_header_size SIZE; default 32K, ceiling 64K */
+	uint32_t max_headers;             /* max_headers N; default 100, ceiling 1000 */
+	uint32_t max_request_line;        /* max_request_line SIZE; default 8K, <= max_header_size */
+
+	char *dns_servers;                /* dns_servers IP[:PORT]...; NULL = /etc/resolv.conf.
+	                                     Stored as c-ares CSV: "1.2.3.4:53,[::1]:53" */
+	uint32_t dns_cache_size;          /* dns_cache_size N; default 4096 entries, 0 = no cache */
+};
+
+/* Built-in defaults (what `sluice` runs with no -c). Never fails. refs = 1. */
+struct conf *conf_defaults(void);
+
+/* Load and validate a file. On success returns 0 and *out (refs = 1). On
+ * failure returns -1 and writes "FILE:LINE: message" into err (NUL-terminated,
+ * truncated to errlen). Runs on the main thread only (reads files, globs). */
+int conf_load_file(const char *path, struct conf **out, char *err, size_t errlen) SL_WUR;
+
+/* The same from a string; `name` is used as FILE in messages. `include` is
+ * resolved relative to the current directory. For tests and the fuzzer. */
+int conf_load_string(const char *text, size_t len, const char *name, struct conf **out,
+		     char *err, size_t errlen) SL_WUR;
+
+/* Take a reference (thread-safe). */
+struct conf *conf_ref(struct conf *c);
+/* Drop a reference and set *cp to NULL; frees on the last one. NULL is ok. */
+void conf_unref(struct conf **cp);
+
+/* Policy helpers (pure). */
+bool conf_client_allowed(const struct conf *c, const struct sockaddr *sa);
+bool conf_connect_port_allowed(const struct conf *c, uint16_t port);
+/* Match one address against one CIDR (IPv4-mapped IPv6 addresses match IPv4 CIDRs). */
+bool conf_cidr_match(const struct conf_cidr *cidr, const struct sockaddr *sa);
+
+/* Parse helpers, exposed for unit tests. Each returns 0 or -1. */
+int conf_parse_size(const char *s, uint64_t *out) SL_WUR;       /* 123, 64K, 256M, 10G, 1T (powers of 1024), optional trailing B */
+int conf_parse_duration_ms(const char *s, uint64_t *out) SL_WUR; /* 500ms, 30s, 5m, 2h, 1d; bare number = seconds */
+int conf_parse_addr(const char *s, struct conf_addr *out) SL_WUR; /* IPv4:PORT, [IPv6]:PORT, *:PORT, PORT */
+int conf_parse_cidr(const char *s, struct conf_cidr *out) SL_WUR; /* ADDR, ADDR/PREFIX; "all" is not accepted here */
+
+#endif

@@ -1,0 +1,43 @@
+/* uri.h - pure parsing of request targets and Host values (RFC 9110 §4,
+ * RFC 9112 §3.2, RFC 3986).
+ *
+ * Views point into the caller's buffer. No allocation. */
+#ifndef SLUICE_URI_H
+#define SLUICE_URI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/sv.h"
+
+struct uri {
+	struct sv scheme;   /* "http" (lower- or mixed-case as received); empty for authority-form */
+	struct sv host;     /* reg-name or IPv4 literal, or IPv6 literal WITHOUT brackets */
+	bool host_is_ipv6;  /* host was "[...]" */
+	uint16_t port;      /* explicit port, or the scheme default (80 for http) */
+	bool port_explicit;
+	struct sv path;     /* origin-form: path and query, starting with '/' ("/" if empty);
+	                       the fragment, if any, is an error (not sent by clients) */
+	bool path_empty;    /* the target had no path at all (e.g. "http://a.b") */
+};
+
+/* Parse an absolute-form target "http://host[:port][/path][?query]".
+ * Only the "http" scheme (case-insensitive) is accepted: other schemes give
+ * -2 (the caller answers 501 or 400 as it sees fit); userinfo ("user@host") is
+ * rejected (-1), as is an empty host, a port outside 1..65535, non-digits in
+ * the port, characters outside RFC 3986 in host or path, "%" not followed by
+ * two hex digits, and a '#'. Returns 0 or a negative code. */
+int uri_parse_absolute(struct sv target, struct uri *out) SL_WUR;
+
+/* Parse an authority-form target "host:port" (CONNECT, RFC 9110 §9.3.6):
+ * the port is mandatory. IPv6 literals in brackets. Returns 0 or -1. */
+int uri_parse_authority(struct sv target, struct uri *out) SL_WUR;
+
+/* Parse a Host header value "host[:port]" (port optional, default_port if
+ * absent). Returns 0 or -1. */
+int uri_parse_host(struct sv value, uint16_t default_port, struct uri *out) SL_WUR;
+
+/* True if two hosts name the same thing: case-insensitive comparison. */
+bool uri_host_eq(struct sv a, struct sv b);
+
+#endif
