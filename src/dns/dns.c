@@ -1,0 +1,637 @@
+#include "dns/dns.h"
+
+#include <ares.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "base/log.h"
+#include "ev/ev.h"
+
+#define DNS_MAGIC 0xd0d5d0d5u
+#define QUERY_MAGIC 0xd0d5a11cu
+
+struct cache_entry {
+	struct cache_entry *hnext;           /* hash chain */
+	struct cache_entry *lru_prev, *lru_next;
+	uint64_t hash;
+	uint64_t expires;                    /* monotonic ms */
+	enum dns_error error;
+	uint8_t n;
+	struct dns_addr addrs[DNS_MAX_ADDRS];
+	char name[];
+};
+
+struct host_entry {
+	struct host_entry *next;
+	struct dns_addr addr;
+	char name[];
+};
+
+struct pending {
+	struct pending *next;
+	struct dns *d;
+	struct dns_query *waiters;
+	bool in_call;               /* inside ares_getaddrinfo() */
+	bool done_in_call;          /* ... and c-ares answered right there */
+	struct dns_result sync_res; /* that answer */
+	char name[];
+};
+
+struct dns_query {
+	unsigned magic;
+	struct pending *p;
+	struct dns_query *prev, *next;
+	dns_cb cb;
+	void *arg;
+};
+
+struct sockwatch {
+	struct ev_io io;
+	struct dns *d;
+	struct sockwatch *next;
+};
+
+struct dns {
+	unsigned magic;
+	struct ev_loop *loop;
+	ares_channel channel;
+	struct ev_timer timer;
+	struct sockwatch *socks;
+
+	struct cache_entry **buckets;
+	unsigned nbuckets, ncache, cache_max;
+	struct cache_entry lru; /* sentinel: lru.lru_next is the most recent */
+
+	struct host_entry *hosts;
+	struct pending *pending;
+	struct dns_stats stats;
+};
+
+static const char *const err_str[] = {
+#define X(e, s) s,
+	DNS_ERRORS(X)
+#undef X
+};
+
+const char *dns_error_str(enum dns_error e)
+{
+	return (size_t)e < SL_ARRAY_LEN(err_str) ? err_str[e] : "?";
+}
+
+socklen_t dns_addr_to_sockaddr(const struct dns_addr *a, uint16_t port, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (a->family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(port);
+		memcpy(&s6->sin6_addr, a->a, 16);
+		return sizeof(*s6);
+	}
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+	s4->sin_family = AF_INET;
+	s4->sin_port = htons(port);
+	memcpy(&s4->sin_addr, a->a, 4);
+	return sizeof(*s4);
+}
+
+void dns_get_stats(const struct dns *d, struct dns_stats *out)
+{
+	*out = d->stats;
+}
+
+/* ---- c-ares on the loop ---- */
+
+static void arm_timer(struct dns *d);
+
+static void sock_cb(struct ev_loop *loop, struct ev_io *io, uint32_t revents)
+{
+	struct sockwatch *w = SL_CONTAINER_OF(io, struct sockwatch, io);
+	struct dns *d = w->d;
+	int fd = io->fd;
+	(void)loop;
+	ares_process_fd(d->channel, (revents & (EV_READ | EPOLLERR | EPOLLHUP)) ? fd : ARES_SOCKET_BAD,
+			(revents & EV_WRITE) ? fd : ARES_SOCKET_BAD);
+	arm_timer(d);
+}
+
+/* c-ares tells us which sockets it wants watched. Level-triggered, because
+ * c-ares reads only what it needs per call. */
+static void sock_state_cb(void *data, ares_socket_t fd, int readable, int writable)
+{
+	struct dns *d = data;
+	struct sockwatch **pp, *w;
+	uint32_t ev = EV_LEVEL | (readable ? EV_READ : 0) | (writable ? EV_WRITE : 0);
+
+	for (pp = &d->socks; (w = *pp) != NULL; pp = &w->next)
+		if (w->io.fd == fd)
+			break;
+	if (!readable && !writable) {
+		if (w != NULL) {
+			ev_io_del(d->loop, &w->io);
+			*pp = w->next;
+			/* The watcher may have an event pending in this batch. */
+			ev_defer(d->loop, free, w);
+		}
+		return;
+	}
+	if (w == NULL) {
+		w = sl_calloc(1, sizeof(*w));
+		w->d = d;
+		w->io.fd = -1;
+		if (ev_io_add(d->loop, &w->io, fd, ev, sock_cb) < 0) {
+			log_error("dns: cannot watch socket %d: %s", fd, strerror(errno));
+			free(w);
+			return;
+		}
+		w->next = d->socks;
+		d->socks = w;
+		return;
+	}
+	if (ev_io_mod(d->loop, &w->io, ev) < 0)
+		log_error("dns: cannot change socket %d: %s", fd, strerror(errno));
+}
+
+static void timer_cb(struct ev_loop *loop, struct ev_timer *t)
+{
+	struct dns *d = SL_CONTAINER_OF(t, struct dns, timer);
+	(void)loop;
+	ares_process_fd(d->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+	arm_timer(d);
+}
+
+static void arm_timer(struct dns *d)
+{
+	struct timeval tv, *tvp = ares_timeout(d->channel, NULL, &tv);
+	if (tvp == NULL) {
+		ev_timer_stop(d->loop, &d->timer);
+		return;
+	}
+	uint64_t ms = (uint64_t)tvp->tv_sec * 1000 + (uint64_t)tvp->tv_usec / 1000 + 1;
+	ev_timer_at(d->loop, &d->timer, ev_now(d->loop) + ms, timer_cb);
+}
+
+/* ---- cache ---- */
+
+static uint64_t name_hash(const char *name)
+{
+	return XXH3_64bits(name, strlen(name));
+}
+
+static void lru_unlink(struct cache_entry *e)
+{
+	e->lru_prev->lru_next = e->lru_next;
+	e->lru_next->lru_prev = e->lru_prev;
+}
+
+static void lru_push(struct dns *d, struct cache_entry *e)
+{
+	e->lru_next = d->lru.lru_next;
+	e->lru_prev = &d->lru;
+	d->lru.lru_next->lru_prev = e;
+	d->lru.lru_next = e;
+}
+
+static void cache_remove(struct dns *d, struct cache_entry *e)
+{
+	struct cache_entry **pp = &d->buckets[e->hash % d->nbuckets];
+	while (*pp != e)
+		pp = &(*pp)->hnext;
+	*pp = e->hnext;
+	lru_unlink(e);
+	d->ncache--;
+	free(e);
+}
+
+static struct cache_entry *cache_find(struct dns *d, const char *name)
+{
+	uint64_t h;
+	struct cache_entry *e;
+
+	if (d->nbuckets == 0)
+		return NULL;
+	h = name_hash(name);
+	for (e = d->buckets[h % d->nbuckets]; e != NULL; e = e->hnext) {
+		if (e->hash != h || strcmp(e->name, name) != 0)
+			continue;
+		if (e->expires <= ev_now(d->loop)) {
+			cache_remove(d, e);
+			return NULL;
+		}
+		lru_unlink(e);
+		lru_push(d, e);
+		return e;
+	}
+	return NULL;
+}
+
+static void cache_put(struct dns *d, const char *name, const struct dns_result *r, unsigned ttl_s)
+{
+	struct cache_entry *e;
+	size_t len = strlen(name);
+
+	if (d->nbuckets == 0)
+		return;
+	e = cache_find(d, name);
+	if (e != NULL)
+		cache_remove(d, e);
+	if (d->ncache >= d->cache_max)
+		cache_remove(d, d->lru.lru_prev);
+	e = sl_calloc(1, sizeof(*e) + len + 1);
+	memcpy(e->name, name, len + 1);
+	e->hash = name_hash(name);
+	e->expires = ev_now(d->loop) + (uint64_t)ttl_s * 1000;
+	e->error = r->error;
+	e->n = (uint8_t)r->n;
+	memcpy(e->addrs, r->addrs, r->n * sizeof(r->addrs[0]));
+	e->hnext = d->buckets[e->hash % d->nbuckets];
+	d->buckets[e->hash % d->nbuckets] = e;
+	lru_push(d, e);
+	d->ncache++;
+}
+
+/* ---- hosts ---- */
+
+static bool is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r';
+}
+
+unsigned dns_hosts_parse(struct dns *d, const char *text, size_t len)
+{
+	unsigned added = 0;
+	const char *p = text, *end = text + len;
+
+	while (p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		const char *line_end = eol ? eol : end;
+		const char *hash = memchr(p, '#', (size_t)(line_end - p));
+		const char *q = p, *stop = hash ? hash : line_end;
+		char word[HOST_NAME_MAX_LEN + 1];
+		struct dns_addr addr = { 0 };
+		bool have_addr = false;
+
+		while (q < stop) {
+			const char *w;
+			size_t n;
+			while (q < stop && is_space(*q))
+				q++;
+			w = q;
+			while (q < stop && !is_space(*q))
+				q++;
+			n = (size_t)(q - w);
+			if (n == 0 || n > HOST_NAME_MAX_LEN)
+				break;
+			memcpy(word, w, n);
+			word[n] = '\0';
+			if (!have_addr) {
+				if (inet_pton(AF_INET, word, addr.a) == 1)
+					addr.family = AF_INET;
+				else if (inet_pton(AF_INET6, word, addr.a) == 1)
+					addr.family = AF_INET6;
+				else
+					break;
+				have_addr = true;
+				continue;
+			}
+			for (size_t i = 0; i < n; i++)
+				if (word[i] >= 'A' && word[i] <= 'Z')
+					word[i] = (char)(word[i] + 32);
+			struct host_entry *h = sl_calloc(1, sizeof(*h) + n + 1);
+			memcpy(h->name, word, n + 1);
+			h->addr = addr;
+			/* Append, so the file's order is kept for a name listed twice. */
+			struct host_entry **pp = &d->hosts;
+			while (*pp)
+				pp = &(*pp)->next;
+			*pp = h;
+			added++;
+		}
+		p = eol ? eol + 1 : end;
+	}
+	return added;
+}
+
+static void hosts_load(struct dns *d, const char *path)
+{
+	char buf[64 * 1024];
+	ssize_t n;
+	int fd;
+
+	if (path[0] == '\0')
+		return;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	n = read(fd, buf, sizeof(buf));
+	close(fd);
+	if (n > 0)
+		(void)dns_hosts_parse(d, buf, (size_t)n);
+}
+
+/* Interleave families, starting with the family of the first address. */
+static void add_interleaved(struct dns_result *r, const struct dns_addr *in, unsigned n)
+{
+	unsigned used[2] = { 0, 0 };
+	int first = n ? in[0].family : AF_INET6;
+
+	r->n = 0;
+	for (unsigned round = 0; r->n < n && r->n < DNS_MAX_ADDRS; round++) {
+		int fam = (round % 2 == 0) ? first : (first == AF_INET ? AF_INET6 : AF_INET);
+		unsigned *u = &used[fam == AF_INET6];
+		unsigned seen = 0;
+		bool found = false;
+		for (unsigned i = 0; i < n; i++) {
+			if (in[i].family != fam)
+				continue;
+			if (seen++ < *u)
+				continue;
+			r->addrs[r->n++] = in[i];
+			(*u)++;
+			found = true;
+			break;
+		}
+		if (!found && round > 2 * n)
+			break;
+	}
+}
+
+static bool hosts_lookup(struct dns *d, const char *name, struct dns_result *r)
+{
+	struct dns_addr tmp[DNS_MAX_ADDRS];
+	unsigned n = 0;
+	for (struct host_entry *h = d->hosts; h && n < DNS_MAX_ADDRS; h = h->next)
+		if (strcmp(h->name, name) == 0)
+			tmp[n++] = h->addr;
+	if (n == 0)
+		return false;
+	r->error = DNS_OK;
+	add_interleaved(r, tmp, n);
+	return true;
+}
+
+/* ---- lookups ---- */
+
+static void pending_finish(struct pending *p, const struct dns_result *r)
+{
+	struct dns *d = p->d;
+	struct pending **pp;
+
+	for (pp = &d->pending; *pp != p; pp = &(*pp)->next)
+		;
+	*pp = p->next;
+	while (p->waiters != NULL) {
+		struct dns_query *q = p->waiters;
+		p->waiters = q->next;
+		q->magic = 0;
+		q->cb(q->arg, r);
+		free(q);
+	}
+	free(p);
+}
+
+static void ares_done(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
+{
+	struct pending *p = arg;
+	struct dns *d = p->d;
+	struct dns_result r = { .error = DNS_FAIL };
+	struct dns_addr tmp[DNS_MAX_ADDRS];
+	unsigned n = 0, ttl = DNS_MAX_TTL_S;
+	(void)timeouts;
+
+	if (status == ARES_EDESTRUCTION) {
+		/* dns_free(): waiters are freed there without callbacks. */
+		if (ai)
+			ares_freeaddrinfo(ai);
+		return;
+	}
+	if (status == ARES_SUCCESS && ai != NULL) {
+		for (struct ares_addrinfo_node *nd = ai->nodes; nd && n < DNS_MAX_ADDRS; nd = nd->ai_next) {
+			if (nd->ai_family == AF_INET) {
+				tmp[n].family = AF_INET;
+				memcpy(tmp[n].a, &((struct sockaddr_in *)nd->ai_addr)->sin_addr, 4);
+			} else if (nd->ai_family == AF_INET6) {
+				tmp[n].family = AF_INET6;
+				memcpy(tmp[n].a, &((struct sockaddr_in6 *)nd->ai_addr)->sin6_addr, 16);
+			} else {
+				continue;
+			}
+			n++;
+			if (nd->ai_ttl >= 0 && (unsigned)nd->ai_ttl < ttl)
+				ttl = (unsigned)nd->ai_ttl;
+		}
+		r.error = n ? DNS_OK : DNS_NODATA;
+		add_interleaved(&r, tmp, n);
+	} else if (status == ARES_ENOTFOUND) {
+		r.error = DNS_NOTFOUND;
+	} else if (status == ARES_ENODATA) {
+		r.error = DNS_NODATA;
+	} else if (status == ARES_ETIMEOUT) {
+		r.error = DNS_TIMEOUT;
+	} else if (status == ARES_EBADNAME) {
+		r.error = DNS_BADNAME;
+	}
+	if (ai)
+		ares_freeaddrinfo(ai);
+	if (r.error != DNS_OK) {
+		d->stats.failures++;
+		ttl = DNS_NEG_TTL_S;
+		log_debug("dns: %s: %s (%s)", p->name, dns_error_str(r.error), ares_strerror(status));
+	}
+	/* Timeouts and server failures say nothing about the name: not cached. */
+	if (r.error != DNS_TIMEOUT && r.error != DNS_FAIL)
+		cache_put(d, p->name, &r, SL_MAX(ttl, (unsigned)DNS_MIN_TTL_S));
+	if (p->in_call) {
+		/* Answered inside dns_lookup(): it returns the answer itself. */
+		p->done_in_call = true;
+		p->sync_res = r;
+		return;
+	}
+	pending_finish(p, &r);
+}
+
+int dns_lookup(struct dns *d, const char *host, struct dns_result *res, dns_cb cb, void *arg,
+	       struct dns_query **qp)
+{
+	char name[HOST_NAME_MAX_LEN + 1];
+	size_t len = strlen(host);
+	struct cache_entry *e;
+	struct pending *p;
+	struct dns_query *q;
+
+	SL_CHECK_OBJ(d, DNS_MAGIC);
+	d->stats.lookups++;
+	*qp = NULL;
+	memset(res, 0, sizeof(*res));
+	if (len == 0 || len > HOST_NAME_MAX_LEN) {
+		res->error = DNS_BADNAME;
+		return 0;
+	}
+	for (size_t i = 0; i <= len; i++)
+		name[i] = (host[i] >= 'A' && host[i] <= 'Z') ? (char)(host[i] + 32) : host[i];
+	if (name[len - 1] == '.' && len > 1)
+		name[--len] = '\0';
+
+	struct dns_addr lit = { 0 };
+	if (inet_pton(AF_INET, name, lit.a) == 1 || inet_pton(AF_INET6, name, lit.a) == 1) {
+		lit.family = strchr(name, ':') ? AF_INET6 : AF_INET;
+		res->error = DNS_OK;
+		res->n = 1;
+		res->addrs[0] = lit;
+		return 0;
+	}
+	if (hosts_lookup(d, name, res))
+		return 0;
+	e = cache_find(d, name);
+	if (e != NULL) {
+		d->stats.cache_hits++;
+		res->error = e->error;
+		res->n = e->n;
+		memcpy(res->addrs, e->addrs, e->n * sizeof(e->addrs[0]));
+		return 0;
+	}
+
+	q = sl_calloc(1, sizeof(*q));
+	q->magic = QUERY_MAGIC;
+	q->cb = cb;
+	q->arg = arg;
+	for (p = d->pending; p != NULL; p = p->next)
+		if (strcmp(p->name, name) == 0)
+			break;
+	if (p == NULL) {
+		struct ares_addrinfo_hints hints = { .ai_family = AF_UNSPEC,
+						     .ai_flags = ARES_AI_NOSORT };
+		p = sl_calloc(1, sizeof(*p) + len + 1);
+		memcpy(p->name, name, len + 1);
+		p->d = d;
+		p->next = d->pending;
+		d->pending = p;
+		d->stats.queries++;
+		q->p = p;
+		p->waiters = q;
+		/* c-ares may answer before it returns (a bad name, no servers):
+		 * the callback must not run before we return, so ares_done()
+		 * leaves such an answer in p and it is returned here. */
+		p->in_call = true;
+		ares_getaddrinfo(d->channel, name, NULL, &hints, ares_done, p);
+		p->in_call = false;
+		if (p->done_in_call) {
+			*res = p->sync_res;
+			p->waiters = NULL;
+			free(q);
+			pending_finish(p, res);
+			return 0;
+		}
+		arm_timer(d);
+		*qp = q;
+		return 1;
+	}
+	q->p = p;
+	q->next = p->waiters;
+	if (p->waiters)
+		p->waiters->prev = q;
+	p->waiters = q;
+	*qp = q;
+	return 1;
+}
+
+void dns_cancel(struct dns_query **qp)
+{
+	struct dns_query *q = *qp;
+	if (q == NULL)
+		return;
+	*qp = NULL;
+	SL_CHECK_OBJ(q, QUERY_MAGIC);
+	if (q->prev)
+		q->prev->next = q->next;
+	else
+		q->p->waiters = q->next;
+	if (q->next)
+		q->next->prev = q->prev;
+	q->magic = 0;
+	free(q);
+}
+
+struct dns *dns_new(struct ev_loop *loop, const struct dns_opts *o, char *err, size_t errlen)
+{
+	struct dns *d = sl_calloc(1, sizeof(*d));
+	struct ares_options ao = { 0 };
+	int rc, mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_LOOKUPS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES;
+
+	d->magic = DNS_MAGIC;
+	d->loop = loop;
+	d->lru.lru_next = d->lru.lru_prev = &d->lru;
+	d->cache_max = o->cache_size;
+	if (d->cache_max > 0) {
+		d->nbuckets = 1;
+		while (d->nbuckets < d->cache_max)
+			d->nbuckets *= 2;
+		d->buckets = sl_calloc(d->nbuckets, sizeof(*d->buckets));
+	}
+	ao.sock_state_cb = sock_state_cb;
+	ao.sock_state_cb_data = d;
+	ao.lookups = (char *)"b"; /* hosts file handled here, read once */
+	ao.timeout = (int)(o->timeout_ms ? o->timeout_ms : 2000);
+	ao.tries = 2;
+	rc = ares_init_options(&d->channel, &ao, mask);
+	if (rc != ARES_SUCCESS) {
+		snprintf(err, errlen, "c-ares init: %s", ares_strerror(rc));
+		free(d->buckets);
+		free(d);
+		return NULL;
+	}
+	if (o->servers != NULL) {
+		rc = ares_set_servers_ports_csv(d->channel, o->servers);
+		if (rc != ARES_SUCCESS) {
+			snprintf(err, errlen, "dns_servers %s: %s", o->servers, ares_strerror(rc));
+			dns_free(&d);
+			return NULL;
+		}
+	}
+	hosts_load(d, o->hosts_path ? o->hosts_path : "/etc/hosts");
+	return d;
+}
+
+void dns_free(struct dns **dp)
+{
+	struct dns *d = *dp;
+	if (d == NULL)
+		return;
+	*dp = NULL;
+	SL_CHECK_OBJ(d, DNS_MAGIC);
+	ares_destroy(d->channel);
+	ev_timer_stop(d->loop, &d->timer);
+	while (d->socks) {
+		struct sockwatch *w = d->socks;
+		d->socks = w->next;
+		ev_io_del(d->loop, &w->io);
+		free(w);
+	}
+	while (d->pending) {
+		struct pending *p = d->pending;
+		d->pending = p->next;
+		while (p->waiters) {
+			struct dns_query *q = p->waiters;
+			p->waiters = q->next;
+			free(q);
+		}
+		free(p);
+	}
+	while (d->lru.lru_next != &d->lru)
+		cache_remove(d, d->lru.lru_next);
+	while (d->hosts) {
+		struct host_entry *h = d->hosts;
+		d->hosts = h->next;
+		free(h);
+	}
+	free(d->buckets);
+	d->magic = 0;
+	free(d);
+}

@@ -1,0 +1,333 @@
+#include "ev/ev.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+
+#define EV_BATCH 256
+
+struct deferred {
+	ev_defer_fn fn;
+	void *arg;
+};
+
+struct ev_loop {
+	int epfd;
+	bool stop;
+	uint64_t now;
+
+	struct ev_timer **heap;
+	uint32_t nheap, capheap;
+
+	struct deferred *defer;
+	size_t ndefer, capdefer;
+
+	void (*before_wait)(void *arg);
+	void *before_wait_arg;
+
+	struct ev_io wake_io;
+	void (*wake_fn)(struct ev_loop *loop, void *arg);
+	void *wake_arg;
+};
+
+uint64_t ev_now(const struct ev_loop *loop)
+{
+	return loop->now;
+}
+
+static void wake_cb(struct ev_loop *loop, struct ev_io *io, uint32_t revents)
+{
+	uint64_t v;
+	(void)revents;
+	/* The eventfd is level-triggered: one read clears the count. */
+	if (read(io->fd, &v, sizeof(v)) != (ssize_t)sizeof(v))
+		return;
+	if (loop->wake_fn)
+		loop->wake_fn(loop, loop->wake_arg);
+}
+
+struct ev_loop *ev_loop_new(void)
+{
+	struct ev_loop *loop = sl_calloc(1, sizeof(*loop));
+	int efd;
+
+	loop->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (loop->epfd < 0)
+		goto fail;
+	efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (efd < 0)
+		goto fail;
+	loop->wake_io.fd = -1;
+	if (ev_io_add(loop, &loop->wake_io, efd, EV_READ | EV_LEVEL, wake_cb) < 0) {
+		close(efd);
+		goto fail;
+	}
+	loop->now = clock_mono_ms();
+	return loop;
+fail: {
+	int e = errno;
+	if (loop->epfd >= 0)
+		close(loop->epfd);
+	free(loop);
+	errno = e;
+	return NULL;
+}
+}
+
+static void run_deferred(struct ev_loop *loop)
+{
+	/* Deferred work may defer more; run until none is left. */
+	while (loop->ndefer > 0) {
+		size_t n = loop->ndefer;
+		struct deferred *d = loop->defer;
+		loop->defer = NULL;
+		loop->ndefer = loop->capdefer = 0;
+		for (size_t i = 0; i < n; i++)
+			d[i].fn(d[i].arg);
+		free(d);
+	}
+}
+
+void ev_loop_free(struct ev_loop **lp)
+{
+	struct ev_loop *loop = *lp;
+	if (loop == NULL)
+		return;
+	*lp = NULL;
+	run_deferred(loop);
+	if (loop->wake_io.fd >= 0) {
+		int fd = loop->wake_io.fd;
+		ev_io_del(loop, &loop->wake_io);
+		close(fd);
+	}
+	close(loop->epfd);
+	free(loop->heap);
+	free(loop);
+}
+
+void ev_loop_stop(struct ev_loop *loop)
+{
+	loop->stop = true;
+}
+
+int ev_io_add(struct ev_loop *loop, struct ev_io *io, int fd, uint32_t events, ev_io_cb cb)
+{
+	struct epoll_event ev = { .events = events & ~EV_LEVEL, .data.ptr = io };
+
+	if (!(events & EV_LEVEL))
+		ev.events |= EPOLLET;
+	io->fd = fd;
+	io->events = events;
+	io->cb = cb;
+	if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		io->fd = -1;
+		return -errno;
+	}
+	return 0;
+}
+
+int ev_io_mod(struct ev_loop *loop, struct ev_io *io, uint32_t events)
+{
+	struct epoll_event ev = { .events = events & ~EV_LEVEL, .data.ptr = io };
+
+	SL_ASSERT(io->fd >= 0);
+	if (!(events & EV_LEVEL))
+		ev.events |= EPOLLET;
+	if (events == io->events)
+		return 0;
+	if (epoll_ctl(loop->epfd, EPOLL_CTL_MOD, io->fd, &ev) < 0)
+		return -errno;
+	io->events = events;
+	return 0;
+}
+
+void ev_io_del(struct ev_loop *loop, struct ev_io *io)
+{
+	if (io->fd < 0)
+		return;
+	/* Fails only if the fd was already closed, which is the caller's bug
+	 * but harmless here: the kernel dropped the registration with it. */
+	(void)epoll_ctl(loop->epfd, EPOLL_CTL_DEL, io->fd, NULL);
+	io->fd = -1;
+}
+
+/* Binary min-heap on t->key; t->idx is the slot + 1. */
+
+static void heap_set(struct ev_loop *loop, uint32_t i, struct ev_timer *t)
+{
+	loop->heap[i] = t;
+	t->idx = i + 1;
+}
+
+static void sift_up(struct ev_loop *loop, uint32_t i)
+{
+	struct ev_timer *t = loop->heap[i];
+	while (i > 0) {
+		uint32_t parent = (i - 1) / 2;
+		if (loop->heap[parent]->key <= t->key)
+			break;
+		heap_set(loop, i, loop->heap[parent]);
+		i = parent;
+	}
+	heap_set(loop, i, t);
+}
+
+static void sift_down(struct ev_loop *loop, uint32_t i)
+{
+	struct ev_timer *t = loop->heap[i];
+	for (;;) {
+		uint32_t c = 2 * i + 1;
+		if (c >= loop->nheap)
+			break;
+		if (c + 1 < loop->nheap && loop->heap[c + 1]->key < loop->heap[c]->key)
+			c++;
+		if (t->key <= loop->heap[c]->key)
+			break;
+		heap_set(loop, i, loop->heap[c]);
+		i = c;
+	}
+	heap_set(loop, i, t);
+}
+
+static void heap_remove(struct ev_loop *loop, struct ev_timer *t)
+{
+	uint32_t i = t->idx - 1;
+	struct ev_timer *last;
+
+	SL_ASSERT(t->idx != 0 && loop->heap[i] == t);
+	t->idx = 0;
+	last = loop->heap[--loop->nheap];
+	if (last == t)
+		return;
+	heap_set(loop, i, last);
+	if (i > 0 && loop->heap[(i - 1) / 2]->key > last->key)
+		sift_up(loop, i);
+	else
+		sift_down(loop, i);
+}
+
+static void heap_insert(struct ev_loop *loop, struct ev_timer *t)
+{
+	if (loop->nheap == loop->capheap) {
+		loop->capheap = loop->capheap ? loop->capheap * 2 : 64;
+		loop->heap = sl_realloc(loop->heap, loop->capheap * sizeof(*loop->heap));
+	}
+	loop->heap[loop->nheap] = t;
+	t->idx = ++loop->nheap;
+	sift_up(loop, loop->nheap - 1);
+}
+
+void ev_timer_at(struct ev_loop *loop, struct ev_timer *t, uint64_t deadline, ev_timer_cb cb)
+{
+	if (deadline == 0)
+		deadline = 1;
+	t->cb = cb;
+	t->deadline = deadline;
+	if (t->idx != 0) {
+		if (deadline >= t->key)
+			return; /* lazy: re-keyed when the old key comes due */
+		t->key = deadline;
+		sift_up(loop, t->idx - 1);
+		return;
+	}
+	t->key = deadline;
+	heap_insert(loop, t);
+}
+
+void ev_timer_stop(struct ev_loop *loop, struct ev_timer *t)
+{
+	t->deadline = 0;
+	if (t->idx != 0)
+		heap_remove(loop, t);
+}
+
+unsigned ev_timer_count(const struct ev_loop *loop)
+{
+	return loop->nheap;
+}
+
+static void run_timers(struct ev_loop *loop)
+{
+	while (loop->nheap > 0 && loop->heap[0]->key <= loop->now) {
+		struct ev_timer *t = loop->heap[0];
+		heap_remove(loop, t);
+		if (t->deadline > loop->now) {
+			t->key = t->deadline;
+			heap_insert(loop, t);
+			continue;
+		}
+		t->deadline = 0;
+		t->cb(loop, t);
+	}
+}
+
+void ev_defer(struct ev_loop *loop, ev_defer_fn fn, void *arg)
+{
+	if (loop->ndefer == loop->capdefer) {
+		loop->capdefer = loop->capdefer ? loop->capdefer * 2 : 32;
+		loop->defer = sl_realloc(loop->defer, loop->capdefer * sizeof(*loop->defer));
+	}
+	loop->defer[loop->ndefer++] = (struct deferred){ fn, arg };
+}
+
+void ev_set_before_wait(struct ev_loop *loop, void (*fn)(void *arg), void *arg)
+{
+	loop->before_wait = fn;
+	loop->before_wait_arg = arg;
+}
+
+void ev_set_wakeup(struct ev_loop *loop, void (*fn)(struct ev_loop *loop, void *arg), void *arg)
+{
+	loop->wake_fn = fn;
+	loop->wake_arg = arg;
+}
+
+void ev_wake(struct ev_loop *loop)
+{
+	uint64_t one = 1;
+	/* EAGAIN means the counter is already non-zero: a wakeup is pending. */
+	ssize_t n = write(loop->wake_io.fd, &one, sizeof(one));
+	(void)n;
+}
+
+int ev_loop_run(struct ev_loop *loop)
+{
+	struct epoll_event evs[EV_BATCH];
+
+	loop->stop = false;
+	while (!loop->stop) {
+		int timeout = -1, n;
+
+		if (loop->before_wait)
+			loop->before_wait(loop->before_wait_arg);
+		run_deferred(loop);
+		if (loop->stop)
+			break;
+		if (loop->nheap > 0) {
+			uint64_t now = clock_mono_ms();
+			uint64_t key = loop->heap[0]->key;
+			timeout = key <= now ? 0 : (int)SL_MIN(key - now, 60000u);
+		}
+		n = epoll_wait(loop->epfd, evs, EV_BATCH, timeout);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		loop->now = clock_mono_ms();
+		for (int i = 0; i < n; i++) {
+			struct ev_io *io = evs[i].data.ptr;
+			/* Deleted earlier in this batch: its owner is going away. */
+			if (io->fd < 0)
+				continue;
+			io->cb(loop, io, evs[i].events);
+		}
+		run_deferred(loop);
+		run_timers(loop);
+	}
+	return 0;
+}

@@ -1,0 +1,1410 @@
+#include "proxy/session.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "buf/iobuf.h"
+#include "buf/limits.h"
+#include "buf/sbuf.h"
+#include "dns/dns.h"
+#include "http/chunked.h"
+#include "http/h1.h"
+#include "http/uri.h"
+#include "net/net.h"
+#include "obs/alog.h"
+#include "proxy/head.h"
+#include "proxy/relay.h"
+#include "proxy/upstream.h"
+#include "proxy/worker.h"
+
+#define SESSION_MAGIC 0x5e551011u
+#define TXN_MAGIC 0x7a7a7a7au
+
+#define TXN_STATES(X)         \
+	X(RESOLVE, "resolve")  \
+	X(CONNECT, "connect")  \
+	X(EXCHANGE, "exchange") \
+	X(BODY, "body")        \
+	X(TUNNEL, "tunnel")    \
+	X(LOCAL, "local")      \
+	X(DONE, "done")
+
+enum txn_state {
+#define X(e, s) TS_##e,
+	TXN_STATES(X)
+#undef X
+};
+
+static const char *txn_state_str(enum txn_state s)
+{
+	static const char *const names[] = {
+#define X(e, n) n,
+		TXN_STATES(X)
+#undef X
+	};
+	return names[s];
+}
+
+/* RFC 9209 error types used in Proxy-Status. */
+#define PS_DNS "dns_error"
+#define PS_REFUSED "connection_refused"
+#define PS_CONN_TIMEOUT "connection_timeout"
+#define PS_RESP_TIMEOUT "http_response_timeout"
+#define PS_PROTOCOL "http_protocol_error"
+#define PS_INCOMPLETE "http_response_incomplete"
+#define PS_UNAVAILABLE "destination_unavailable"
+#define PS_LOOP "proxy_loop_detected"
+
+struct txn {
+	unsigned magic;
+	struct session *s;
+	struct conf *conf;
+	enum txn_state state;
+	uint64_t t0_us, t0_wall_us;
+
+	/* Copies of request fields kept for the whole transaction (the
+	 * client buffer is reused for the body): method, URL, agent, referer. */
+	struct sbuf strs;
+	size_t method_len, url_off, url_len, ua_off, ua_len, ref_off, ref_len;
+	char host[HOST_NAME_MAX_LEN + 1];
+	uint16_t port;
+	char key[HOST_NAME_MAX_LEN + 8];
+	int version;
+	bool is_connect, is_head, client_keepalive, upgrade, idempotent;
+
+	/* Request body, client -> upstream. */
+	struct h1_body reqb;
+	uint64_t req_left;
+	struct chunked req_ck;
+	size_t cin_ready;       /* bytes at the front of s->in ready to forward */
+	bool req_framed;        /* the whole body has been identified */
+
+	/* Upstream. */
+	struct dns_query *dq;
+	struct dns_result dres;
+	struct connector *conn;
+	struct upstream *up;
+	bool up_rd, up_wr;
+	bool reused, retried;
+	struct sockaddr_storage upaddr;
+	bool have_upaddr;
+	struct sbuf up_out;     /* request head for the upstream */
+	size_t up_off;
+	bool resp_started;      /* a response byte arrived from upstream */
+
+	/* Response, upstream -> client. */
+	struct iobuf *uin;
+	size_t uin_ready;
+	struct h1_body respb;
+	uint64_t resp_left;
+	struct chunked resp_ck;
+	bool dechunk, resp_framed, up_reusable, head_sent, switching;
+	struct sbuf cl_out;     /* response head (or a local response) for the client */
+	size_t cl_off;
+	bool close_after;       /* close the client connection after this response */
+
+	struct relay *relay;
+
+	/* For the access log. */
+	int status;
+	const char *tag;
+	uint64_t bytes_out;
+	char ctype[64];
+	bool logged;
+};
+
+struct session {
+	unsigned magic;
+	struct worker *w;
+	int fd;
+	struct ev_io io;
+	struct ev_timer timer;
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in in;
+		struct sockaddr_in6 in6;
+	} peer;
+	struct iobuf *in;
+	struct txn *txn;
+	struct session *prev, *next;
+	bool rd, wr, rd_eof, closed;
+};
+
+static void session_run(struct session *s);
+static void session_close(struct session *s, bool abort);
+static void txn_run(struct txn *t);
+static void txn_start_resolve(struct txn *t);
+
+/* ---- small helpers ---- */
+
+static void go_state(struct txn *t, enum txn_state next)
+{
+	log_debug("txn %p: %s -> %s", (void *)t, txn_state_str(t->state), txn_state_str(next));
+	t->state = next;
+}
+
+static uint64_t now_ms(const struct session *s)
+{
+	return ev_now(s->w->loop);
+}
+
+static struct sv txn_sv(const struct txn *t, size_t off, size_t len)
+{
+	return sv_make(t->strs.p ? t->strs.p + off : "", len);
+}
+
+static void timer_cb(struct ev_loop *loop, struct ev_timer *tm);
+
+static void arm(struct session *s, uint32_t ms)
+{
+	ev_timer_at(s->w->loop, &s->timer, now_ms(s) + ms, timer_cb);
+}
+
+/* The timeout that applies in the session's current state. */
+static void arm_for_state(struct session *s)
+{
+	const struct conf *c = s->txn ? s->txn->conf : s->w->conf;
+	if (s->txn == NULL) {
+		arm(s, (s->in && iobuf_len(s->in)) ? c->read_timeout_ms : c->client_idle_timeout_ms);
+		return;
+	}
+	switch (s->txn->state) {
+	case TS_RESOLVE:
+	case TS_CONNECT:
+		arm(s, c->connect_timeout_ms);
+		break;
+	case TS_TUNNEL:
+		arm(s, c->tunnel_idle_timeout_ms);
+		break;
+	default:
+		arm(s, c->read_timeout_ms);
+		break;
+	}
+}
+
+/* Write as much of b[*off..len) as the socket takes. 1: all written, 0: would
+ * block, -errno: failed. */
+static int flush_sbuf(int fd, const struct sbuf *b, size_t *off, bool *ready, uint64_t *count)
+{
+	while (*off < b->len) {
+		ssize_t n = send(fd, b->p + *off, b->len - *off, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN) {
+				*ready = false;
+				return 0;
+			}
+			return -errno;
+		}
+		*off += (size_t)n;
+		if (count)
+			*count += (uint64_t)n;
+	}
+	return 1;
+}
+
+/* ---- logging and teardown ---- */
+
+static void txn_log(struct txn *t)
+{
+	struct alog_rec r;
+	struct session *s = t->s;
+
+	if (t->logged)
+		return;
+	t->logged = true;
+	r = (struct alog_rec){
+		.start_wall_us = t->t0_wall_us,
+		.duration_us = clock_mono_us() - t->t0_us,
+		.client = &s->peer.sa,
+		.tag = t->tag ? t->tag : "NONE_NONE",
+		.status = t->status,
+		.bytes = t->bytes_out,
+		.method = txn_sv(t, 0, t->method_len),
+		.url = txn_sv(t, t->url_off, t->url_len),
+		.version = t->version,
+		.upstream = t->have_upaddr ? (const struct sockaddr *)&t->upaddr : NULL,
+		.content_type = sv_from_cstr(t->ctype),
+		.referer = txn_sv(t, t->ref_off, t->ref_len),
+		.user_agent = txn_sv(t, t->ua_off, t->ua_len),
+	};
+	alog_write(&r);
+}
+
+static void txn_free(struct txn **tp, bool abort_upstream)
+{
+	struct txn *t = *tp;
+	if (t == NULL)
+		return;
+	*tp = NULL;
+	SL_CHECK_OBJ(t, TXN_MAGIC);
+	txn_log(t);
+	dns_cancel(&t->dq);
+	upstream_connect_cancel(&t->conn);
+	upstream_close(&t->up, abort_upstream);
+	relay_free(&t->relay);
+	iobuf_put(&t->uin);
+	sbuf_free(&t->strs);
+	sbuf_free(&t->up_out);
+	sbuf_free(&t->cl_out);
+	conf_unref(&t->conf);
+	t->magic = 0;
+	free(t);
+}
+
+static void free_session(void *arg)
+{
+	struct session *s = arg;
+	s->magic = 0;
+	free(s);
+}
+
+static void session_close(struct session *s, bool abort)
+{
+	struct worker *w = s->w;
+
+	if (s->closed)
+		return;
+	s->closed = true;
+	txn_free(&s->txn, abort);
+	iobuf_put(&s->in);
+	ev_timer_stop(w->loop, &s->timer);
+	ev_io_del(w->loop, &s->io);
+	if (abort)
+		net_abort(s->fd);
+	else
+		close(s->fd);
+	s->fd = -1;
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		w->sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	w->nsessions--;
+	counter_add(&w->cnt, CNT_CLIENT_ACTIVE, -1);
+	worker_conn_release(&s->peer.sa);
+	ev_defer(w->loop, free_session, s);
+	worker_session_gone(w);
+}
+
+/* ---- local responses ---- */
+
+/* Answer the client ourselves: "<code> <Reason>: <detail>" as text. */
+static void txn_local(struct txn *t, int status, const char *detail, const char *ps_error,
+		      bool close)
+{
+	struct session *s = t->s;
+	const char *reason = h1_status_reason(status);
+	char body[512];
+	int blen = snprintf(body, sizeof(body), "%d %s: %s\n", status, reason, detail);
+
+	if (blen < 0)
+		blen = 0;
+	if ((size_t)blen >= sizeof(body))
+		blen = sizeof(body) - 1;
+	/* The upstream side is of no further use. */
+	dns_cancel(&t->dq);
+	upstream_connect_cancel(&t->conn);
+	upstream_close(&t->up, true);
+	iobuf_put(&t->uin);
+	sbuf_reset(&t->cl_out);
+	t->cl_off = 0;
+	sbuf_printf(&t->cl_out, "HTTP/1.1 %d %s\r\n", status, reason);
+	sbuf_add_str(&t->cl_out, "Content-Type: text/plain; charset=utf-8\r\n");
+	sbuf_printf(&t->cl_out, "Content-Length: %d\r\n", blen);
+	if (ps_error)
+		sbuf_printf(&t->cl_out, "Proxy-Status: %s; error=%s\r\n",
+			    t->conf->visible_hostname, ps_error);
+	if (status == 405)
+		sbuf_add_str(&t->cl_out, "Allow: GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH, CONNECT\r\n");
+	/* The request body may be unread: the connection cannot carry another
+	 * request unless the body was fully consumed. */
+	t->close_after = close || !t->client_keepalive || !t->req_framed || s->rd_eof;
+	sbuf_add_str(&t->cl_out, t->close_after ? "Connection: close\r\n\r\n" : "\r\n");
+	if (!t->is_head)
+		sbuf_add(&t->cl_out, body, (size_t)blen);
+	t->status = status;
+	snprintf(t->ctype, sizeof(t->ctype), "text/plain");
+	if (status >= 500)
+		counter_add(&s->w->cnt, CNT_UPSTREAM_ERRORS, 1);
+	log_debug("local %d for %.*s: %s", status, (int)t->url_len, t->strs.p + t->url_off, detail);
+	go_state(t, TS_LOCAL);
+}
+
+/* A failure after the response head went to the client: the only honest
+ * signal left is to cut the connection, so the client sees an incomplete
+ * message instead of a short one that looks whole. */
+static void txn_abort(struct txn *t, const char *why)
+{
+	log_info("abort %.*s: %s", (int)t->url_len, t->strs.p + t->url_off, why);
+	session_close(t->s, true);
+}
+
+/* ---- transaction finish ---- */
+
+static void txn_finish(struct txn *t)
+{
+	struct session *s = t->s;
+	bool keep = !t->close_after && t->client_keepalive && t->req_framed &&
+		    t->cin_ready == 0 && !s->rd_eof;
+
+	if (t->up) {
+		if (t->up_reusable && t->req_framed && t->cin_ready == 0 && t->uin == NULL)
+			upstream_pool_put(&t->up);
+		else
+			upstream_close(&t->up, false);
+	}
+	go_state(t, TS_DONE);
+	txn_free(&s->txn, false);
+	if (!keep || atomic_load(&s->w->drain)) {
+		session_close(s, false);
+		return;
+	}
+	if (s->in && iobuf_len(s->in) == 0)
+		iobuf_put(&s->in);
+	arm_for_state(s);
+	/* Pipelined requests already in the buffer are served right away. */
+	session_run(s);
+}
+
+/* ---- request start ---- */
+
+static void copy_str(struct txn *t, struct sv v, size_t *off, size_t *len)
+{
+	*off = t->strs.len;
+	*len = v.len;
+	sbuf_add_sv(&t->strs, v);
+}
+
+static void txn_begin(struct session *s, const struct h1_request *req)
+{
+	struct txn *t = sl_calloc(1, sizeof(*t));
+	struct worker *w = s->w;
+	const struct h1_header *h;
+	struct h1_error herr;
+	struct uri u;
+	size_t dummy;
+	char addr[NET_ADDRSTRLEN];
+	struct head_opts ho = { .max_forwards = -1 };
+
+	t->magic = TXN_MAGIC;
+	t->s = s;
+	t->conf = conf_ref(w->conf);
+	t->t0_us = clock_mono_us();
+	t->t0_wall_us = clock_wall_us();
+	t->state = TS_RESOLVE;
+	s->txn = t;
+	sbuf_init(&t->strs, OUT_HEAD_MAX);
+	sbuf_init(&t->up_out, OUT_HEAD_MAX);
+	sbuf_init(&t->cl_out, OUT_HEAD_MAX);
+	counter_add(&w->cnt, CNT_REQUESTS, 1);
+
+	copy_str(t, req->method, &dummy, &t->method_len);
+	copy_str(t, req->target, &t->url_off, &t->url_len);
+	if ((h = h1_find(req->headers, req->nheaders, "User-Agent")) != NULL)
+		copy_str(t, h->value, &t->ua_off, &t->ua_len);
+	if ((h = h1_find(req->headers, req->nheaders, "Referer")) != NULL)
+		copy_str(t, h->value, &t->ref_off, &t->ref_len);
+	t->version = req->version;
+	t->is_connect = sv_eq(req->method, SV_LIT("CONNECT"));
+	t->is_head = sv_eq(req->method, SV_LIT("HEAD"));
+	t->idempotent = h1_method_idempotent(req->method);
+	if (req->version == 11)
+		t->client_keepalive = !h1_has_token(req->headers, req->nheaders, "Connection", "close");
+	else
+		t->client_keepalive = h1_has_token(req->headers, req->nheaders, "Connection", "keep-alive");
+
+	/* Framing first: a message we cannot delimit poisons the connection. */
+	if (h1_request_body(req, &t->reqb, &herr) < 0) {
+		counter_add(&w->cnt, CNT_REQUESTS_BAD, 1);
+		txn_local(t, herr.status, herr.reason, NULL, true);
+		return;
+	}
+	t->req_left = t->reqb.length;
+	t->req_framed = t->reqb.kind == H1_BODY_NONE;
+	if (t->reqb.kind == H1_BODY_LENGTH && t->reqb.length == 0)
+		t->req_framed = true;
+	chunked_init(&t->req_ck);
+
+	if (!conf_client_allowed(t->conf, &s->peer.sa)) {
+		net_addr_str(&s->peer.sa, addr, sizeof(addr), false);
+		counter_add(&w->cnt, CNT_REQUESTS_DENIED, 1);
+		t->tag = "TCP_DENIED";
+		txn_local(t, 403, "client address not allowed", NULL, true);
+		log_info("denied client %s", addr);
+		return;
+	}
+	if (head_via_has(req->headers, req->nheaders, t->conf->visible_hostname)) {
+		txn_local(t, 508, "request loops back to this proxy", PS_LOOP, false);
+		return;
+	}
+
+	if (t->is_connect) {
+		if (uri_parse_authority(req->target, &u) < 0) {
+			txn_local(t, 400, "invalid CONNECT target", NULL, true);
+			return;
+		}
+		if (!conf_connect_port_allowed(t->conf, u.port)) {
+			char d[64];
+			snprintf(d, sizeof(d), "CONNECT to port %u not allowed", u.port);
+			counter_add(&w->cnt, CNT_REQUESTS_DENIED, 1);
+			t->tag = "TCP_DENIED";
+			txn_local(t, 403, d, NULL, false);
+			return;
+		}
+	} else if (req->target.len > 0 && (req->target.p[0] == '/' || req->target.p[0] == '*')) {
+		if (sv_eq(req->method, SV_LIT("OPTIONS")) && sv_eq(req->target, SV_LIT("*"))) {
+			/* OPTIONS * asks about this server itself (RFC 9110 §9.3.7). */
+			txn_local(t, 200, "this is sluice, an HTTP proxy", NULL, false);
+			return;
+		}
+		txn_local(t, 400, "not a proxy request (origin-form target)", NULL, true);
+		return;
+	} else {
+		int rc = uri_parse_absolute(req->target, &u);
+		if (rc == -2) {
+			txn_local(t, 501, "URL scheme not supported", NULL, false);
+			return;
+		}
+		if (rc < 0) {
+			txn_local(t, 400, "invalid URL", NULL, true);
+			return;
+		}
+	}
+	if (u.host.len > HOST_NAME_MAX_LEN) {
+		txn_local(t, 400, "host name too long", NULL, true);
+		return;
+	}
+	memcpy(t->host, u.host.p, u.host.len);
+	t->host[u.host.len] = '\0';
+	t->port = u.port;
+	upstream_key(t->host, t->port, t->key, sizeof(t->key));
+
+	/* Max-Forwards (RFC 9110 §7.6.2) applies to OPTIONS and TRACE. */
+	h = h1_find(req->headers, req->nheaders, "Max-Forwards");
+	if (h && (sv_eq(req->method, SV_LIT("OPTIONS")) || sv_eq(req->method, SV_LIT("TRACE")))) {
+		uint64_t mf;
+		if (sv_to_u64(h->value, 1u << 30, &mf) < 0) {
+			txn_local(t, 400, "invalid Max-Forwards", NULL, true);
+			return;
+		}
+		if (mf == 0) {
+			txn_local(t, 200, "Max-Forwards reached zero at this proxy", NULL, false);
+			return;
+		}
+		ho.max_forwards = (int)(mf - 1);
+	}
+
+	if (!t->is_connect) {
+		t->upgrade = req->version == 11 &&
+			     h1_has_token(req->headers, req->nheaders, "Connection", "upgrade") &&
+			     h1_find(req->headers, req->nheaders, "Upgrade") != NULL;
+		ho.via_name = t->conf->via ? t->conf->visible_hostname : NULL;
+		ho.upgrade = t->upgrade;
+		if (t->conf->forwarded_for) {
+			net_addr_str(&s->peer.sa, addr, sizeof(addr), false);
+			ho.xff = addr;
+		}
+		head_build_request(&t->up_out, req, &u, &ho);
+		if (sbuf_failed(&t->up_out)) {
+			txn_local(t, 431, "request head too large to forward", NULL, true);
+			return;
+		}
+	}
+	if (sbuf_failed(&t->strs)) {
+		txn_local(t, 431, "request head too large", NULL, true);
+		return;
+	}
+	t->tag = t->is_connect ? "TCP_TUNNEL" : "TCP_MISS";
+	txn_start_resolve(t);
+}
+
+/* ---- resolve and connect ---- */
+
+static void on_connected(void *arg, struct upstream *up, int err);
+static void upstream_event(void *owner, uint32_t revents);
+
+static void start_connect(struct txn *t)
+{
+	struct session *s = t->s;
+
+	if (!t->is_connect && !t->retried) {
+		struct upstream *up = upstream_pool_get(s->w, t->key);
+		if (up != NULL) {
+			counter_add(&s->w->cnt, CNT_UPSTREAM_REUSED, 1);
+			t->reused = true;
+			go_state(t, TS_CONNECT);
+			on_connected(t, up, 0);
+			return;
+		}
+	}
+	t->reused = false;
+	go_state(t, TS_CONNECT);
+	arm_for_state(s);
+	t->conn = upstream_connect(s->w, &t->dres, t->port, t->key, on_connected, t);
+}
+
+static void on_resolved(void *arg, const struct dns_result *res)
+{
+	struct txn *t = arg;
+	char detail[HOST_NAME_MAX_LEN + 64];
+
+	t->dq = NULL;
+	t->dres = *res;
+	if (res->error != DNS_OK || res->n == 0) {
+		snprintf(detail, sizeof(detail), "DNS lookup failed for %s (%s)", t->host,
+			 dns_error_str(res->error));
+		txn_local(t, 502, detail, PS_DNS, false);
+		txn_run(t);
+		return;
+	}
+	start_connect(t);
+	if (t->s->txn == t)
+		txn_run(t);
+}
+
+static void txn_start_resolve(struct txn *t)
+{
+	struct dns_result res;
+	go_state(t, TS_RESOLVE);
+	arm_for_state(t->s);
+	if (dns_lookup(t->s->w->dns, t->host, &res, on_resolved, t, &t->dq) == 0) {
+		t->dq = NULL;
+		t->dres = res;
+		if (res.error != DNS_OK || res.n == 0) {
+			char detail[HOST_NAME_MAX_LEN + 64];
+			snprintf(detail, sizeof(detail), "DNS lookup failed for %s (%s)", t->host,
+				 dns_error_str(res.error));
+			txn_local(t, 502, detail, PS_DNS, false);
+			return;
+		}
+		start_connect(t);
+	}
+}
+
+static void start_tunnel(struct txn *t, struct iobuf **to_client, struct iobuf **to_upstream)
+{
+	struct session *s = t->s;
+	t->relay = relay_new(s->fd, t->up->fd, to_upstream, to_client);
+	iobuf_put(to_client);
+	iobuf_put(to_upstream);
+	if (t->relay == NULL) {
+		txn_abort(t, "cannot make a pipe for the tunnel");
+		return;
+	}
+	counter_add(&s->w->cnt, CNT_TUNNELS, 1);
+	go_state(t, TS_TUNNEL);
+	arm_for_state(s);
+}
+
+static void on_connected(void *arg, struct upstream *up, int err)
+{
+	struct txn *t = arg;
+	struct session *s = t->s;
+
+	t->conn = NULL;
+	if (up == NULL) {
+		char detail[HOST_NAME_MAX_LEN + 96];
+		snprintf(detail, sizeof(detail), "cannot connect to %s port %u: %s", t->host,
+			 t->port, strerror(-err));
+		txn_local(t, 502, detail, err == -ECONNREFUSED ? PS_REFUSED : PS_UNAVAILABLE, false);
+		txn_run(t);
+		return;
+	}
+	t->up = up;
+	t->upaddr = up->addr;
+	t->have_upaddr = true;
+	upstream_attach(up, upstream_event, t);
+	t->up_rd = t->up_wr = true;
+	up->nreq++;
+	if (t->is_connect) {
+		struct iobuf *b = iobuf_get(IOBUF_SIZE);
+		static const char ok[] = "HTTP/1.1 200 Connection Established\r\n\r\n";
+		memcpy(iobuf_tail(b), ok, sizeof(ok) - 1);
+		iobuf_commit(b, sizeof(ok) - 1);
+		t->status = 200;
+		t->bytes_out = 0;
+		start_tunnel(t, &b, &s->in);
+		return;
+	}
+	t->up_off = 0;
+	go_state(t, TS_EXCHANGE);
+	arm_for_state(s);
+	/* Called from the connector or the pool, never from our own run loop,
+	 * so running the transaction here cannot recurse into itself. */
+	txn_run(t);
+}
+
+/* ---- request body, client -> upstream ---- */
+
+/* Identify body bytes at the front of s->in (beyond cin_ready). */
+static int frame_request(struct txn *t)
+{
+	struct session *s = t->s;
+	size_t avail = s->in ? iobuf_len(s->in) - t->cin_ready : 0;
+
+	if (t->req_framed || avail == 0)
+		return 0;
+	if (t->reqb.kind == H1_BODY_LENGTH) {
+		size_t n = (size_t)SL_MIN((uint64_t)avail, t->req_left);
+		t->cin_ready += n;
+		t->req_left -= n;
+		if (t->req_left == 0)
+			t->req_framed = true;
+		return 0;
+	}
+	while (avail > 0 && !t->req_ck.done) {
+		struct chunk_span span;
+		long n = chunked_feed(&t->req_ck, iobuf_head(s->in) + t->cin_ready, avail, &span);
+		if (n == CHUNKED_ERROR)
+			return -1;
+		t->cin_ready += (size_t)n;
+		avail -= (size_t)n;
+	}
+	if (t->req_ck.done)
+		t->req_framed = true;
+	return 0;
+}
+
+/* Read from the client into s->in. 1: got bytes, 0: would block or no room,
+ * -1: EOF, -2: error. */
+static int read_client(struct session *s)
+{
+	if (!s->rd || s->rd_eof)
+		return 0;
+	if (s->in == NULL)
+		s->in = iobuf_get(IOBUF_SIZE);
+	if (iobuf_room(s->in) == 0)
+		iobuf_compact(s->in);
+	if (iobuf_room(s->in) == 0)
+		return 0;
+	for (;;) {
+		ssize_t n = recv(s->fd, iobuf_tail(s->in), iobuf_room(s->in), 0);
+		if (n > 0) {
+			iobuf_commit(s->in, (size_t)n);
+			counter_add(&s->w->cnt, CNT_BYTES_FROM_CLIENTS, n);
+			return 1;
+		}
+		if (n == 0) {
+			s->rd_eof = true;
+			return -1;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN) {
+			s->rd = false;
+			return 0;
+		}
+		return -2;
+	}
+}
+
+/* Move request bytes to the upstream. Returns 1 on progress, 0 if blocked,
+ * -1 if the transaction ended. */
+static int pump_request(struct txn *t)
+{
+	struct session *s = t->s;
+	int moved = 0;
+
+	if (t->up_off < t->up_out.len) {
+		int rc = flush_sbuf(t->up->fd, &t->up_out, &t->up_off, &t->up_wr, NULL);
+		if (rc < 0)
+			return rc; /* reported by the caller as an upstream failure */
+		if (rc == 0)
+			return 0;
+		moved = 1;
+	}
+	for (;;) {
+		if (t->cin_ready > 0) {
+			if (!t->up_wr)
+				return moved;
+			ssize_t n = send(t->up->fd, iobuf_head(s->in), t->cin_ready, MSG_NOSIGNAL);
+			if (n < 0) {
+				if (errno == EINTR)
+					continue;
+				if (errno == EAGAIN) {
+					t->up_wr = false;
+					return moved;
+				}
+				return -errno;
+			}
+			iobuf_consume(s->in, (size_t)n);
+			t->cin_ready -= (size_t)n;
+			moved = 1;
+			continue;
+		}
+		if (t->req_framed)
+			return moved;
+		if (frame_request(t) < 0) {
+			if (t->head_sent) {
+				txn_abort(t, "bad chunked request body");
+				return -1000;
+			}
+			txn_local(t, 400, t->req_ck.error ? t->req_ck.error : "bad chunked body",
+				  NULL, true);
+			return -1000;
+		}
+		if (t->cin_ready > 0)
+			continue;
+		if (t->req_framed)
+			return moved;
+		int rc = read_client(s);
+		if (rc == 1)
+			continue;
+		if (rc < 0) {
+			/* The client went away mid-body: nothing to answer. */
+			txn_abort(t, "client closed during the request body");
+			return -1000;
+		}
+		return moved;
+	}
+}
+
+/* ---- response, upstream -> client ---- */
+
+static int read_upstream(struct txn *t)
+{
+	if (!t->up_rd)
+		return 0;
+	if (t->uin == NULL)
+		t->uin = iobuf_get(IOBUF_SIZE);
+	if (iobuf_room(t->uin) == 0)
+		iobuf_compact(t->uin);
+	if (iobuf_room(t->uin) == 0)
+		return 0;
+	for (;;) {
+		ssize_t n = recv(t->up->fd, iobuf_tail(t->uin), iobuf_room(t->uin), 0);
+		if (n > 0) {
+			iobuf_commit(t->uin, (size_t)n);
+			t->resp_started = true;
+			return 1;
+		}
+		if (n == 0)
+			return -1;
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN) {
+			t->up_rd = false;
+			return 0;
+		}
+		return -errno;
+	}
+}
+
+/* Identify response body bytes beyond uin_ready; de-chunk in place if the
+ * client cannot take chunked. */
+static int frame_response(struct txn *t)
+{
+	size_t avail = t->uin ? iobuf_len(t->uin) - t->uin_ready : 0;
+
+	if (t->resp_framed || avail == 0)
+		return 0;
+	switch (t->respb.kind) {
+	case H1_BODY_LENGTH: {
+		size_t n = (size_t)SL_MIN((uint64_t)avail, t->resp_left);
+		t->uin_ready += n;
+		t->resp_left -= n;
+		if (t->resp_left == 0) {
+			t->resp_framed = true;
+			/* Bytes past the declared length: the origin is confused,
+			 * the connection must not be reused. */
+			if (iobuf_len(t->uin) > t->uin_ready) {
+				t->up_reusable = false;
+				t->uin->end = t->uin->start + (uint32_t)t->uin_ready;
+			}
+		}
+		return 0;
+	}
+	case H1_BODY_CLOSE:
+		t->uin_ready += avail;
+		return 0;
+	case H1_BODY_CHUNKED:
+		while (avail > 0 && !t->resp_ck.done) {
+			struct chunk_span span;
+			char *p = iobuf_head(t->uin) + t->uin_ready;
+			long n = chunked_feed(&t->resp_ck, p, avail, &span);
+			if (n == CHUNKED_ERROR)
+				return -1;
+			if (!t->dechunk) {
+				t->uin_ready += (size_t)n;
+			} else {
+				/* Keep only the data: move it down to the ready
+				 * region and drop the framing bytes around it. */
+				if (span.len > 0)
+					memmove(p, span.data, span.len);
+				memmove(p + span.len, p + n, avail - (size_t)n);
+				t->uin->end -= (uint32_t)((size_t)n - span.len);
+				t->uin_ready += span.len;
+			}
+			avail -= (size_t)n;
+		}
+		if (t->resp_ck.done) {
+			t->resp_framed = true;
+			if (iobuf_len(t->uin) > t->uin_ready) {
+				t->up_reusable = false;
+				t->uin->end = t->uin->start + (uint32_t)t->uin_ready;
+			}
+		}
+		return 0;
+	case H1_BODY_NONE:
+		t->resp_framed = true;
+		return 0;
+	}
+	return 0;
+}
+
+/* Parse the response head in uin. 1: head handled, 0: need more, -1: ended. */
+static int handle_response_head(struct txn *t)
+{
+	struct session *s = t->s;
+	struct h1_header hdrs[MAX_HEADERS_CEIL];
+	struct h1_response resp;
+	struct h1_error herr;
+	struct h1_limits lim = { .max_head = MAX_RESPONSE_HEAD, .max_line = MAX_RESPONSE_HEAD,
+				 .max_headers = t->conf->max_headers };
+	struct head_opts ho = { .max_forwards = -1 };
+	const struct h1_header *h;
+	const char *conn = NULL;
+	int rc;
+
+	rc = h1_parse_response(iobuf_head(t->uin), iobuf_len(t->uin), &lim, &resp, hdrs,
+			       SL_ARRAY_LEN(hdrs), &herr);
+	if (rc == H1_INCOMPLETE) {
+		if (iobuf_room(t->uin) == 0 && t->uin->start == 0 && t->uin->cap < IOBUF_LARGE_SIZE)
+			t->uin = iobuf_grow(&t->uin, IOBUF_LARGE_SIZE);
+		return 0;
+	}
+	if (rc == H1_ERROR) {
+		char d[128];
+		snprintf(d, sizeof(d), "invalid response from origin (%s)", herr.reason);
+		txn_local(t, 502, d, PS_PROTOCOL, false);
+		return -1;
+	}
+	if (resp.status >= 100 && resp.status < 200 && resp.status != 101) {
+		/* Interim response: pass it on to HTTP/1.1 clients (RFC 9110
+		 * §15.2), then wait for the final one. */
+		if (t->version == 11) {
+			sbuf_reset(&t->cl_out);
+			head_build_response(&t->cl_out, &resp, &ho, false, NULL);
+			t->cl_off = 0;
+			rc = flush_sbuf(s->fd, &t->cl_out, &t->cl_off, &s->wr, &t->bytes_out);
+			/* An interim response that does not fit the socket at
+			 * once is dropped: it is advisory, and blocking the
+			 * final response on it would stall the exchange. */
+			if (rc < 0) {
+				txn_abort(t, "client write failed");
+				return -1;
+			}
+			if (rc == 0 && t->cl_off > 0) {
+				txn_abort(t, "client not reading");
+				return -1;
+			}
+			sbuf_reset(&t->cl_out);
+			t->cl_off = 0;
+		}
+		iobuf_consume(t->uin, resp.head_len);
+		return 1;
+	}
+	if (h1_response_body(&resp, t->is_head ? SV_LIT("HEAD") : SV_LIT("GET"), &t->respb,
+			     &herr) < 0) {
+		char d[128];
+		snprintf(d, sizeof(d), "invalid response from origin (%s)", herr.reason);
+		txn_local(t, 502, d, PS_PROTOCOL, false);
+		return -1;
+	}
+	t->status = resp.status;
+	if ((h = h1_find(resp.headers, resp.nheaders, "Content-Type")) != NULL) {
+		size_t n = SL_MIN(h->value.len, sizeof(t->ctype) - 1);
+		memcpy(t->ctype, h->value.p, n);
+		t->ctype[n] = '\0';
+	}
+	t->up_reusable = resp.version == 11 &&
+			 !h1_has_token(resp.headers, resp.nheaders, "Connection", "close") &&
+			 t->respb.kind != H1_BODY_CLOSE;
+	if (resp.version == 10 &&
+	    h1_has_token(resp.headers, resp.nheaders, "Connection", "keep-alive") &&
+	    t->respb.kind != H1_BODY_CLOSE)
+		t->up_reusable = true;
+
+	t->switching = resp.status == 101 && t->upgrade;
+	if (resp.status == 101 && !t->upgrade) {
+		txn_local(t, 502, "origin switched protocols unasked", PS_PROTOCOL, false);
+		return -1;
+	}
+	ho.via_name = t->conf->via ? t->conf->visible_hostname : NULL;
+	ho.upgrade = t->switching;
+	t->dechunk = t->respb.kind == H1_BODY_CHUNKED && t->version == 10;
+	if (t->switching) {
+		conn = "upgrade";
+	} else {
+		/* A body delimited by close ends the client connection too. */
+		if (t->respb.kind == H1_BODY_CLOSE || t->dechunk)
+			t->close_after = true;
+		if (!t->client_keepalive || t->close_after || atomic_load(&s->w->drain))
+			conn = "close";
+		else if (t->version == 10)
+			conn = "keep-alive";
+	}
+	if (t->close_after || !t->client_keepalive)
+		t->close_after = true;
+	sbuf_reset(&t->cl_out);
+	head_build_response(&t->cl_out, &resp, &ho, t->dechunk, conn);
+	if (sbuf_failed(&t->cl_out)) {
+		txn_local(t, 502, "response head too large", PS_PROTOCOL, false);
+		return -1;
+	}
+	t->cl_off = 0;
+	t->head_sent = true;
+	iobuf_consume(t->uin, resp.head_len);
+	t->resp_left = t->respb.length;
+	chunked_init(&t->resp_ck);
+	t->resp_framed = t->respb.kind == H1_BODY_NONE ||
+			 (t->respb.kind == H1_BODY_LENGTH && t->respb.length == 0);
+	if (t->switching)
+		t->resp_framed = true;
+	go_state(t, TS_BODY);
+	return 1;
+}
+
+/* Upstream ended or failed before any response byte: maybe retry. */
+static bool try_retry(struct txn *t)
+{
+	if (!t->reused || t->retried || t->resp_started || !t->idempotent ||
+	    t->reqb.kind != H1_BODY_NONE)
+		return false;
+	counter_add(&t->s->w->cnt, CNT_UPSTREAM_RETRIES, 1);
+	log_debug("retrying %s on a fresh connection", t->key);
+	t->retried = true;
+	upstream_close(&t->up, false);
+	iobuf_put(&t->uin);
+	start_connect(t);
+	return true;
+}
+
+static void upstream_failed(struct txn *t, int err)
+{
+	char d[HOST_NAME_MAX_LEN + 96];
+
+	if (t->head_sent) {
+		txn_abort(t, "upstream failed mid-response");
+		return;
+	}
+	if (try_retry(t))
+		return;
+	if (err == -1) {
+		snprintf(d, sizeof(d), "origin %s closed the connection without a response", t->key);
+		txn_local(t, 502, d, PS_INCOMPLETE, false);
+	} else {
+		snprintf(d, sizeof(d), "origin %s: %s", t->key, strerror(-err));
+		txn_local(t, 502, d, PS_PROTOCOL, false);
+	}
+}
+
+/* One step of EXCHANGE/BODY. 1: progress, 0: blocked, -1: txn ended. */
+static int step_exchange(struct txn *t)
+{
+	struct session *s = t->s;
+	int progress = 0, rc;
+
+	/* Request side. */
+	if (t->up_off < t->up_out.len || !t->req_framed || t->cin_ready > 0) {
+		rc = pump_request(t);
+		if (rc == -1000)
+			return -1;
+		if (rc < 0) {
+			upstream_failed(t, rc);
+			return -1;
+		}
+		progress |= rc;
+	}
+
+	if (t->state == TS_EXCHANGE) {
+		rc = read_upstream(t);
+		if (rc < 0) {
+			upstream_failed(t, rc);
+			return -1;
+		}
+		progress |= rc;
+		if (t->uin && iobuf_len(t->uin) > 0) {
+			rc = handle_response_head(t);
+			if (rc < 0)
+				return -1;
+			progress |= rc;
+		}
+		return progress;
+	}
+
+	/* TS_BODY: head, then body bytes, to the client. */
+	if (t->cl_off < t->cl_out.len) {
+		rc = flush_sbuf(s->fd, &t->cl_out, &t->cl_off, &s->wr, &t->bytes_out);
+		if (rc < 0) {
+			txn_abort(t, "client write failed");
+			return -1;
+		}
+		if (rc == 0)
+			return progress;
+		progress = 1;
+	}
+	if (t->switching) {
+		/* Forward what the origin sent after its 101 and relay. */
+		if (t->uin && iobuf_len(t->uin) == 0)
+			iobuf_put(&t->uin);
+		start_tunnel(t, &t->uin, &s->in);
+		return -1;
+	}
+	for (;;) {
+		if (t->uin_ready > 0) {
+			if (!s->wr)
+				return progress;
+			ssize_t n = send(s->fd, iobuf_head(t->uin), t->uin_ready, MSG_NOSIGNAL);
+			if (n < 0) {
+				if (errno == EINTR)
+					continue;
+				if (errno == EAGAIN) {
+					s->wr = false;
+					return progress;
+				}
+				txn_abort(t, "client write failed");
+				return -1;
+			}
+			t->bytes_out += (uint64_t)n;
+			counter_add(&s->w->cnt, CNT_BYTES_TO_CLIENTS, n);
+			iobuf_consume(t->uin, (size_t)n);
+			t->uin_ready -= (size_t)n;
+			progress = 1;
+			continue;
+		}
+		if (t->resp_framed) {
+			if (t->uin && iobuf_len(t->uin) == 0)
+				iobuf_put(&t->uin);
+			/* The request may still be going out (origin answered
+			 * early); only a complete exchange ends cleanly. */
+			if (!t->req_framed || t->cin_ready > 0) {
+				t->close_after = true;
+				t->up_reusable = false;
+			}
+			txn_finish(t);
+			return -1;
+		}
+		if (frame_response(t) < 0) {
+			txn_abort(t, t->resp_ck.error ? t->resp_ck.error : "bad chunked response");
+			return -1;
+		}
+		if (t->uin_ready > 0 || t->resp_framed)
+			continue;
+		rc = read_upstream(t);
+		if (rc == 1) {
+			progress = 1;
+			continue;
+		}
+		if (rc < 0) {
+			if (rc == -1 && t->respb.kind == H1_BODY_CLOSE) {
+				t->resp_framed = true;
+				t->up_reusable = false;
+				continue;
+			}
+			txn_abort(t, rc == -1 ? "origin closed mid-body" : "origin failed mid-body");
+			return -1;
+		}
+		return progress;
+	}
+}
+
+static int step_local(struct txn *t)
+{
+	struct session *s = t->s;
+	int rc = flush_sbuf(s->fd, &t->cl_out, &t->cl_off, &s->wr, &t->bytes_out);
+	if (rc < 0) {
+		session_close(s, true);
+		return -1;
+	}
+	if (rc == 0)
+		return 0;
+	counter_add(&s->w->cnt, CNT_BYTES_TO_CLIENTS, (int64_t)t->cl_out.len);
+	if (!t->close_after) {
+		/* Keep-alive after a local answer only once the request body (if
+		 * any) has been read and dropped: framing was known. */
+		t->cin_ready = 0;
+	}
+	txn_finish(t);
+	return -1;
+}
+
+static void txn_run(struct txn *t)
+{
+	struct session *s = t->s;
+	int rc;
+
+	for (;;) {
+		SL_CHECK_OBJ(t, TXN_MAGIC);
+		switch (t->state) {
+		case TS_RESOLVE:
+		case TS_CONNECT:
+		case TS_TUNNEL:
+		case TS_DONE:
+			return;
+		case TS_EXCHANGE:
+		case TS_BODY:
+			rc = step_exchange(t);
+			break;
+		case TS_LOCAL:
+			rc = step_local(t);
+			break;
+		default:
+			SL_ASSERT(0);
+			return;
+		}
+		if (rc < 0)
+			return; /* t may be gone */
+		if (rc == 0) {
+			arm_for_state(s);
+			return;
+		}
+		/* Progress: push the inactivity deadline out (cheap, lazy). */
+		arm_for_state(s);
+	}
+}
+
+/* ---- the session ---- */
+
+/* A head that cannot be parsed: answer, log, and close. */
+static void bad_request(struct session *s, const struct h1_error *herr)
+{
+	struct txn *t = sl_calloc(1, sizeof(*t));
+	size_t dummy;
+
+	counter_add(&s->w->cnt, CNT_REQUESTS_BAD, 1);
+	t->magic = TXN_MAGIC;
+	t->s = s;
+	t->conf = conf_ref(s->w->conf);
+	t->t0_us = clock_mono_us();
+	t->t0_wall_us = clock_wall_us();
+	t->version = 11;
+	sbuf_init(&t->strs, OUT_HEAD_MAX);
+	sbuf_init(&t->up_out, OUT_HEAD_MAX);
+	sbuf_init(&t->cl_out, OUT_HEAD_MAX);
+	copy_str(t, SV_LIT("-"), &dummy, &t->method_len);
+	copy_str(t, SV_LIT("-"), &t->url_off, &t->url_len);
+	s->txn = t;
+	log_info("bad request: %s (offset %zu)", herr->reason, herr->offset);
+	txn_local(t, herr->status, herr->reason, NULL, true);
+	/* Nothing after a malformed head can be trusted. */
+	iobuf_put(&s->in);
+	txn_run(t);
+}
+
+static void parse_head(struct session *s)
+{
+	const struct conf *c = s->w->conf;
+	struct h1_header hdrs[MAX_HEADERS_CEIL];
+	struct h1_request req;
+	struct h1_error herr;
+	struct h1_limits lim = { .max_head = c->max_header_size, .max_line = c->max_request_line,
+				 .max_headers = c->max_headers };
+
+	for (;;) {
+		if (s->in && iobuf_len(s->in) > 0) {
+			int rc = h1_parse_request(iobuf_head(s->in), iobuf_len(s->in), &lim, &req,
+						  hdrs, SL_ARRAY_LEN(hdrs), &herr);
+			if (rc == H1_OK) {
+				txn_begin(s, &req);
+				/* Views into s->in are dead after this. */
+				if (s->txn && !s->closed)
+					iobuf_consume(s->in, req.head_len);
+				if (s->txn)
+					txn_run(s->txn);
+				return;
+			}
+			if (rc == H1_ERROR) {
+				bad_request(s, &herr);
+				return;
+			}
+			/* Incomplete: make room for a head bigger than a buffer. */
+			if (iobuf_room(s->in) == 0) {
+				iobuf_compact(s->in);
+				if (iobuf_room(s->in) == 0 && s->in->cap < IOBUF_LARGE_SIZE)
+					s->in = iobuf_grow(&s->in, IOBUF_LARGE_SIZE);
+				if (iobuf_room(s->in) == 0) {
+					herr.status = 431;
+					herr.reason = "request head too large";
+					herr.offset = iobuf_len(s->in);
+					bad_request(s, &herr);
+					return;
+				}
+			}
+		}
+		int rc = read_client(s);
+		if (rc == 1)
+			continue;
+		if (rc < 0) {
+			/* EOF or error between requests (or inside a head). */
+			session_close(s, false);
+			return;
+		}
+		break;
+	}
+	if (s->in && iobuf_len(s->in) == 0)
+		iobuf_put(&s->in); /* idle: hold no buffer */
+	arm_for_state(s);
+}
+
+static void session_run(struct session *s)
+{
+	if (s->closed)
+		return;
+	if (s->txn == NULL) {
+		if (atomic_load(&s->w->drain)) {
+			session_close(s, false);
+			return;
+		}
+		parse_head(s);
+		return;
+	}
+	if (s->txn->state == TS_TUNNEL)
+		return;
+	txn_run(s->txn);
+}
+
+static void tunnel_event(struct txn *t, int fd, uint32_t revents)
+{
+	int err = 0;
+	int rc = relay_event(t->relay, fd, revents, &err);
+	uint64_t up_bytes, down_bytes;
+
+	relay_bytes(t->relay, &up_bytes, &down_bytes);
+	t->bytes_out = down_bytes;
+	if (rc == RELAY_AGAIN) {
+		arm_for_state(t->s);
+		return;
+	}
+	if (rc == RELAY_ERROR)
+		log_debug("tunnel %s ended: %s", t->key, strerror(-err));
+	session_close(t->s, rc == RELAY_ERROR);
+}
+
+static void session_io_cb(struct ev_loop *loop, struct ev_io *io, uint32_t revents)
+{
+	struct session *s = SL_CONTAINER_OF(io, struct session, io);
+	(void)loop;
+	SL_CHECK_OBJ(s, SESSION_MAGIC);
+	if (revents & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		s->rd = true;
+	if (revents & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+		s->wr = true;
+	if (s->txn && s->txn->state == TS_TUNNEL) {
+		tunnel_event(s->txn, s->fd, revents);
+		return;
+	}
+	session_run(s);
+}
+
+static void upstream_event(void *owner, uint32_t revents)
+{
+	struct txn *t = owner;
+	SL_CHECK_OBJ(t, TXN_MAGIC);
+	if (t->state == TS_TUNNEL) {
+		tunnel_event(t, t->up->fd, revents);
+		return;
+	}
+	if (revents & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		t->up_rd = true;
+	if (revents & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+		t->up_wr = true;
+	txn_run(t);
+}
+
+static void timer_cb(struct ev_loop *loop, struct ev_timer *tm)
+{
+	struct session *s = SL_CONTAINER_OF(tm, struct session, timer);
+	struct txn *t = s->txn;
+	(void)loop;
+
+	SL_CHECK_OBJ(s, SESSION_MAGIC);
+	if (t == NULL) {
+		if (s->in && iobuf_len(s->in) > 0) {
+			/* A head that never completed. */
+			static const char r408[] =
+				"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; "
+				"charset=utf-8\r\nContent-Length: 46\r\nConnection: close\r\n\r\n"
+				"408 Request Timeout: request head not received\n";
+			ssize_t n = send(s->fd, r408, sizeof(r408) - 1, MSG_NOSIGNAL);
+			(void)n;
+		}
+		session_close(s, false);
+		return;
+	}
+	switch (t->state) {
+	case TS_RESOLVE:
+	case TS_CONNECT: {
+		char d[HOST_NAME_MAX_LEN + 64];
+		snprintf(d, sizeof(d), "%s %s timed out", t->state == TS_RESOLVE ? "DNS lookup of" :
+			 "connection to", t->key);
+		txn_local(t, 504, d, t->state == TS_RESOLVE ? PS_DNS : PS_CONN_TIMEOUT, false);
+		txn_run(t);
+		return;
+	}
+	case TS_EXCHANGE: {
+		char d[HOST_NAME_MAX_LEN + 64];
+		snprintf(d, sizeof(d), "no response from %s in time", t->key);
+		txn_local(t, 504, d, PS_RESP_TIMEOUT, false);
+		txn_run(t);
+		return;
+	}
+	default:
+		/* Mid-body, tunnel idle, or a client not reading our answer. */
+		txn_abort(t, "timeout");
+		return;
+	}
+}
+
+void session_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t len)
+{
+	struct session *s = sl_calloc(1, sizeof(*s));
+
+	s->magic = SESSION_MAGIC;
+	s->w = w;
+	s->fd = fd;
+	memcpy(&s->peer, peer, SL_MIN((size_t)len, sizeof(s->peer)));
+	s->rd = s->wr = true;
+	s->next = w->sessions;
+	if (s->next)
+		s->next->prev = s;
+	w->sessions = s;
+	w->nsessions++;
+	counter_add(&w->cnt, CNT_CLIENT_ACCEPTED, 1);
+	counter_add(&w->cnt, CNT_CLIENT_ACTIVE, 1);
+	net_set_nodelay(fd);
+	if (ev_io_add(w->loop, &s->io, fd, EV_READ | EV_WRITE | EV_RDHUP, session_io_cb) < 0) {
+		log_error("cannot register client socket: %s", strerror(errno));
+		s->io.fd = -1;
+		session_close(s, true);
+		return;
+	}
+	/* Data may already be waiting (accept after the first segment). */
+	session_run(s);
+}
+
+void session_close_idle(struct worker *w)
+{
+	struct session *s = w->sessions, *next;
+	for (; s != NULL; s = next) {
+		next = s->next;
+		if (s->txn == NULL && !(s->in && iobuf_len(s->in) > 0))
+			session_close(s, false);
+	}
+}
+
+void session_close_all(struct worker *w)
+{
+	while (w->sessions)
+		session_close(w->sessions, false);
+}
