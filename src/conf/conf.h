@@ -26,10 +26,14 @@
 
 #define CONF_MAGIC 0xc0f1c0f1u
 
+/* A config file (or included file) larger than this is refused: a config is
+ * read whole, and nothing legitimate comes near this. */
+#define CONF_FILE_MAX (16 * 1024 * 1024)
+
 struct conf_addr {
 	struct sockaddr_storage ss; /* AF_INET or AF_INET6, port set */
 	socklen_t len;
-	char text[64];              /* as written in canonical form: "127.0.0.1:3128", "[::1]:3128" */
+	char text[64];              /* canonical form: "127.0.0.1:3128", "[::1]:3128" */
 };
 
 struct conf_cidr {
@@ -53,18 +57,25 @@ struct conf {
 
 	char *source;                 /* file it was loaded from, or NULL (built-in) */
 
+	/* The three lists (listen, allow, connect_ports): the first occurrence in a
+	 * load (counting included files) replaces the default, later ones append. */
 	struct conf_addr *listen;     /* listen ADDR:PORT (repeatable); default 127.0.0.1:3128 */
 	size_t nlisten;
 	unsigned threads;             /* threads N|auto; 0 = auto (one per core) */
-	struct conf_cidr *allow;      /* allow CIDR... (repeatable, appends); default 127.0.0.0/8 ::1 */
+	struct conf_cidr *allow;      /* allow CIDR|all|none... (repeatable, appends); default
+	                                 127.0.0.0/8 ::1. all = 0.0.0.0/0 + ::/0; none empties the
+	                                 list (nallow 0: nobody). At most CONF_MAX_CIDRS. */
 	size_t nallow;
-	struct conf_ports *connect_ports; /* connect_ports PORT|LO-HI...; default 443 */
+	struct conf_ports *connect_ports; /* connect_ports PORT|LO-HI|any|none...; default 443.
+	                                     any = 1-65535; none empties (CONNECT refused) */
 	size_t nconnect_ports;
 	bool via;                     /* via on|off; default on */
 	bool forwarded_for;           /* forwarded_for on|off; default off (X-Forwarded-For) */
-	char *visible_hostname;       /* visible_hostname NAME; default gethostname() */
+	char *visible_hostname;       /* visible_hostname NAME; default gethostname(), or
+	                                 "localhost". Only [A-Za-z0-9._-], so header-safe */
 
-	char *access_log;             /* access_log PATH|stderr|off [squid|combined]; NULL = off */
+	char *access_log;             /* access_log PATH|stderr|off [squid|combined]; NULL = off,
+	                                 "stderr" = standard error; default "stderr" */
 	enum alog_format access_log_format; /* default squid */
 	enum log_level log_level;     /* log_level error|warn|info|debug; default info */
 
@@ -76,10 +87,12 @@ struct conf {
 	uint32_t shutdown_timeout_ms;     /* shutdown_timeout DURATION; default 10s */
 
 	uint32_t max_connections;         /* max_connections N; default 10000 (whole process) */
-	uint32_t max_connections_per_client; /* max_connections_per_client N; 0 = unlimited (default) */
+	uint32_t max_connections_per_client; /* max_connections_per_client N; 0 = unlimited
+	                                        (default) */
 	uint32_t max_header_size;         /* max_header_size SIZE; default 32K, ceiling 64K */
 	uint32_t max_headers;             /* max_headers N; default 100, ceiling 1000 */
-	uint32_t max_request_line;        /* max_request_line SIZE; default 8K, <= max_header_size */
+	uint32_t max_request_line;        /* max_request_line SIZE; default 8K, <= max_header_size
+	                                     (if unset, shrinks to a smaller max_header_size) */
 
 	char *dns_servers;                /* dns_servers IP[:PORT]...; NULL = /etc/resolv.conf.
 	                                     Stored as c-ares CSV: "1.2.3.4:53,[::1]:53" */
@@ -90,14 +103,31 @@ struct conf {
 struct conf *conf_defaults(void);
 
 /* Load and validate a file. On success returns 0 and *out (refs = 1). On
- * failure returns -1 and writes "FILE:LINE: message" into err (NUL-terminated,
- * truncated to errlen). Runs on the main thread only (reads files, globs). */
+ * failure returns -1, sets *out to NULL and writes "FILE:LINE: message" into
+ * err (NUL-terminated, truncated to errlen; err may be NULL if errlen is 0).
+ * FILE is the file the error is in (an included file names itself). When the
+ * top-level file itself cannot be read the message is "FILE: message" (there
+ * is no line). Runs on the main thread only (reads files, globs).
+ *
+ * Lines may end in LF or CRLF; any other control byte (NUL, a bare CR, ...)
+ * except TAB is an error, as is a line longer than CONF_LINE_MAX bytes or a
+ * file larger than CONF_FILE_MAX. A file is read as a whole before parsing. */
 int conf_load_file(const char *path, struct conf **out, char *err, size_t errlen) SL_WUR;
 
 /* The same from a string; `name` is used as FILE in messages. `include` is
  * resolved relative to the current directory. For tests and the fuzzer. */
 int conf_load_string(const char *text, size_t len, const char *name, struct conf **out,
 		     char *err, size_t errlen) SL_WUR;
+
+/* Allow or forbid `include` for the whole process (default: allowed). The
+ * fuzzer forbids it so that input cannot make it read arbitrary files; a
+ * forbidden include is an error at its line. Not thread-safe: set it once
+ * before loading. */
+void conf_set_includes_allowed(bool allowed);
+
+/* Name of directive i in table order, or NULL when i is past the end. Lets a
+ * test check that docs/config.md documents every directive. */
+const char *conf_directive_name(size_t i);
 
 /* Take a reference (thread-safe). */
 struct conf *conf_ref(struct conf *c);
@@ -107,13 +137,22 @@ void conf_unref(struct conf **cp);
 /* Policy helpers (pure). */
 bool conf_client_allowed(const struct conf *c, const struct sockaddr *sa);
 bool conf_connect_port_allowed(const struct conf *c, uint16_t port);
-/* Match one address against one CIDR (IPv4-mapped IPv6 addresses match IPv4 CIDRs). */
+/* Match one address against one CIDR (IPv4-mapped IPv6 addresses match IPv4 CIDRs,
+ * and only those; a non-IP address never matches). */
 bool conf_cidr_match(const struct conf_cidr *cidr, const struct sockaddr *sa);
 
 /* Parse helpers, exposed for unit tests. Each returns 0 or -1. */
-int conf_parse_size(const char *s, uint64_t *out) SL_WUR;       /* 123, 64K, 256M, 10G, 1T (powers of 1024), optional trailing B */
-int conf_parse_duration_ms(const char *s, uint64_t *out) SL_WUR; /* 500ms, 30s, 5m, 2h, 1d; bare number = seconds */
-int conf_parse_addr(const char *s, struct conf_addr *out) SL_WUR; /* IPv4:PORT, [IPv6]:PORT, *:PORT, PORT */
-int conf_parse_cidr(const char *s, struct conf_cidr *out) SL_WUR; /* ADDR, ADDR/PREFIX; "all" is not accepted here */
+/* 123, 64K, 256M, 10G, 1T (powers of 1024), optional trailing B; suffixes in
+ * either case. Digits only before the suffix; overflow past UINT64_MAX fails. */
+int conf_parse_size(const char *s, uint64_t *out) SL_WUR;
+/* 500ms, 30s, 5m, 2h, 1d; bare number = seconds; suffixes in either case; no
+ * fractions or compounds; overflow fails. 0 parses (directives reject it). */
+int conf_parse_duration_ms(const char *s, uint64_t *out) SL_WUR;
+/* IPv4:PORT, [IPv6]:PORT, *:PORT (= 0.0.0.0), PORT (= 0.0.0.0:PORT); port
+ * 1..65535; no host names, no zone ids. Fills ss, len and text. */
+int conf_parse_addr(const char *s, struct conf_addr *out) SL_WUR;
+/* ADDR, ADDR/PREFIX; "all" is not accepted here; host bits set is an error. A v6 CIDR
+ * inside ::ffff:0:0/96 (prefix >= 96) is stored as the IPv4 CIDR it stands for. */
+int conf_parse_cidr(const char *s, struct conf_cidr *out) SL_WUR;
 
 #endif

@@ -107,7 +107,8 @@ struct h1_body {
  *   - Content-Length: digits only, all values (comma lists or repeated fields)
  *     identical, else 400; values above 2^62 are 400;
  *   - neither: no body.
- * Returns 0, or -1 with *err filled. */
+ * Returns 0, or -1 with *err filled (err->offset is 0: the framing functions
+ * do not see the buffer). */
 int h1_request_body(const struct h1_request *req, struct h1_body *out,
 		    struct h1_error *err) SL_WUR;
 
@@ -118,6 +119,8 @@ int h1_request_body(const struct h1_request *req, struct h1_body *out,
  *   - Transfer-Encoding with chunked last: chunked; TE without chunked last:
  *     close-delimited; TE and CL together: 502 (we never forward ambiguity);
  *   - Content-Length rules as for requests, errors 502;
+ *   - a Transfer-Encoding that is malformed (non-token coding, chunked twice,
+ *     empty) or sent in an HTTP/1.0 response (RFC 9112 §6.1): 502;
  *   - otherwise close-delimited.
  * Returns 0, or -1 with *err filled (status 502). */
 int h1_response_body(const struct h1_response *resp, struct sv req_method,

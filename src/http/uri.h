@@ -26,7 +26,9 @@ struct uri {
  * -2 (the caller answers 501 or 400 as it sees fit); userinfo ("user@host") is
  * rejected (-1), as is an empty host, a port outside 1..65535, non-digits in
  * the port, characters outside RFC 3986 in host or path, "%" not followed by
- * two hex digits, and a '#'. Returns 0 or a negative code. */
+ * two hex digits, and a '#'. A query without a path ("http://a?q") is also
+ * rejected (-1): its origin-form needs a '/' the buffer does not hold.
+ * Returns 0 or a negative code. */
 int uri_parse_absolute(struct sv target, struct uri *out) SL_WUR;
 
 /* Parse an authority-form target "host:port" (CONNECT, RFC 9110 §9.3.6):

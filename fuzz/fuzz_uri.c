@@ -1,0 +1,93 @@
+/* fuzz_uri.c - libFuzzer target for uri_parse_absolute, uri_parse_authority
+ * and uri_parse_host.
+ *
+ * Input: one byte choosing the function and default port, then the text.
+ * Checked: return codes from the documented set; views inside the input
+ * (or the static "/" for an empty path); host non-empty, capped, port
+ * non-zero; an absolute-form's authority parses the same as a Host value. */
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "buf/limits.h"
+#include "http/uri.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static bool inside(struct sv s, const char *buf, size_t len)
+{
+	return s.p >= buf && s.len <= len && (size_t)(s.p - buf) <= len - s.len;
+}
+
+static void check_host(const struct uri *u, struct sv in)
+{
+	SL_ASSERT(inside(u->host, in.p, in.len));
+	SL_ASSERT(u->host.len >= 1 && u->host.len <= HOST_NAME_MAX_LEN);
+	SL_ASSERT(u->port != 0);
+	SL_ASSERT(uri_host_eq(u->host, u->host));
+	for (size_t i = 0; i < u->host.len; i++) {
+		unsigned char c = (unsigned char)u->host.p[i];
+		SL_ASSERT(c > 0x20 && c < 0x7f && c != '/' && c != '@' && c != '#');
+		SL_ASSERT(u->host_is_ipv6 || c != ':');
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (size < 1)
+		return 0;
+	struct sv in = sv_make((const char *)data + 1, size - 1);
+	uint16_t defport = (uint16_t)(1 + data[0] * 257);
+	struct uri u, h;
+	int rc;
+
+	switch (data[0] % 3) {
+	case 0:
+		rc = uri_parse_absolute(in, &u);
+		SL_ASSERT(rc == 0 || rc == -1 || rc == -2);
+		if (rc != 0)
+			break;
+		check_host(&u, in);
+		SL_ASSERT(sv_ieq_cstr(u.scheme, "http") && u.scheme.p == in.p);
+		SL_ASSERT(u.port_explicit || u.port == 80);
+		SL_ASSERT(u.path.len >= 1 && u.path.p[0] == '/');
+		SL_ASSERT(memchr(u.path.p, '#', u.path.len) == NULL);
+		if (u.path_empty) {
+			SL_ASSERT(u.path.len == 1);
+		} else {
+			SL_ASSERT(inside(u.path, in.p, in.len));
+			SL_ASSERT(u.path.p + u.path.len == in.p + in.len);
+		}
+		/* the authority is a valid Host value naming the same thing */
+		{
+			const char *a = in.p + 7;
+			const char *end = u.path_empty ? in.p + in.len : u.path.p;
+			SL_ASSERT(uri_parse_host(sv_make(a, (size_t)(end - a)), 80, &h) == 0);
+			SL_ASSERT(sv_eq(h.host, u.host) && h.port == u.port);
+			SL_ASSERT(h.host_is_ipv6 == u.host_is_ipv6);
+		}
+		break;
+	case 1:
+		rc = uri_parse_authority(in, &u);
+		SL_ASSERT(rc == 0 || rc == -1);
+		if (rc != 0)
+			break;
+		check_host(&u, in);
+		SL_ASSERT(u.port_explicit);
+		SL_ASSERT(u.host.p + u.host.len + u.host_is_ipv6 < in.p + in.len);
+		break;
+	default:
+		rc = uri_parse_host(in, defport, &u);
+		SL_ASSERT(rc == 0 || rc == -1);
+		if (rc != 0)
+			break;
+		check_host(&u, in);
+		SL_ASSERT(u.port_explicit || u.port == defport);
+		/* a Host value with its port is an authority-form target */
+		if (u.port_explicit)
+			SL_ASSERT(uri_parse_authority(in, &h) == 0 && sv_eq(h.host, u.host));
+		break;
+	}
+	return 0;
+}
