@@ -1,0 +1,151 @@
+"""Persistent connections on both sides, pipelining, close, idle timeouts,
+and reuse of pooled upstream connections."""
+import time
+
+from lib import asserts as A
+from lib import origin as O
+from lib.client import build_request
+from lib.util import scale
+
+
+def path_echo(req, c):
+    c.respond(200, req.target.encode(), [("Content-Type", "text/plain")])
+
+
+def test_keepalive001_ten_sequential_one_upstream(t):
+    p = t.sluice()
+    o = t.origin(path_echo)
+    c = t.client(p)
+    for i in range(10):
+        r = c.request(build_request("GET", o.url(f"/seq/{i}")))
+        A.status(r, 200)
+        A.eq(r.body, f"/seq/{i}".encode(), f"body {i}")
+    A.eq(len(o.requests), 10, "requests at origin")
+    A.eq(o.accepted, 1, "upstream connections")
+
+
+def test_keepalive002_two_clients_reuse_upstream(t):
+    p = t.sluice(threads=1)
+    o = t.origin(path_echo)
+    c1 = t.client(p)
+    A.status(c1.request(build_request("GET", o.url("/a"))), 200)
+    c1.close()
+    time.sleep(0.1)
+    c2 = t.client(p)
+    A.status(c2.request(build_request("GET", o.url("/b"))), 200)
+    A.eq(o.accepted, 1, "upstream connections for two clients in turn")
+
+
+def test_keepalive003_pipelined_in_order(t):
+    p = t.sluice()
+    o = t.origin(path_echo)
+    c = t.client(p)
+    c.send(b"".join(build_request("GET", o.url(f"/pipe/{i}")) for i in range(5)))
+    for i in range(5):
+        r = c.read_response()
+        A.status(r, 200)
+        A.eq(r.body, f"/pipe/{i}".encode(),
+             f"response {i} in order (origin saw {[q.target for q in o.requests]})")
+
+
+def test_keepalive004_connection_close_honoured(t):
+    p = t.sluice()
+    o = t.origin(path_echo)
+    c = t.client(p)
+    r = c.request(build_request("GET", o.url("/last"), [("Connection", "close")]))
+    A.status(r, 200)
+    A.eq(r.body, b"/last", "body")
+    if not c.is_closed(3):
+        raise AssertionError("proxy kept the connection open after Connection: close")
+
+
+def test_keepalive005_client_idle_timeout(t):
+    p = t.sluice("client_idle_timeout 1s")
+    o = t.origin(path_echo)
+    c = t.client(p, timeout=10)
+    A.status(c.request(build_request("GET", o.url("/"))), 200)
+    t0 = time.monotonic()
+    if c.is_closed(0.5 / scale()):  # the lower bound is not scaled: the proxy's clock is real
+        raise AssertionError(f"closed after {time.monotonic() - t0:.2f}s, idle timeout is 1s")
+    if not c.is_closed(4):
+        raise AssertionError("idle client connection still open 4.5s after client_idle_timeout 1s")
+    dt = time.monotonic() - t0
+    if dt > 3.5 * scale():
+        raise AssertionError(f"idle connection closed only after {dt:.2f}s")
+
+
+def test_keepalive006_idle_timeout_spares_busy_client(t):
+    p = t.sluice("client_idle_timeout 1s")
+    o = t.origin(path_echo)
+    c = t.client(p, timeout=10)
+    for i in range(5):  # 2 s of activity, a request every 0.4 s
+        A.status(c.request(build_request("GET", o.url(f"/{i}"))), 200)
+        time.sleep(0.4)
+
+
+def test_keepalive007_upstream_closed_idle_connection_retried(t):
+    p = t.sluice()
+
+    def respond_then_close(req, c):
+        c.respond(200, req.target.encode())  # keep-alive response...
+        time.sleep(0.05)
+        return O.CLOSE                       # ...then the origin closes the idle connection
+
+    o = t.origin(respond_then_close)
+    c = t.client(p)
+    A.status(c.request(build_request("GET", o.url("/1"))), 200)
+    time.sleep(0.3)
+    r = c.request(build_request("GET", o.url("/2")))
+    A.status(r, 200)
+    A.eq(r.body, b"/2", "second response")
+    A.eq(o.accepted, 2, "upstream connections")
+
+
+def test_keepalive008_many_requests_different_origins(t):
+    p = t.sluice()
+    o1 = t.origin(path_echo)
+    o2 = t.origin(path_echo)
+    c = t.client(p)
+    for i in range(6):
+        o = (o1, o2)[i % 2]
+        r = c.request(build_request("GET", o.url(f"/o{i}")))
+        A.eq(r.body, f"/o{i}".encode(), f"response {i}")
+    A.eq((o1.accepted, o2.accepted), (1, 1), "upstream connections per origin")
+
+
+def test_keepalive009_pooled_connection_closed_at_reuse_retried(t):
+    # The origin answers the first request on each connection, then closes
+    # when the next request arrives on it (the race a pool must survive).
+    def first_only(req, c):
+        n = getattr(c, "served", 0)
+        c.served = n + 1
+        if n >= 1:
+            return O.CLOSE
+        c.respond(200, req.target.encode())
+
+    p = t.sluice(threads=1)
+    o = t.origin(first_only)
+    c = t.client(p)
+    A.status(c.request(build_request("GET", o.url("/1"))), 200)
+    time.sleep(0.1)
+    r = c.request(build_request("GET", o.url("/2")))
+    A.status(r, 200)
+    A.eq(r.body, b"/2", "second response (retried on a fresh connection)")
+    A.eq(o.accepted, 2, "upstream connections")
+
+
+def test_keepalive010_upstream_idle_timeout(t):
+    p = t.sluice("upstream_idle_timeout 1s")
+    o = t.origin(path_echo)
+    c = t.client(p)
+    A.status(c.request(build_request("GET", o.url("/"))), 200)
+    t0 = time.monotonic()
+    from lib.util import wait_until
+    wait_until(lambda: o.peer_closed >= 1, 4, "the proxy to close its idle upstream connection")
+    dt = time.monotonic() - t0
+    if dt < 0.5:
+        raise AssertionError(f"upstream connection closed after {dt:.2f}s, idle timeout is 1s")
+    # The client connection is unaffected and the next request opens a new one.
+    r = c.request(build_request("GET", o.url("/again")))
+    A.eq(r.body, b"/again", "request after the pooled connection expired")
+    A.eq(o.accepted, 2, "upstream connections")
