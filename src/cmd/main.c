@@ -16,6 +16,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "conf/conf.h"
+#include "dns/dns.h"
 #include "net/net.h"
 #include "obs/alog.h"
 #include "proxy/worker.h"
@@ -196,6 +197,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	raise_nofile();
+	dns_cache_init(conf->dns_cache_size);
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
@@ -301,6 +303,7 @@ int main(int argc, char **argv)
 	alog_shutdown();
 	conf_unref(&conf);
 	close(sfd);
+	dns_cache_free();
 	ares_library_cleanup();
 	return exit_code;
 }

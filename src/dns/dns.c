@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,10 +65,6 @@ struct dns {
 	ares_channel channel;
 	struct ev_timer timer;
 	struct sockwatch *socks;
-
-	struct cache_entry **buckets;
-	unsigned nbuckets, ncache, cache_max;
-	struct cache_entry lru; /* sentinel: lru.lru_next is the most recent */
 
 	struct host_entry *hosts;
 	struct pending *pending;
@@ -178,11 +175,32 @@ static void arm_timer(struct dns *d)
 	ev_timer_at(d->loop, &d->timer, ev_now(d->loop) + ms, timer_cb);
 }
 
-/* ---- cache ---- */
+/* ---- cache ----
+ *
+ * One cache for the whole process, so a name resolved by one worker is known
+ * to all; split into shards, each with its own lock and LRU list, so workers
+ * rarely meet on a lock. Entries expire by the monotonic clock. */
+
+#define DNS_SHARDS 16
+
+struct shard {
+	pthread_mutex_t lock;
+	struct cache_entry **buckets;
+	unsigned nbuckets, n, max;
+	struct cache_entry lru; /* sentinel: lru.lru_next is the most recent */
+};
+
+static struct shard shards[DNS_SHARDS];
+static bool cache_on;
 
 static uint64_t name_hash(const char *name)
 {
 	return XXH3_64bits(name, strlen(name));
+}
+
+static struct shard *shard_of(uint64_t h)
+{
+	return &shards[h % DNS_SHARDS];
 }
 
 static void lru_unlink(struct cache_entry *e)
@@ -191,70 +209,128 @@ static void lru_unlink(struct cache_entry *e)
 	e->lru_next->lru_prev = e->lru_prev;
 }
 
-static void lru_push(struct dns *d, struct cache_entry *e)
+static void lru_push(struct shard *sh, struct cache_entry *e)
 {
-	e->lru_next = d->lru.lru_next;
-	e->lru_prev = &d->lru;
-	d->lru.lru_next->lru_prev = e;
-	d->lru.lru_next = e;
+	e->lru_next = sh->lru.lru_next;
+	e->lru_prev = &sh->lru;
+	sh->lru.lru_next->lru_prev = e;
+	sh->lru.lru_next = e;
 }
 
-static void cache_remove(struct dns *d, struct cache_entry *e)
+static void cache_remove(struct shard *sh, struct cache_entry *e)
 {
-	struct cache_entry **pp = &d->buckets[e->hash % d->nbuckets];
+	struct cache_entry **pp = &sh->buckets[(e->hash / DNS_SHARDS) % sh->nbuckets];
 	while (*pp != e)
 		pp = &(*pp)->hnext;
 	*pp = e->hnext;
 	lru_unlink(e);
-	d->ncache--;
+	sh->n--;
 	free(e);
 }
 
-static struct cache_entry *cache_find(struct dns *d, const char *name)
+/* Under the shard lock. */
+static struct cache_entry *shard_find(struct shard *sh, uint64_t h, const char *name, uint64_t now)
 {
-	uint64_t h;
 	struct cache_entry *e;
-
-	if (d->nbuckets == 0)
-		return NULL;
-	h = name_hash(name);
-	for (e = d->buckets[h % d->nbuckets]; e != NULL; e = e->hnext) {
+	for (e = sh->buckets[(h / DNS_SHARDS) % sh->nbuckets]; e != NULL; e = e->hnext) {
 		if (e->hash != h || strcmp(e->name, name) != 0)
 			continue;
-		if (e->expires <= ev_now(d->loop)) {
-			cache_remove(d, e);
+		if (e->expires <= now) {
+			cache_remove(sh, e);
 			return NULL;
 		}
-		lru_unlink(e);
-		lru_push(d, e);
 		return e;
 	}
 	return NULL;
 }
 
-static void cache_put(struct dns *d, const char *name, const struct dns_result *r, unsigned ttl_s)
+void dns_cache_init(unsigned size)
 {
+	unsigned per = size / DNS_SHARDS + 1;
+	cache_on = size > 0;
+	for (unsigned i = 0; i < DNS_SHARDS; i++) {
+		struct shard *sh = &shards[i];
+		pthread_mutex_init(&sh->lock, NULL);
+		sh->lru.lru_next = sh->lru.lru_prev = &sh->lru;
+		sh->max = per;
+		sh->nbuckets = 1;
+		while (sh->nbuckets < per)
+			sh->nbuckets *= 2;
+		sh->buckets = cache_on ? sl_calloc(sh->nbuckets, sizeof(*sh->buckets)) : NULL;
+	}
+}
+
+void dns_cache_free(void)
+{
+	for (unsigned i = 0; i < DNS_SHARDS; i++) {
+		struct shard *sh = &shards[i];
+		if (sh->buckets == NULL)
+			continue;
+		while (sh->lru.lru_next != &sh->lru)
+			cache_remove(sh, sh->lru.lru_next);
+		free(sh->buckets);
+		sh->buckets = NULL;
+		pthread_mutex_destroy(&sh->lock);
+	}
+	cache_on = false;
+}
+
+/* Copy a live entry for name into *r. */
+static bool cache_get(const char *name, uint64_t now, struct dns_result *r)
+{
+	uint64_t h;
+	struct shard *sh;
+	struct cache_entry *e;
+	bool found = false;
+
+	if (!cache_on)
+		return false;
+	h = name_hash(name);
+	sh = shard_of(h);
+	pthread_mutex_lock(&sh->lock);
+	e = shard_find(sh, h, name, now);
+	if (e != NULL) {
+		lru_unlink(e);
+		lru_push(sh, e);
+		r->error = e->error;
+		r->n = e->n;
+		memcpy(r->addrs, e->addrs, e->n * sizeof(e->addrs[0]));
+		found = true;
+	}
+	pthread_mutex_unlock(&sh->lock);
+	return found;
+}
+
+static void cache_put(const char *name, uint64_t now, const struct dns_result *r, unsigned ttl_s)
+{
+	uint64_t h;
+	struct shard *sh;
 	struct cache_entry *e;
 	size_t len = strlen(name);
 
-	if (d->nbuckets == 0)
+	if (!cache_on)
 		return;
-	e = cache_find(d, name);
-	if (e != NULL)
-		cache_remove(d, e);
-	if (d->ncache >= d->cache_max)
-		cache_remove(d, d->lru.lru_prev);
+	h = name_hash(name);
+	sh = shard_of(h);
 	e = sl_calloc(1, sizeof(*e) + len + 1);
 	memcpy(e->name, name, len + 1);
-	e->hash = name_hash(name);
-	e->expires = ev_now(d->loop) + (uint64_t)ttl_s * 1000;
+	e->hash = h;
+	e->expires = now + (uint64_t)ttl_s * 1000;
 	e->error = r->error;
 	e->n = (uint8_t)r->n;
 	memcpy(e->addrs, r->addrs, r->n * sizeof(r->addrs[0]));
-	e->hnext = d->buckets[e->hash % d->nbuckets];
-	d->buckets[e->hash % d->nbuckets] = e;
-	lru_push(d, e);
-	d->ncache++;
+	pthread_mutex_lock(&sh->lock);
+	struct cache_entry *old = shard_find(sh, h, name, now);
+	if (old != NULL)
+		cache_remove(sh, old);
+	if (sh->n >= sh->max)
+		cache_remove(sh, sh->lru.lru_prev);
+	struct cache_entry **b = &sh->buckets[(h / DNS_SHARDS) % sh->nbuckets];
+	e->hnext = *b;
+	*b = e;
+	lru_push(sh, e);
+	sh->n++;
+	pthread_mutex_unlock(&sh->lock);
 }
 
 /* ---- hosts ---- */
@@ -389,7 +465,10 @@ static void pending_finish(struct pending *p, const struct dns_result *r)
 	*pp = p->next;
 	while (p->waiters != NULL) {
 		struct dns_query *q = p->waiters;
+		/* A callback may cancel other waiters: keep the list sound. */
 		p->waiters = q->next;
+		if (p->waiters)
+			p->waiters->prev = NULL;
 		q->magic = 0;
 		q->cb(q->arg, r);
 		free(q);
@@ -447,7 +526,7 @@ static void ares_done(void *arg, int status, int timeouts, struct ares_addrinfo 
 	}
 	/* Timeouts and server failures say nothing about the name: not cached. */
 	if (r.error != DNS_TIMEOUT && r.error != DNS_FAIL)
-		cache_put(d, p->name, &r, SL_MAX(ttl, (unsigned)DNS_MIN_TTL_S));
+		cache_put(p->name, ev_now(d->loop), &r, SL_MAX(ttl, (unsigned)DNS_MIN_TTL_S));
 	if (p->in_call) {
 		/* Answered inside dns_lookup(): it returns the answer itself. */
 		p->done_in_call = true;
@@ -462,7 +541,6 @@ int dns_lookup(struct dns *d, const char *host, struct dns_result *res, dns_cb c
 {
 	char name[HOST_NAME_MAX_LEN + 1];
 	size_t len = strlen(host);
-	struct cache_entry *e;
 	struct pending *p;
 	struct dns_query *q;
 
@@ -489,12 +567,8 @@ int dns_lookup(struct dns *d, const char *host, struct dns_result *res, dns_cb c
 	}
 	if (hosts_lookup(d, name, res))
 		return 0;
-	e = cache_find(d, name);
-	if (e != NULL) {
+	if (cache_get(name, ev_now(d->loop), res)) {
 		d->stats.cache_hits++;
-		res->error = e->error;
-		res->n = e->n;
-		memcpy(res->addrs, e->addrs, e->n * sizeof(e->addrs[0]));
 		return 0;
 	}
 
@@ -567,14 +641,6 @@ struct dns *dns_new(struct ev_loop *loop, const struct dns_opts *o, char *err, s
 
 	d->magic = DNS_MAGIC;
 	d->loop = loop;
-	d->lru.lru_next = d->lru.lru_prev = &d->lru;
-	d->cache_max = o->cache_size;
-	if (d->cache_max > 0) {
-		d->nbuckets = 1;
-		while (d->nbuckets < d->cache_max)
-			d->nbuckets *= 2;
-		d->buckets = sl_calloc(d->nbuckets, sizeof(*d->buckets));
-	}
 	ao.sock_state_cb = sock_state_cb;
 	ao.sock_state_cb_data = d;
 	ao.lookups = (char *)"b"; /* hosts file handled here, read once */
@@ -583,7 +649,6 @@ struct dns *dns_new(struct ev_loop *loop, const struct dns_opts *o, char *err, s
 	rc = ares_init_options(&d->channel, &ao, mask);
 	if (rc != ARES_SUCCESS) {
 		snprintf(err, errlen, "c-ares init: %s", ares_strerror(rc));
-		free(d->buckets);
 		free(d);
 		return NULL;
 	}
@@ -624,14 +689,11 @@ void dns_free(struct dns **dp)
 		}
 		free(p);
 	}
-	while (d->lru.lru_next != &d->lru)
-		cache_remove(d, d->lru.lru_next);
 	while (d->hosts) {
 		struct host_entry *h = d->hosts;
 		d->hosts = h->next;
 		free(h);
 	}
-	free(d->buckets);
 	d->magic = 0;
 	free(d);
 }

@@ -1,9 +1,9 @@
 /* dns.h - asynchronous name resolution on a worker's event loop.
  *
  * One resolver per worker thread: a c-ares channel whose sockets and timer
- * live on the worker's loop, a TTL-respecting cache of answers (negative
- * answers cached for DNS_NEG_TTL_S), coalescing of concurrent lookups of one
- * name, and /etc/hosts read once when the resolver is made (c-ares would read
+ * live on the worker's loop, a process-wide TTL-respecting cache of answers
+ * (negative answers cached for DNS_NEG_TTL_S), coalescing of concurrent
+ * lookups of one name within a worker, and /etc/hosts read once when the resolver is made (c-ares would read
  * the file from disk on every lookup, a blocking read on the worker).
  *
  * Results list IPv6 and IPv4 addresses interleaved, first family first, which
@@ -51,9 +51,14 @@ struct dns_result {
  * valid during the call only. */
 typedef void (*dns_cb)(void *arg, const struct dns_result *res);
 
+/* The answer cache is process-wide (sharded, a lock per shard). Make it
+ * once before any resolver (size in entries, 0: no cache); free it after
+ * the last resolver is gone. */
+void dns_cache_init(unsigned size);
+void dns_cache_free(void);
+
 struct dns_opts {
 	const char *servers;     /* c-ares CSV, or NULL for /etc/resolv.conf */
-	unsigned cache_size;     /* entries; 0 disables the cache */
 	unsigned timeout_ms;     /* per try */
 	const char *hosts_path;  /* NULL: /etc/hosts; "" for none */
 };

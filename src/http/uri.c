@@ -181,8 +181,16 @@ int uri_parse_absolute(struct sv target, struct uri *out)
 		out->path_empty = true;
 		return 0;
 	}
-	/* A query with no path ("http://a?q") would need a '/' the buffer does
-	 * not hold to become origin-form; clients always send the '/'. */
+	/* A query with no path ("http://a?q"): the path is empty, and its
+	 * origin-form is "/" followed by the query, which the caller writes. */
+	if (rest.p[0] == '?') {
+		if (!path_ok(rest))
+			return -1;
+		out->path = rest;
+		out->path_empty = true;
+		out->query_only = true;
+		return 0;
+	}
 	if (rest.p[0] != '/' || !path_ok(rest))
 		return -1;
 	out->path = rest;

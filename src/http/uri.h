@@ -19,6 +19,8 @@ struct uri {
 	struct sv path;     /* origin-form: path and query, starting with '/' ("/" if empty);
 	                       the fragment, if any, is an error (not sent by clients) */
 	bool path_empty;    /* the target had no path at all (e.g. "http://a.b") */
+	bool query_only;    /* no path but a query ("http://a.b?q"): path holds "?q", and
+	                       origin-form is "/" followed by it */
 };
 
 /* Parse an absolute-form target "http://host[:port][/path][?query]".
@@ -26,8 +28,8 @@ struct uri {
  * -2 (the caller answers 501 or 400 as it sees fit); userinfo ("user@host") is
  * rejected (-1), as is an empty host, a port outside 1..65535, non-digits in
  * the port, characters outside RFC 3986 in host or path, "%" not followed by
- * two hex digits, and a '#'. A query without a path ("http://a?q") is also
- * rejected (-1): its origin-form needs a '/' the buffer does not hold.
+ * two hex digits, and a '#'. A query without a path ("http://a?q") is
+ * accepted with query_only set: path is "?q", origin-form "/?q".
  * Returns 0 or a negative code. */
 int uri_parse_absolute(struct sv target, struct uri *out) SL_WUR;
 

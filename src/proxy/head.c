@@ -80,10 +80,13 @@ void head_build_request(struct sbuf *out, const struct h1_request *req, const st
 	sbuf_add_sv(out, req->method);
 	sbuf_add_char(out, ' ');
 	/* RFC 9112 §3.2.4: OPTIONS to an authority with an empty path is "*". */
-	if (u->path_empty && sv_ieq_cstr(req->method, "OPTIONS"))
+	if (u->path_empty && !u->query_only && sv_ieq_cstr(req->method, "OPTIONS")) {
 		sbuf_add_char(out, '*');
-	else
+	} else {
+		if (u->query_only)
+			sbuf_add_char(out, '/');
 		sbuf_add_sv(out, u->path);
+	}
 	sbuf_add_str(out, " HTTP/1.1\r\nHost: ");
 	if (u->host_is_ipv6) {
 		sbuf_add_char(out, '[');

@@ -167,7 +167,7 @@ static int half_run(struct half *h)
 	}
 }
 
-int relay_event(struct relay *r, int fd, uint32_t revents, int *err)
+void relay_note(struct relay *r, int fd, uint32_t revents)
 {
 	SL_CHECK_OBJ(r, RELAY_MAGIC);
 	for (int i = 0; i < 2; i++) {
@@ -177,6 +177,11 @@ int relay_event(struct relay *r, int fd, uint32_t revents, int *err)
 		if (h->dst == fd && (revents & (EPOLLOUT | EPOLLHUP | EPOLLERR)))
 			h->dst_ready = true;
 	}
+}
+
+int relay_event(struct relay *r, int fd, uint32_t revents, int *err)
+{
+	relay_note(r, fd, revents);
 	for (;;) {
 		int m0 = half_run(&r->h[0]);
 		int m1 = m0 < 0 ? 0 : half_run(&r->h[1]);

@@ -37,6 +37,9 @@ void relay_free(struct relay **rp);
  * RELAY_ERROR (a socket failed; *err = -errno). */
 int relay_event(struct relay *r, int fd, uint32_t revents, int *err) SL_WUR;
 
+/* Only note readiness on fd (a or b); relay_event(r, -1, 0, ...) moves. */
+void relay_note(struct relay *r, int fd, uint32_t revents);
+
 /* Bytes moved a->b and b->a so far. */
 void relay_bytes(const struct relay *r, uint64_t *a_to_b, uint64_t *b_to_a);
 

@@ -139,13 +139,13 @@ struct session {
 
 static void session_run(struct session *s);
 static void session_close(struct session *s, bool abort);
-static void txn_run(struct txn *t);
-static void txn_start_resolve(struct txn *t);
 
 /* ---- small helpers ---- */
 
 static void go_state(struct txn *t, enum txn_state next)
 {
+	if (t->state == next)
+		return;
 	log_debug("txn %p: %s -> %s", (void *)t, txn_state_str(t->state), txn_state_str(next));
 	t->state = next;
 }
@@ -369,11 +369,10 @@ static void txn_finish(struct txn *t)
 		session_close(s, false);
 		return;
 	}
+	/* Pipelined requests already in the buffer are served by the
+	 * driver's next turn; an idle session gives its buffer back. */
 	if (s->in && iobuf_len(s->in) == 0)
 		iobuf_put(&s->in);
-	arm_for_state(s);
-	/* Pipelined requests already in the buffer are served right away. */
-	session_run(s);
 }
 
 /* ---- request start ---- */
@@ -525,7 +524,7 @@ static void txn_begin(struct session *s, const struct h1_request *req)
 		return;
 	}
 	t->tag = t->is_connect ? "TCP_TUNNEL" : "TCP_MISS";
-	txn_start_resolve(t);
+	go_state(t, TS_RESOLVE);
 }
 
 /* ---- resolve and connect ---- */
@@ -533,62 +532,42 @@ static void txn_begin(struct session *s, const struct h1_request *req)
 static void on_connected(void *arg, struct upstream *up, int err);
 static void upstream_event(void *owner, uint32_t revents);
 
-static void start_connect(struct txn *t)
+static void dns_failed(struct txn *t, const struct dns_result *res)
 {
-	struct session *s = t->s;
+	char detail[HOST_NAME_MAX_LEN + 64];
+	snprintf(detail, sizeof(detail), "DNS lookup failed for %s (%s)", t->host,
+		 dns_error_str(res->error));
+	txn_local(t, 502, detail, PS_DNS, false);
+}
 
-	if (!t->is_connect && !t->retried) {
-		struct upstream *up = upstream_pool_get(s->w, t->key);
-		if (up != NULL) {
-			counter_add(&s->w->cnt, CNT_UPSTREAM_REUSED, 1);
-			t->reused = true;
-			go_state(t, TS_CONNECT);
-			on_connected(t, up, 0);
-			return;
-		}
-	}
-	t->reused = false;
-	go_state(t, TS_CONNECT);
-	arm_for_state(s);
-	t->conn = upstream_connect(s->w, &t->dres, t->port, t->key, on_connected, t);
+static void resolved(struct txn *t, const struct dns_result *res)
+{
+	t->dres = *res;
+	if (res->error != DNS_OK || res->n == 0)
+		dns_failed(t, res);
+	else
+		go_state(t, TS_CONNECT);
 }
 
 static void on_resolved(void *arg, const struct dns_result *res)
 {
 	struct txn *t = arg;
-	char detail[HOST_NAME_MAX_LEN + 64];
-
+	SL_CHECK_OBJ(t, TXN_MAGIC);
 	t->dq = NULL;
-	t->dres = *res;
-	if (res->error != DNS_OK || res->n == 0) {
-		snprintf(detail, sizeof(detail), "DNS lookup failed for %s (%s)", t->host,
-			 dns_error_str(res->error));
-		txn_local(t, 502, detail, PS_DNS, false);
-		txn_run(t);
-		return;
-	}
-	start_connect(t);
-	if (t->s->txn == t)
-		txn_run(t);
+	resolved(t, res);
+	session_run(t->s);
 }
 
-static void txn_start_resolve(struct txn *t)
+/* RESOLVE: start the lookup; an answer known at once moves on directly. */
+static int step_resolve(struct txn *t)
 {
 	struct dns_result res;
-	go_state(t, TS_RESOLVE);
-	arm_for_state(t->s);
-	if (dns_lookup(t->s->w->dns, t->host, &res, on_resolved, t, &t->dq) == 0) {
-		t->dq = NULL;
-		t->dres = res;
-		if (res.error != DNS_OK || res.n == 0) {
-			char detail[HOST_NAME_MAX_LEN + 64];
-			snprintf(detail, sizeof(detail), "DNS lookup failed for %s (%s)", t->host,
-				 dns_error_str(res.error));
-			txn_local(t, 502, detail, PS_DNS, false);
-			return;
-		}
-		start_connect(t);
-	}
+	if (t->dq != NULL)
+		return 0;
+	if (dns_lookup(t->s->w->dns, t->host, &res, on_resolved, t, &t->dq) == 1)
+		return 0;
+	resolved(t, &res);
+	return 1;
 }
 
 static void start_tunnel(struct txn *t, struct iobuf **to_client, struct iobuf **to_upstream)
@@ -603,23 +582,12 @@ static void start_tunnel(struct txn *t, struct iobuf **to_client, struct iobuf *
 	}
 	counter_add(&s->w->cnt, CNT_TUNNELS, 1);
 	go_state(t, TS_TUNNEL);
-	arm_for_state(s);
 }
 
-static void on_connected(void *arg, struct upstream *up, int err)
+static void got_upstream(struct txn *t, struct upstream *up)
 {
-	struct txn *t = arg;
 	struct session *s = t->s;
 
-	t->conn = NULL;
-	if (up == NULL) {
-		char detail[HOST_NAME_MAX_LEN + 96];
-		snprintf(detail, sizeof(detail), "cannot connect to %s port %u: %s", t->host,
-			 t->port, strerror(-err));
-		txn_local(t, 502, detail, err == -ECONNREFUSED ? PS_REFUSED : PS_UNAVAILABLE, false);
-		txn_run(t);
-		return;
-	}
 	t->up = up;
 	t->upaddr = up->addr;
 	t->have_upaddr = true;
@@ -632,16 +600,66 @@ static void on_connected(void *arg, struct upstream *up, int err)
 		memcpy(iobuf_tail(b), ok, sizeof(ok) - 1);
 		iobuf_commit(b, sizeof(ok) - 1);
 		t->status = 200;
-		t->bytes_out = 0;
 		start_tunnel(t, &b, &s->in);
 		return;
 	}
 	t->up_off = 0;
 	go_state(t, TS_EXCHANGE);
-	arm_for_state(s);
-	/* Called from the connector or the pool, never from our own run loop,
-	 * so running the transaction here cannot recurse into itself. */
-	txn_run(t);
+}
+
+static void on_connected(void *arg, struct upstream *up, int err)
+{
+	struct txn *t = arg;
+
+	SL_CHECK_OBJ(t, TXN_MAGIC);
+	t->conn = NULL;
+	if (up == NULL) {
+		char detail[HOST_NAME_MAX_LEN + 96];
+		snprintf(detail, sizeof(detail), "cannot connect to %s port %u: %s", t->host,
+			 t->port, strerror(-err));
+		txn_local(t, 502, detail, err == -ECONNREFUSED ? PS_REFUSED : PS_UNAVAILABLE, false);
+	} else {
+		got_upstream(t, up);
+	}
+	session_run(t->s);
+}
+
+/* CONNECT: take a pooled connection, or start a new one. */
+static int step_connect(struct txn *t)
+{
+	struct session *s = t->s;
+
+	if (t->conn != NULL)
+		return 0;
+	if (!t->is_connect && !t->retried) {
+		struct upstream *up = upstream_pool_get(s->w, t->key);
+		if (up != NULL) {
+			counter_add(&s->w->cnt, CNT_UPSTREAM_REUSED, 1);
+			t->reused = true;
+			got_upstream(t, up);
+			return 1;
+		}
+	}
+	t->reused = false;
+	t->conn = upstream_connect(s->w, &t->dres, t->port, t->key, on_connected, t);
+	return 0;
+}
+
+/* TUNNEL: move bytes with the readiness the relay has noted. */
+static int step_tunnel(struct txn *t)
+{
+	int err = 0;
+	int rc = relay_event(t->relay, -1, 0, &err);
+	uint64_t up_bytes, down_bytes;
+
+	relay_bytes(t->relay, &up_bytes, &down_bytes);
+	t->bytes_out = down_bytes;
+	if (rc == RELAY_AGAIN)
+		return 0;
+	if (rc == RELAY_ERROR)
+		log_debug("tunnel %s ended: %s", t->key, strerror(-err));
+	session_close(t->s, rc == RELAY_ERROR);
+	return 1;
 }
 
 /* ---- request body, client -> upstream ---- */
@@ -986,7 +1004,8 @@ static bool try_retry(struct txn *t)
 	t->retried = true;
 	upstream_close(&t->up, false);
 	iobuf_put(&t->uin);
-	start_connect(t);
+	t->up_off = 0;
+	go_state(t, TS_CONNECT);
 	return true;
 }
 
@@ -1009,7 +1028,7 @@ static void upstream_failed(struct txn *t, int err)
 	}
 }
 
-/* One step of EXCHANGE/BODY. 1: progress, 0: blocked, -1: txn ended. */
+/* One step of EXCHANGE/BODY. 1: progress or the state changed, 0: blocked. */
 static int step_exchange(struct txn *t)
 {
 	struct session *s = t->s;
@@ -1019,10 +1038,10 @@ static int step_exchange(struct txn *t)
 	if (t->up_off < t->up_out.len || !t->req_framed || t->cin_ready > 0) {
 		rc = pump_request(t);
 		if (rc == -1000)
-			return -1;
+			return 1; /* answered or aborted */
 		if (rc < 0) {
 			upstream_failed(t, rc);
-			return -1;
+			return 1;
 		}
 		progress |= rc;
 	}
@@ -1031,13 +1050,13 @@ static int step_exchange(struct txn *t)
 		rc = read_upstream(t);
 		if (rc < 0) {
 			upstream_failed(t, rc);
-			return -1;
+			return 1;
 		}
 		progress |= rc;
 		if (t->uin && iobuf_len(t->uin) > 0) {
 			rc = handle_response_head(t);
 			if (rc < 0)
-				return -1;
+				return 1;
 			progress |= rc;
 		}
 		return progress;
@@ -1048,7 +1067,7 @@ static int step_exchange(struct txn *t)
 		rc = flush_sbuf(s->fd, &t->cl_out, &t->cl_off, &s->wr, &t->bytes_out);
 		if (rc < 0) {
 			txn_abort(t, "client write failed");
-			return -1;
+			return 1;
 		}
 		if (rc == 0)
 			return progress;
@@ -1059,7 +1078,7 @@ static int step_exchange(struct txn *t)
 		if (t->uin && iobuf_len(t->uin) == 0)
 			iobuf_put(&t->uin);
 		start_tunnel(t, &t->uin, &s->in);
-		return -1;
+		return 1;
 	}
 	for (;;) {
 		if (t->uin_ready > 0) {
@@ -1074,7 +1093,7 @@ static int step_exchange(struct txn *t)
 					return progress;
 				}
 				txn_abort(t, "client write failed");
-				return -1;
+				return 1;
 			}
 			t->bytes_out += (uint64_t)n;
 			counter_add(&s->w->cnt, CNT_BYTES_TO_CLIENTS, n);
@@ -1093,11 +1112,11 @@ static int step_exchange(struct txn *t)
 				t->up_reusable = false;
 			}
 			txn_finish(t);
-			return -1;
+			return 1;
 		}
 		if (frame_response(t) < 0) {
 			txn_abort(t, t->resp_ck.error ? t->resp_ck.error : "bad chunked response");
-			return -1;
+			return 1;
 		}
 		if (t->uin_ready > 0 || t->resp_framed)
 			continue;
@@ -1113,7 +1132,7 @@ static int step_exchange(struct txn *t)
 				continue;
 			}
 			txn_abort(t, rc == -1 ? "origin closed mid-body" : "origin failed mid-body");
-			return -1;
+			return 1;
 		}
 		return progress;
 	}
@@ -1125,53 +1144,13 @@ static int step_local(struct txn *t)
 	int rc = flush_sbuf(s->fd, &t->cl_out, &t->cl_off, &s->wr, &t->bytes_out);
 	if (rc < 0) {
 		session_close(s, true);
-		return -1;
+		return 1;
 	}
 	if (rc == 0)
 		return 0;
 	counter_add(&s->w->cnt, CNT_BYTES_TO_CLIENTS, (int64_t)t->cl_out.len);
-	if (!t->close_after) {
-		/* Keep-alive after a local answer only once the request body (if
-		 * any) has been read and dropped: framing was known. */
-		t->cin_ready = 0;
-	}
 	txn_finish(t);
-	return -1;
-}
-
-static void txn_run(struct txn *t)
-{
-	struct session *s = t->s;
-	int rc;
-
-	for (;;) {
-		SL_CHECK_OBJ(t, TXN_MAGIC);
-		switch (t->state) {
-		case TS_RESOLVE:
-		case TS_CONNECT:
-		case TS_TUNNEL:
-		case TS_DONE:
-			return;
-		case TS_EXCHANGE:
-		case TS_BODY:
-			rc = step_exchange(t);
-			break;
-		case TS_LOCAL:
-			rc = step_local(t);
-			break;
-		default:
-			SL_ASSERT(0);
-			return;
-		}
-		if (rc < 0)
-			return; /* t may be gone */
-		if (rc == 0) {
-			arm_for_state(s);
-			return;
-		}
-		/* Progress: push the inactivity deadline out (cheap, lazy). */
-		arm_for_state(s);
-	}
+	return 1;
 }
 
 /* ---- the session ---- */
@@ -1199,10 +1178,11 @@ static void bad_request(struct session *s, const struct h1_error *herr)
 	txn_local(t, herr->status, herr->reason, NULL, true);
 	/* Nothing after a malformed head can be trusted. */
 	iobuf_put(&s->in);
-	txn_run(t);
 }
 
-static void parse_head(struct session *s)
+/* Read and parse the next request head. 1: a transaction was started (or
+ * the session closed), 0: waiting for bytes. */
+static int parse_head(struct session *s)
 {
 	const struct conf *c = s->w->conf;
 	struct h1_header hdrs[MAX_HEADERS_CEIL];
@@ -1217,16 +1197,14 @@ static void parse_head(struct session *s)
 						  hdrs, SL_ARRAY_LEN(hdrs), &herr);
 			if (rc == H1_OK) {
 				txn_begin(s, &req);
-				/* Views into s->in are dead after this. */
-				if (s->txn && !s->closed)
-					iobuf_consume(s->in, req.head_len);
-				if (s->txn)
-					txn_run(s->txn);
-				return;
+				/* Everything needed was copied: the views into
+				 * s->in die here, and the body starts at its head. */
+				iobuf_consume(s->in, req.head_len);
+				return 1;
 			}
 			if (rc == H1_ERROR) {
 				bad_request(s, &herr);
-				return;
+				return 1;
 			}
 			/* Incomplete: make room for a head bigger than a buffer. */
 			if (iobuf_room(s->in) == 0) {
@@ -1238,7 +1216,7 @@ static void parse_head(struct session *s)
 					herr.reason = "request head too large";
 					herr.offset = iobuf_len(s->in);
 					bad_request(s, &herr);
-					return;
+					return 1;
 				}
 			}
 		}
@@ -1248,47 +1226,60 @@ static void parse_head(struct session *s)
 		if (rc < 0) {
 			/* EOF or error between requests (or inside a head). */
 			session_close(s, false);
-			return;
+			return 1;
 		}
 		break;
 	}
 	if (s->in && iobuf_len(s->in) == 0)
 		iobuf_put(&s->in); /* idle: hold no buffer */
-	arm_for_state(s);
+	return 0;
 }
 
+/* The one driver: run the session's current step until it would block.
+ * Every event, callback and timer ends up here, and no step calls another
+ * step, so nothing recurses however many requests are pipelined. */
 static void session_run(struct session *s)
 {
-	if (s->closed)
-		return;
-	if (s->txn == NULL) {
-		if (atomic_load(&s->w->drain)) {
-			session_close(s, false);
+	while (!s->closed) {
+		struct txn *t = s->txn;
+		int rc;
+
+		if (t == NULL) {
+			if (atomic_load(&s->w->drain) && !(s->in && iobuf_len(s->in) > 0)) {
+				session_close(s, false);
+				return;
+			}
+			rc = parse_head(s);
+		} else {
+			SL_CHECK_OBJ(t, TXN_MAGIC);
+			switch (t->state) {
+			case TS_RESOLVE:
+				rc = step_resolve(t);
+				break;
+			case TS_CONNECT:
+				rc = step_connect(t);
+				break;
+			case TS_EXCHANGE:
+			case TS_BODY:
+				rc = step_exchange(t);
+				break;
+			case TS_TUNNEL:
+				rc = step_tunnel(t);
+				break;
+			case TS_LOCAL:
+				rc = step_local(t);
+				break;
+			default:
+				SL_ASSERT(0);
+				return;
+			}
+		}
+		if (rc == 0) {
+			if (!s->closed)
+				arm_for_state(s);
 			return;
 		}
-		parse_head(s);
-		return;
 	}
-	if (s->txn->state == TS_TUNNEL)
-		return;
-	txn_run(s->txn);
-}
-
-static void tunnel_event(struct txn *t, int fd, uint32_t revents)
-{
-	int err = 0;
-	int rc = relay_event(t->relay, fd, revents, &err);
-	uint64_t up_bytes, down_bytes;
-
-	relay_bytes(t->relay, &up_bytes, &down_bytes);
-	t->bytes_out = down_bytes;
-	if (rc == RELAY_AGAIN) {
-		arm_for_state(t->s);
-		return;
-	}
-	if (rc == RELAY_ERROR)
-		log_debug("tunnel %s ended: %s", t->key, strerror(-err));
-	session_close(t->s, rc == RELAY_ERROR);
 }
 
 static void session_io_cb(struct ev_loop *loop, struct ev_io *io, uint32_t revents)
@@ -1300,10 +1291,8 @@ static void session_io_cb(struct ev_loop *loop, struct ev_io *io, uint32_t reven
 		s->rd = true;
 	if (revents & (EPOLLOUT | EPOLLHUP | EPOLLERR))
 		s->wr = true;
-	if (s->txn && s->txn->state == TS_TUNNEL) {
-		tunnel_event(s->txn, s->fd, revents);
-		return;
-	}
+	if (s->txn && s->txn->state == TS_TUNNEL)
+		relay_note(s->txn->relay, s->fd, revents);
 	session_run(s);
 }
 
@@ -1312,14 +1301,14 @@ static void upstream_event(void *owner, uint32_t revents)
 	struct txn *t = owner;
 	SL_CHECK_OBJ(t, TXN_MAGIC);
 	if (t->state == TS_TUNNEL) {
-		tunnel_event(t, t->up->fd, revents);
-		return;
+		relay_note(t->relay, t->up->fd, revents);
+	} else {
+		if (revents & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+			t->up_rd = true;
+		if (revents & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+			t->up_wr = true;
 	}
-	if (revents & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-		t->up_rd = true;
-	if (revents & (EPOLLOUT | EPOLLHUP | EPOLLERR))
-		t->up_wr = true;
-	txn_run(t);
+	session_run(t->s);
 }
 
 static void timer_cb(struct ev_loop *loop, struct ev_timer *tm)
@@ -1349,14 +1338,14 @@ static void timer_cb(struct ev_loop *loop, struct ev_timer *tm)
 		snprintf(d, sizeof(d), "%s %s timed out", t->state == TS_RESOLVE ? "DNS lookup of" :
 			 "connection to", t->key);
 		txn_local(t, 504, d, t->state == TS_RESOLVE ? PS_DNS : PS_CONN_TIMEOUT, false);
-		txn_run(t);
+		session_run(s);
 		return;
 	}
 	case TS_EXCHANGE: {
 		char d[HOST_NAME_MAX_LEN + 64];
 		snprintf(d, sizeof(d), "no response from %s in time", t->key);
 		txn_local(t, 504, d, PS_RESP_TIMEOUT, false);
-		txn_run(t);
+		session_run(s);
 		return;
 	}
 	default:

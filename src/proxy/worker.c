@@ -288,7 +288,8 @@ static void *worker_main(void *arg)
 	session_close_all(w);
 	upstream_pool_clear(w);
 	dns_free(&w->dns);
-	ev_loop_free(&w->loop);
+	/* The loop itself lives until worker_join_free(): the main thread may
+	 * still wake it after it stopped. */
 	alog_thread_exit();
 	iobuf_pool_drain();
 	atomic_store(&w->stopped, true);
@@ -298,8 +299,7 @@ static void *worker_main(void *arg)
 struct worker *worker_new(unsigned id, struct conf *conf, char *err, size_t errlen)
 {
 	struct worker *w = sl_calloc(1, sizeof(*w));
-	struct dns_opts dopts = { .servers = conf->dns_servers, .cache_size = conf->dns_cache_size,
-				  .timeout_ms = 2000 };
+	struct dns_opts dopts = { .servers = conf->dns_servers, .timeout_ms = 2000 };
 
 	w->magic = WORKER_MAGIC;
 	w->id = id;
@@ -379,6 +379,7 @@ void worker_join_free(struct worker **wp)
 		return;
 	*wp = NULL;
 	pthread_join(w->thread, NULL);
+	ev_loop_free(&w->loop);
 	free_post(atomic_exchange(&w->post, NULL));
 	conf_unref(&w->conf);
 	w->magic = 0;

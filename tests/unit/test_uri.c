@@ -118,10 +118,19 @@ TEST(rfc3986_3_3_path_chars)
 	CHECK_INT(ABS("http://a/\x7f"), -1);
 }
 
-TEST(uri_query_without_path_rejected)
+TEST(rfc9112_3_2_1_query_without_path_gets_slash)
 {
-	/* origin-form would need a '/' that is not in the buffer */
-	CHECK_INT(ABS("http://a?q=1"), -1);
+	/* origin-form is "/" + query; the caller writes the '/' */
+	CHECK_INT(ABS("http://a?q=1"), 0);
+	CHECK_SV(u.host, "a");
+	CHECK_SV(u.path, "?q=1");
+	CHECK(u.query_only);
+	CHECK(u.path_empty);
+	CHECK_INT(ABS("http://a:81?"), 0);
+	CHECK_SV(u.path, "?");
+	CHECK_INT(ABS("http://a?q#f"), -1);
+	CHECK_INT(ABS("http://a/x"), 0);
+	CHECK(!u.query_only);
 }
 
 TEST(rfc3986_3_2_2_ipv6_literal)
@@ -241,7 +250,7 @@ int main(void)
 	RUN(rfc3986_3_5_fragment_rejected);
 	RUN(rfc3986_2_1_percent_encoding_checked);
 	RUN(rfc3986_3_3_path_chars);
-	RUN(uri_query_without_path_rejected);
+	RUN(rfc9112_3_2_1_query_without_path_gets_slash);
 	RUN(rfc3986_3_2_2_ipv6_literal);
 	RUN(rfc3986_3_2_2_reg_name_chars);
 	RUN(uri_host_length_capped);
