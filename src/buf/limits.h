@@ -52,6 +52,9 @@
 
 /* splice() pipe size asked for (F_SETPIPE_SZ). */
 #define PIPE_SIZE (256 * 1024)
+/* A response body with at least this much left (or delimited by close) is
+ * moved with splice() instead of through a user-space buffer. */
+#define SPLICE_MIN (64 * 1024)
 
 /* Connections. */
 #define MAX_CONNECTIONS_DEFAULT 10000

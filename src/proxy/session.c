@@ -1,6 +1,7 @@
 #include "proxy/session.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,6 +112,11 @@ struct txn {
 	bool close_after;       /* close the client connection after this response */
 
 	struct relay *relay;
+
+	/* Response body by splice(): upstream -> pipe -> client. */
+	int pipe[2];
+	size_t pipe_bytes, pipe_cap;
+	bool splicing;
 
 	/* For the access log. */
 	int status;
@@ -251,6 +257,10 @@ static void txn_free(struct txn **tp, bool abort_upstream)
 	upstream_connect_cancel(&t->conn);
 	upstream_close(&t->up, abort_upstream);
 	relay_free(&t->relay);
+	if (t->splicing) {
+		close(t->pipe[0]);
+		close(t->pipe[1]);
+	}
 	iobuf_put(&t->uin);
 	sbuf_free(&t->strs);
 	sbuf_free(&t->up_out);
@@ -1028,6 +1038,93 @@ static void upstream_failed(struct txn *t, int err)
 	}
 }
 
+/* Whether the rest of the response body goes by splice(): a plain byte
+ * stream (not de-chunked), nothing left in the user-space buffer, and enough
+ * of it to pay for the pipe. Once started, it stays on. */
+static bool want_splice(struct txn *t)
+{
+	if (t->splicing)
+		return true;
+	if (t->dechunk || (t->uin && iobuf_len(t->uin) > 0) || t->resp_framed)
+		return false;
+	if (t->respb.kind == H1_BODY_CLOSE ||
+	    (t->respb.kind == H1_BODY_LENGTH && t->resp_left >= SPLICE_MIN)) {
+		int sz;
+		if (pipe2(t->pipe, O_NONBLOCK | O_CLOEXEC) < 0)
+			return false; /* the buffer path still works */
+		(void)fcntl(t->pipe[1], F_SETPIPE_SZ, PIPE_SIZE);
+		sz = fcntl(t->pipe[1], F_GETPIPE_SZ);
+		t->pipe_cap = sz > 0 ? (size_t)sz : 4096;
+		t->splicing = true;
+		iobuf_put(&t->uin);
+		return true;
+	}
+	return false;
+}
+
+/* Move body bytes upstream -> pipe -> client. The pipe is filled only when
+ * empty, so an EAGAIN on filling can only mean the socket is empty.
+ * 1: progress, 0: blocked, -1: the transaction was aborted. */
+static int splice_body(struct txn *t)
+{
+	struct session *s = t->s;
+	int progress = 0;
+
+	for (;;) {
+		if (t->pipe_bytes > 0) {
+			if (!s->wr)
+				return progress;
+			ssize_t n = splice(t->pipe[0], NULL, s->fd, NULL, t->pipe_bytes,
+					   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0 && errno == EAGAIN) {
+				s->wr = false;
+				return progress;
+			}
+			if (n <= 0) {
+				txn_abort(t, "client write failed");
+				return -1;
+			}
+			t->pipe_bytes -= (size_t)n;
+			t->bytes_out += (uint64_t)n;
+			counter_add(&s->w->cnt, CNT_BYTES_TO_CLIENTS, n);
+			progress = 1;
+			continue;
+		}
+		if (t->resp_framed || !t->up_rd)
+			return progress;
+		size_t want = t->pipe_cap;
+		if (t->respb.kind == H1_BODY_LENGTH)
+			want = (size_t)SL_MIN((uint64_t)want, t->resp_left);
+		ssize_t n = splice(t->up->fd, NULL, t->pipe[1], NULL, want,
+				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			t->up_rd = false;
+			return progress;
+		}
+		if (n == 0 && t->respb.kind == H1_BODY_CLOSE) {
+			t->resp_framed = true;
+			t->up_reusable = false;
+			return 1;
+		}
+		if (n <= 0) {
+			txn_abort(t, n == 0 ? "origin closed mid-body" : "origin failed mid-body");
+			return -1;
+		}
+		t->resp_started = true;
+		t->pipe_bytes += (size_t)n;
+		if (t->respb.kind == H1_BODY_LENGTH) {
+			t->resp_left -= (uint64_t)n;
+			if (t->resp_left == 0)
+				t->resp_framed = true;
+		}
+		progress = 1;
+	}
+}
+
 /* One step of EXCHANGE/BODY. 1: progress or the state changed, 0: blocked. */
 static int step_exchange(struct txn *t)
 {
@@ -1102,7 +1199,7 @@ static int step_exchange(struct txn *t)
 			progress = 1;
 			continue;
 		}
-		if (t->resp_framed) {
+		if (t->resp_framed && t->pipe_bytes == 0) {
 			if (t->uin && iobuf_len(t->uin) == 0)
 				iobuf_put(&t->uin);
 			/* The request may still be going out (origin answered
@@ -1113,6 +1210,15 @@ static int step_exchange(struct txn *t)
 			}
 			txn_finish(t);
 			return 1;
+		}
+		if (want_splice(t)) {
+			rc = splice_body(t);
+			if (rc < 0)
+				return 1;
+			if (rc == 0)
+				return progress;
+			progress = 1;
+			continue;
 		}
 		if (frame_response(t) < 0) {
 			txn_abort(t, t->resp_ck.error ? t->resp_ck.error : "bad chunked response");
