@@ -73,7 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	SL_ASSERT(b1 != NULL && b2 != NULL);
 
 	struct chunked c;
-	struct outcome whole = { .data = b1 }, part;
+	struct outcome whole = {.data = b1}, part;
 
 	chunked_init(&c);
 	feed_piece(&c, in, len, &whole);
@@ -81,7 +81,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	SL_ASSERT(!whole.done || whole.error || whole.consumed >= 5);
 
 	if (len <= 4096) {
-		part = (struct outcome){ .data = b2 };
+		part = (struct outcome){.data = b2};
 		chunked_init(&c);
 		for (size_t i = 0; i < len; i++)
 			feed_piece(&c, in + i, 1, &part);
@@ -89,7 +89,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 
 	/* pieces of 1..256 bytes, lengths from an xorshift stream */
-	part = (struct outcome){ .data = b2 };
+	part = (struct outcome){.data = b2};
 	chunked_init(&c);
 	uint32_t x = seed | 1;
 	for (size_t at = 0; at < len;) {

@@ -46,8 +46,7 @@ static bool same(const struct verdict *a, const struct verdict *b)
 	return true;
 }
 
-static void check(const char *buf, size_t len, const struct h1_limits *lim,
-		  const struct verdict *v)
+static void check(const char *buf, size_t len, const struct h1_limits *lim, const struct verdict *v)
 {
 	SL_ASSERT(v->rc == H1_OK || v->rc == H1_INCOMPLETE || v->rc == H1_ERROR);
 	if (v->rc == H1_INCOMPLETE) {
@@ -82,10 +81,10 @@ static void check(const char *buf, size_t len, const struct h1_limits *lim,
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const struct h1_limits lims[] = {
-		{ .max_head = 65536, .max_line = 8192, .max_headers = 100 },
-		{ .max_head = 80, .max_line = 8, .max_headers = 3 },
+		{.max_head = 65536, .max_line = 8192, .max_headers = 100},
+		{.max_head = 80, .max_line = 8, .max_headers = 3},
 	};
-	static const char *const methods[] = { "GET", "HEAD", "CONNECT", "POST" };
+	static const char *const methods[] = {"GET", "HEAD", "CONNECT", "POST"};
 	static struct verdict whole, part;
 
 	if (size < 1)

@@ -9,7 +9,7 @@ what=${1:-run}
 pkgs=(gcc make libc-ares-dev libxxhash-dev)
 case "$what" in
 run) ;;
-test) pkgs+=(python3 curl openssl clang libclang-rt-14-dev valgrind iproute2) ;;
+test) pkgs+=(python3 curl openssl clang clang-format libclang-rt-14-dev valgrind iproute2) ;;
 bench) pkgs+=(python3 curl wrk nginx-light squid tinyproxy trafficserver) ;;
 *) echo "usage: $0 run|test|bench" >&2; exit 2 ;;
 esac

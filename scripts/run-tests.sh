@@ -51,5 +51,29 @@ for build in build build/asan; do
 	count "$out"
 done
 
+# Source checks: layering, banned functions, formatting.
+if scripts/check-src.sh >"$log/check-src.log" 2>&1; then
+	echo "check-src: ok"
+	passed=$((passed + 1))
+else
+	cat "$log/check-src.log"
+	failed=$((failed + 1))
+fi
+
+# A short fuzz run of every target (FUZZ_SECONDS each; `make fuzz` for long runs).
+if make --no-print-directory -s fuzz-build >"$log/fuzz-build.log" 2>&1; then
+	while IFS= read -r line; do
+		echo "$line"
+		case "$line" in
+		*": ok "*) passed=$((passed + 1)) ;;
+		*) failed=$((failed + 1)) ;;
+		esac
+	done < <(scripts/fuzz.sh "${FUZZ_SECONDS:-10}" $(cd fuzz && ls fuzz_*.c | sed 's/\.c$//') 2>&1 | grep '^fuzz ')
+else
+	tail -n 20 "$log/fuzz-build.log"
+	echo "fuzz targets did not build"
+	failed=$((failed + 1))
+fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

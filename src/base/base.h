@@ -9,22 +9,20 @@
 #include <stdint.h>
 #include <stdnoreturn.h>
 
-#define SL_WUR __attribute__((warn_unused_result))
-#define SL_UNUSED __attribute__((unused))
-#define SL_PRINTF(f, a) __attribute__((format(printf, f, a)))
-#define SL_LIKELY(x) __builtin_expect(!!(x), 1)
-#define SL_UNLIKELY(x) __builtin_expect(!!(x), 0)
-#define SL_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-#define SL_MIN(a, b) ((a) < (b) ? (a) : (b))
-#define SL_MAX(a, b) ((a) > (b) ? (a) : (b))
-#define SL_CONTAINER_OF(ptr, type, member) \
-	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+#define SL_WUR				   __attribute__((warn_unused_result))
+#define SL_UNUSED			   __attribute__((unused))
+#define SL_PRINTF(f, a)			   __attribute__((format(printf, f, a)))
+#define SL_LIKELY(x)			   __builtin_expect(!!(x), 1)
+#define SL_UNLIKELY(x)			   __builtin_expect(!!(x), 0)
+#define SL_ARRAY_LEN(a)			   (sizeof(a) / sizeof((a)[0]))
+#define SL_MIN(a, b)			   ((a) < (b) ? (a) : (b))
+#define SL_MAX(a, b)			   ((a) > (b) ? (a) : (b))
+#define SL_CONTAINER_OF(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 /* Report a failed assertion and abort. Never returns. */
 noreturn void sl_assert_fail(const char *expr, const char *file, int line, const char *func);
 
-#define SL_ASSERT(c) \
-	(SL_LIKELY(c) ? (void)0 : sl_assert_fail(#c, __FILE__, __LINE__, __func__))
+#define SL_ASSERT(c) (SL_LIKELY(c) ? (void)0 : sl_assert_fail(#c, __FILE__, __LINE__, __func__))
 
 /* Long-lived objects carry `unsigned magic` as their first member; public
  * functions check it on entry so a stale or foreign pointer aborts at once. */

@@ -7,7 +7,7 @@
 
 #include "base/base.h"
 
-#define LOG_LEVELS(X) \
+#define LOG_LEVELS(X)     \
 	X(ERROR, "error") \
 	X(WARN, "warn")   \
 	X(INFO, "info")   \
@@ -28,9 +28,17 @@ const char *log_level_str(enum log_level lvl);
 void log_msg(enum log_level lvl, const char *fmt, ...) SL_PRINTF(2, 3);
 
 #define log_enabled(lvl) ((lvl) <= log_get_level())
-#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
-#define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
-#define log_info(...) do { if (log_enabled(LOG_INFO)) log_msg(LOG_INFO, __VA_ARGS__); } while (0)
-#define log_debug(...) do { if (log_enabled(LOG_DEBUG)) log_msg(LOG_DEBUG, __VA_ARGS__); } while (0)
+#define log_error(...)	 log_msg(LOG_ERROR, __VA_ARGS__)
+#define log_warn(...)	 log_msg(LOG_WARN, __VA_ARGS__)
+#define log_info(...)                                   \
+	do {                                            \
+		if (log_enabled(LOG_INFO))              \
+			log_msg(LOG_INFO, __VA_ARGS__); \
+	} while (0)
+#define log_debug(...)                                   \
+	do {                                             \
+		if (log_enabled(LOG_DEBUG))              \
+			log_msg(LOG_DEBUG, __VA_ARGS__); \
+	} while (0)
 
 #endif

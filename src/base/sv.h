@@ -17,14 +17,14 @@ struct sv {
 	size_t len;
 };
 
-#define SV_LIT(s) ((struct sv){ .p = (s), .len = sizeof(s) - 1 })
-#define SV_NULL ((struct sv){ .p = NULL, .len = 0 })
+#define SV_LIT(s) ((struct sv){.p = (s), .len = sizeof(s) - 1})
+#define SV_NULL	  ((struct sv){.p = NULL, .len = 0})
 /* printf("%.*s", SV_FMT(v)) */
 #define SV_FMT(v) (int)(v).len, (v).p
 
 static inline struct sv sv_make(const char *p, size_t len)
 {
-	return (struct sv){ .p = p, .len = len };
+	return (struct sv){.p = p, .len = len};
 }
 
 struct sv sv_from_cstr(const char *s);

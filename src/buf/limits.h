@@ -7,23 +7,23 @@
 
 /* I/O buffers: one pool of standard buffers, one of large ones for heads that
  * outgrow a standard buffer (big cookies). */
-#define IOBUF_SIZE (16 * 1024)
+#define IOBUF_SIZE	 (16 * 1024)
 #define IOBUF_LARGE_SIZE (64 * 1024)
 /* Buffers a worker keeps cached per pool before returning them to malloc. */
 #define IOBUF_POOL_KEEP 256
 
 /* Request/response heads. */
-#define MAX_HEADER_SIZE_DEFAULT (32 * 1024)
-#define MAX_HEADER_SIZE_CEIL IOBUF_LARGE_SIZE
-#define MAX_HEADERS_DEFAULT 100
-#define MAX_HEADERS_CEIL 1000
+#define MAX_HEADER_SIZE_DEFAULT	 (32 * 1024)
+#define MAX_HEADER_SIZE_CEIL	 IOBUF_LARGE_SIZE
+#define MAX_HEADERS_DEFAULT	 100
+#define MAX_HEADERS_CEIL	 1000
 #define MAX_REQUEST_LINE_DEFAULT (8 * 1024)
 /* A response head from an origin: same ceiling as requests. */
 #define MAX_RESPONSE_HEAD IOBUF_LARGE_SIZE
 
 /* Chunked coding: a chunk-size line with its extensions, and the trailer
  * section as a whole. */
-#define CHUNK_LINE_MAX 4096
+#define CHUNK_LINE_MAX	  4096
 #define CHUNK_TRAILER_MAX (16 * 1024)
 
 /* Host names (RFC 1035: 253 octets in text form). */
@@ -33,22 +33,22 @@
 #define OUT_HEAD_MAX (MAX_HEADER_SIZE_CEIL + 1024)
 
 /* Config. */
-#define CONF_LINE_MAX 4096
-#define CONF_INCLUDE_DEPTH 16
-#define CONF_MAX_LISTEN 64
-#define CONF_MAX_CIDRS 4096
+#define CONF_LINE_MAX	     4096
+#define CONF_INCLUDE_DEPTH   16
+#define CONF_MAX_LISTEN	     64
+#define CONF_MAX_CIDRS	     4096
 #define CONF_MAX_PORT_RANGES 256
 
 /* DNS. */
 #define DNS_CACHE_SIZE_DEFAULT 4096
-#define DNS_NEG_TTL_S 10
-#define DNS_MIN_TTL_S 1
-#define DNS_MAX_TTL_S 3600
-#define DNS_MAX_ADDRS 8
+#define DNS_NEG_TTL_S	       10
+#define DNS_MIN_TTL_S	       1
+#define DNS_MAX_TTL_S	       3600
+#define DNS_MAX_ADDRS	       8
 
 /* Upstream connection pool, per worker. */
 #define POOL_MAX_IDLE_PER_ORIGIN 32
-#define POOL_MAX_IDLE_TOTAL 4096
+#define POOL_MAX_IDLE_TOTAL	 4096
 
 /* splice() pipe size asked for (F_SETPIPE_SZ). */
 #define PIPE_SIZE (256 * 1024)
@@ -57,7 +57,7 @@
 #define SPLICE_MIN (64 * 1024)
 
 /* Connections. */
-#define MAX_CONNECTIONS_DEFAULT 10000
+#define MAX_CONNECTIONS_DEFAULT		   10000
 #define MAX_CONNECTIONS_PER_CLIENT_DEFAULT 0 /* 0: unlimited */
 
 /* Access log: a worker flushes its buffer when it holds this much. */

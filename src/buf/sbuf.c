@@ -7,7 +7,7 @@
 
 void sbuf_init(struct sbuf *s, size_t max)
 {
-	*s = (struct sbuf){ .max = max };
+	*s = (struct sbuf){.max = max};
 }
 
 static bool reserve(struct sbuf *s, size_t n)

@@ -13,10 +13,10 @@
 #include "base/sv.h"
 
 struct sbuf {
-	char *p;        /* NUL-terminated when len > 0; owned */
+	char *p; /* NUL-terminated when len > 0; owned */
 	size_t len;
-	size_t cap;     /* allocated */
-	size_t max;     /* hard cap on len */
+	size_t cap; /* allocated */
+	size_t max; /* hard cap on len */
 	bool failed;
 };
 

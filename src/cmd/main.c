@@ -26,15 +26,14 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: sluice [-c FILE] [-t] [-v] [--help] [--version]\n"
-		"  -c FILE    read the configuration from FILE (default: built-in defaults)\n"
-		"  -t         check the configuration and exit (0: valid, 1: invalid)\n"
-		"  -v         verbose: log at debug level\n"
-		"  --help     this text\n"
-		"  --version  print the version\n"
-		"Signals: SIGHUP reloads the configuration, SIGTERM/SIGINT stop gracefully,\n"
-		"SIGUSR1 reopens the access log.\n");
+	fprintf(f, "usage: sluice [-c FILE] [-t] [-v] [--help] [--version]\n"
+		   "  -c FILE    read the configuration from FILE (default: built-in defaults)\n"
+		   "  -t         check the configuration and exit (0: valid, 1: invalid)\n"
+		   "  -v         verbose: log at debug level\n"
+		   "  --help     this text\n"
+		   "  --version  print the version\n"
+		   "Signals: SIGHUP reloads the configuration, SIGTERM/SIGINT stop gracefully,\n"
+		   "SIGUSR1 reopens the access log.\n");
 }
 
 static unsigned thread_count(const struct conf *c)
@@ -75,7 +74,8 @@ static int bind_listeners(const struct conf *c, const struct conf *old, unsigned
 		if (kept)
 			continue;
 		for (unsigned w = 0; w < nw; w++) {
-			int fd = net_listen((const struct sockaddr *)&a->ss, a->len, LISTEN_BACKLOG, true);
+			int fd = net_listen((const struct sockaddr *)&a->ss, a->len, LISTEN_BACKLOG,
+					    true);
 			if (fd < 0) {
 				log_error("cannot listen on %s: %s", a->text, strerror(-fd));
 				for (unsigned x = 0; x < nw; x++) {
@@ -236,8 +236,8 @@ int main(int argc, char **argv)
 		char list[512] = "";
 		size_t off = 0;
 		for (size_t i = 0; i < conf->nlisten && off < sizeof(list); i++)
-			off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s", i ? " " : "",
-						conf->listen[i].text);
+			off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s",
+						i ? " " : "", conf->listen[i].text);
 		log_info("sluice %s listening on %s (%u threads)", SLUICE_VERSION, list, nw);
 	}
 
@@ -261,7 +261,8 @@ int main(int argc, char **argv)
 				log_info("access log reopened");
 		} else {
 			log_info("%s: stopping (in-flight requests get %u ms)",
-				 si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM", conf->shutdown_timeout_ms);
+				 si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM",
+				 conf->shutdown_timeout_ms);
 			break;
 		}
 	}
@@ -281,8 +282,9 @@ int main(int argc, char **argv)
 			if (all)
 				break;
 			uint64_t now = clock_mono_ms();
-			struct pollfd pfd = { .fd = sfd, .events = POLLIN };
-			int wait = forced ? 50 : (int)SL_MIN(50, deadline > now ? deadline - now : 0);
+			struct pollfd pfd = {.fd = sfd, .events = POLLIN};
+			int wait =
+				forced ? 50 : (int)SL_MIN(50, deadline > now ? deadline - now : 0);
 			if (poll(&pfd, 1, wait) > 0) {
 				struct signalfd_siginfo si;
 				if (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si) &&

@@ -22,11 +22,11 @@
 #include "base/sv.h"
 #include "buf/limits.h"
 
-#define DAY_MS (24ull * 3600 * 1000)
-#define MANY SIZE_MAX /* no upper bound on the number of arguments */
-#define MAX_THREADS 256
+#define DAY_MS	       (24ull * 3600 * 1000)
+#define MANY	       SIZE_MAX /* no upper bound on the number of arguments */
+#define MAX_THREADS    256
 #define MAX_CONN_LIMIT 1000000
-#define MAX_DNS_CACHE 1000000
+#define MAX_DNS_CACHE  1000000
 
 struct loader;
 struct directive;
@@ -40,7 +40,7 @@ static parse_fn p_listen, p_threads, p_allow, p_connect_ports, p_access_log, p_l
 static parse_fn p_dns_servers, p_include;
 
 #define F(field) offsetof(struct conf, field)
-#define NOFIELD 0
+#define NOFIELD	 0
 
 /* Every directive, one entry each:
  *   X(name, parser, field offset, min args, max args, min value, max value,
@@ -49,51 +49,51 @@ static parse_fn p_dns_servers, p_include;
  * bytes, duration in ms) and by threads; others ignore them. Adding a
  * directive is one entry here (and a parser if no generic one fits), a field
  * in struct conf, and its section in docs/config.md. */
-#define CONF_DIRECTIVES(X)                                                                 \
-	X(listen, p_listen, F(listen), 1, 1, 0, 0, "ADDR:PORT", "127.0.0.1:3128",          \
-	  "address to accept proxy clients on; repeatable")                                \
-	X(threads, p_threads, F(threads), 1, 1, 1, MAX_THREADS, "N|auto", "auto",           \
-	  "worker threads; auto = one per core")                                           \
-	X(allow, p_allow, F(allow), 1, MANY, 0, 0, "CIDR|all|none...", "127.0.0.0/8 ::1",  \
-	  "client networks allowed to use the proxy; repeatable")                          \
-	X(connect_ports, p_connect_ports, F(connect_ports), 1, MANY, 0, 0,                 \
-	  "PORT|LO-HI|any|none...", "443", "ports CONNECT may reach; repeatable")          \
-	X(via, p_bool, F(via), 1, 1, 0, 0, "on|off", "on", "add a Via header")             \
-	X(forwarded_for, p_bool, F(forwarded_for), 1, 1, 0, 0, "on|off", "off",            \
-	  "add an X-Forwarded-For header")                                                 \
-	X(visible_hostname, p_hostname, F(visible_hostname), 1, 1, 1, HOST_NAME_MAX_LEN,   \
-	  "NAME", NULL, "name in Via and error pages; default: the host name")             \
-	X(access_log, p_access_log, NOFIELD, 1, 2, 0, 0, "PATH|stderr|off [squid|combined]", \
-	  "stderr squid", "where and how to log each request")                             \
-	X(log_level, p_log_level, F(log_level), 1, 1, 0, 0, "error|warn|info|debug", "info", \
-	  "verbosity of the error log")                                                    \
-	X(connect_timeout, p_duration, F(connect_timeout_ms), 1, 1, 1, DAY_MS, "DURATION", \
-	  "10s", "time to connect to an origin")                                           \
-	X(read_timeout, p_duration, F(read_timeout_ms), 1, 1, 1, DAY_MS, "DURATION", "60s", \
-	  "time without bytes from a peer in the middle of a message")                     \
-	X(client_idle_timeout, p_duration, F(client_idle_timeout_ms), 1, 1, 1, DAY_MS,      \
-	  "DURATION", "60s", "keep-alive time of an idle client connection")               \
-	X(upstream_idle_timeout, p_duration, F(upstream_idle_timeout_ms), 1, 1, 1, DAY_MS,  \
-	  "DURATION", "30s", "time an idle origin connection stays pooled")                \
-	X(tunnel_idle_timeout, p_duration, F(tunnel_idle_timeout_ms), 1, 1, 1, DAY_MS,      \
-	  "DURATION", "10m", "time a CONNECT tunnel may pass no bytes")                    \
-	X(shutdown_timeout, p_duration, F(shutdown_timeout_ms), 1, 1, 1, DAY_MS, "DURATION", \
-	  "10s", "time in-flight requests get after SIGTERM")                              \
-	X(max_connections, p_count, F(max_connections), 1, 1, 1, MAX_CONN_LIMIT, "N",       \
-	  "10000", "client connections open at once, whole process")                       \
-	X(max_connections_per_client, p_count, F(max_connections_per_client), 1, 1, 0,      \
-	  MAX_CONN_LIMIT, "N", "0", "client connections per client address; 0 = no limit") \
-	X(max_header_size, p_size, F(max_header_size), 1, 1, 1024, MAX_HEADER_SIZE_CEIL,    \
-	  "SIZE", "32K", "largest request head")                                           \
-	X(max_headers, p_count, F(max_headers), 1, 1, 1, MAX_HEADERS_CEIL, "N", "100",      \
-	  "most header fields in a request")                                               \
-	X(max_request_line, p_size, F(max_request_line), 1, 1, 256, MAX_HEADER_SIZE_CEIL,   \
-	  "SIZE", "8K", "longest request line; at most max_header_size")                   \
-	X(dns_servers, p_dns_servers, F(dns_servers), 1, MANY, 0, 0, "IP[:PORT]...", NULL, \
-	  "DNS servers; default: those in /etc/resolv.conf")                               \
-	X(dns_cache_size, p_count, F(dns_cache_size), 1, 1, 0, MAX_DNS_CACHE, "N", "4096",  \
-	  "DNS cache entries; 0 = no cache")                                               \
-	X(include, p_include, NOFIELD, 1, 1, 0, 0, "PATH", NULL,                            \
+#define CONF_DIRECTIVES(X)                                                                         \
+	X(listen, p_listen, F(listen), 1, 1, 0, 0, "ADDR:PORT", "127.0.0.1:3128",                  \
+	  "address to accept proxy clients on; repeatable")                                        \
+	X(threads, p_threads, F(threads), 1, 1, 1, MAX_THREADS, "N|auto", "auto",                  \
+	  "worker threads; auto = one per core")                                                   \
+	X(allow, p_allow, F(allow), 1, MANY, 0, 0, "CIDR|all|none...", "127.0.0.0/8 ::1",          \
+	  "client networks allowed to use the proxy; repeatable")                                  \
+	X(connect_ports, p_connect_ports, F(connect_ports), 1, MANY, 0, 0,                         \
+	  "PORT|LO-HI|any|none...", "443", "ports CONNECT may reach; repeatable")                  \
+	X(via, p_bool, F(via), 1, 1, 0, 0, "on|off", "on", "add a Via header")                     \
+	X(forwarded_for, p_bool, F(forwarded_for), 1, 1, 0, 0, "on|off", "off",                    \
+	  "add an X-Forwarded-For header")                                                         \
+	X(visible_hostname, p_hostname, F(visible_hostname), 1, 1, 1, HOST_NAME_MAX_LEN, "NAME",   \
+	  NULL, "name in Via and error pages; default: the host name")                             \
+	X(access_log, p_access_log, NOFIELD, 1, 2, 0, 0, "PATH|stderr|off [squid|combined]",       \
+	  "stderr squid", "where and how to log each request")                                     \
+	X(log_level, p_log_level, F(log_level), 1, 1, 0, 0, "error|warn|info|debug", "info",       \
+	  "verbosity of the error log")                                                            \
+	X(connect_timeout, p_duration, F(connect_timeout_ms), 1, 1, 1, DAY_MS, "DURATION", "10s",  \
+	  "time to connect to an origin")                                                          \
+	X(read_timeout, p_duration, F(read_timeout_ms), 1, 1, 1, DAY_MS, "DURATION", "60s",        \
+	  "time without bytes from a peer in the middle of a message")                             \
+	X(client_idle_timeout, p_duration, F(client_idle_timeout_ms), 1, 1, 1, DAY_MS, "DURATION", \
+	  "60s", "keep-alive time of an idle client connection")                                   \
+	X(upstream_idle_timeout, p_duration, F(upstream_idle_timeout_ms), 1, 1, 1, DAY_MS,         \
+	  "DURATION", "30s", "time an idle origin connection stays pooled")                        \
+	X(tunnel_idle_timeout, p_duration, F(tunnel_idle_timeout_ms), 1, 1, 1, DAY_MS, "DURATION", \
+	  "10m", "time a CONNECT tunnel may pass no bytes")                                        \
+	X(shutdown_timeout, p_duration, F(shutdown_timeout_ms), 1, 1, 1, DAY_MS, "DURATION",       \
+	  "10s", "time in-flight requests get after SIGTERM")                                      \
+	X(max_connections, p_count, F(max_connections), 1, 1, 1, MAX_CONN_LIMIT, "N", "10000",     \
+	  "client connections open at once, whole process")                                        \
+	X(max_connections_per_client, p_count, F(max_connections_per_client), 1, 1, 0,             \
+	  MAX_CONN_LIMIT, "N", "0", "client connections per client address; 0 = no limit")         \
+	X(max_header_size, p_size, F(max_header_size), 1, 1, 1024, MAX_HEADER_SIZE_CEIL, "SIZE",   \
+	  "32K", "largest request head")                                                           \
+	X(max_headers, p_count, F(max_headers), 1, 1, 1, MAX_HEADERS_CEIL, "N", "100",             \
+	  "most header fields in a request")                                                       \
+	X(max_request_line, p_size, F(max_request_line), 1, 1, 256, MAX_HEADER_SIZE_CEIL, "SIZE",  \
+	  "8K", "longest request line; at most max_header_size")                                   \
+	X(dns_servers, p_dns_servers, F(dns_servers), 1, MANY, 0, 0, "IP[:PORT]...", NULL,         \
+	  "DNS servers; default: those in /etc/resolv.conf")                                       \
+	X(dns_cache_size, p_count, F(dns_cache_size), 1, 1, 0, MAX_DNS_CACHE, "N", "4096",         \
+	  "DNS cache entries; 0 = no cache")                                                       \
+	X(include, p_include, NOFIELD, 1, 1, 0, 0, "PATH", NULL,                                   \
 	  "read other files (glob pattern) in place")
 
 struct directive {
@@ -111,12 +111,12 @@ enum directive_id {
 #define X(n, ...) D_##n,
 	CONF_DIRECTIVES(X)
 #undef X
-	D_COUNT
+		D_COUNT
 };
 
 static const struct directive directives[] = {
 #define X(n, fn, off, amin, amax, lo, hi, usage, def, doc) \
-	[D_##n] = { #n, fn, off, amin, amax, lo, hi, usage, def, doc },
+	[D_##n] = {#n, fn, off, amin, amax, lo, hi, usage, def, doc},
 	CONF_DIRECTIVES(X)
 #undef X
 };
@@ -141,18 +141,18 @@ const char *conf_directive_name(size_t i)
 
 /* One file being read; frames form a stack through `up` while includes nest. */
 struct frame {
-	const char *name;  /* as shown in messages */
-	size_t dirlen;     /* name[0, dirlen) is its directory with the '/', or "" */
-	bool has_id;       /* dev/ino valid (a file, not a string) */
+	const char *name; /* as shown in messages */
+	size_t dirlen;	  /* name[0, dirlen) is its directory with the '/', or "" */
+	bool has_id;	  /* dev/ino valid (a file, not a string) */
 	dev_t dev;
 	ino_t ino;
 	unsigned line;
-	unsigned depth;    /* 0 for the top-level file */
+	unsigned depth; /* 0 for the top-level file */
 	struct frame *up;
 };
 
 struct loc {
-	char *file;        /* owned copy: the frame may be gone when it is used */
+	char *file; /* owned copy: the frame may be gone when it is used */
 	unsigned line;
 };
 
@@ -161,7 +161,7 @@ struct loader {
 	char *err;
 	size_t errlen;
 	bool failed;
-	bool first;              /* the directive being run was not seen before in this load */
+	bool first; /* the directive being run was not seen before in this load */
 	struct frame *cur;
 	bool seen[D_COUNT];
 	struct loc where[D_COUNT]; /* last place each directive was set */
@@ -175,10 +175,9 @@ struct line {
 	size_t argc;
 };
 
-static void vfail_at(struct loader *l, const char *file, unsigned line, const char *fmt,
-		     va_list ap) SL_PRINTF(4, 0);
-static void vfail_at(struct loader *l, const char *file, unsigned line, const char *fmt,
-		     va_list ap)
+static void vfail_at(struct loader *l, const char *file, unsigned line, const char *fmt, va_list ap)
+	SL_PRINTF(4, 0);
+static void vfail_at(struct loader *l, const char *file, unsigned line, const char *fmt, va_list ap)
 {
 	int n;
 
@@ -284,7 +283,7 @@ static struct tbuf fmt_duration(uint64_t ms)
 	static const struct {
 		uint64_t ms;
 		const char *unit;
-	} units[] = { { DAY_MS, "d" }, { 3600000, "h" }, { 60000, "m" }, { 1000, "s" } };
+	} units[] = {{DAY_MS, "d"}, {3600000, "h"}, {60000, "m"}, {1000, "s"}};
 	struct tbuf t;
 
 	for (size_t i = 0; i < SL_ARRAY_LEN(units); i++)
@@ -349,11 +348,20 @@ int conf_parse_size(const char *s, uint64_t *out)
 	if (i == 0)
 		return -1;
 	switch (lower((unsigned char)s[i])) {
-	case 'k': shift = 10; break;
-	case 'm': shift = 20; break;
-	case 'g': shift = 30; break;
-	case 't': shift = 40; break;
-	default: break;
+	case 'k':
+		shift = 10;
+		break;
+	case 'm':
+		shift = 20;
+		break;
+	case 'g':
+		shift = 30;
+		break;
+	case 't':
+		shift = 40;
+		break;
+	default:
+		break;
 	}
 	if (shift)
 		i++;
@@ -370,8 +378,8 @@ int conf_parse_duration_ms(const char *s, uint64_t *out)
 	static const struct {
 		const char *suffix;
 		uint64_t ms;
-	} units[] = { { "", 1000 }, { "ms", 1 }, { "s", 1000 }, { "m", 60000 },
-		      { "h", 3600000 }, { "d", DAY_MS } };
+	} units[] = {{"", 1000},   {"ms", 1},	   {"s", 1000},
+		     {"m", 60000}, {"h", 3600000}, {"d", DAY_MS}};
 	uint64_t v;
 	size_t i = parse_digits(s, &v);
 
@@ -403,15 +411,15 @@ int conf_parse_addr(const char *s, struct conf_addr *out)
 	char host[INET6_ADDRSTRLEN];
 	const char *port, *colon;
 	struct in6_addr a6;
-	struct in_addr a4 = { .s_addr = htonl(INADDR_ANY) };
+	struct in_addr a4 = {.s_addr = htonl(INADDR_ANY)};
 	bool v6 = false;
 	uint16_t p;
 
 	if (s[0] == '[') {
 		const char *rb = strchr(s, ']');
 
-		if (rb == NULL || rb[1] != ':' || !copy_host(host, sizeof(host), s + 1,
-							      (size_t)(rb - s - 1)))
+		if (rb == NULL || rb[1] != ':' ||
+		    !copy_host(host, sizeof(host), s + 1, (size_t)(rb - s - 1)))
 			return -1;
 		if (inet_pton(AF_INET6, host, &a6) != 1)
 			return -1;
@@ -455,7 +463,7 @@ int conf_parse_addr(const char *s, struct conf_addr *out)
 	return 0;
 }
 
-static const uint8_t v4mapped_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+static const uint8_t v4mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
 /* A v6 CIDR inside ::ffff:0:0/96 is a v4 CIDR in disguise; store and match it
  * as one so that `allow ::ffff:10.0.0.0/104` and `allow 10.0.0.0/8` agree. */
@@ -493,7 +501,7 @@ static int parse_cidr(const char *s, struct conf_cidr *out, char *suggest, size_
 	char host[INET6_ADDRSTRLEN];
 	const char *slash = strchr(s, '/');
 	size_t hlen = slash ? (size_t)(slash - s) : strlen(s);
-	struct conf_cidr c = { 0 };
+	struct conf_cidr c = {0};
 	uint8_t masked[16];
 	unsigned bits;
 
@@ -667,8 +675,7 @@ static int p_duration(struct loader *l, const struct directive *d, size_t argc, 
 }
 
 /* Any non-empty text; kept for path-like directives (pid_file, cache_dir). */
-static SL_UNUSED int p_string(struct loader *l, const struct directive *d, size_t argc,
-			      char **argv)
+static SL_UNUSED int p_string(struct loader *l, const struct directive *d, size_t argc, char **argv)
 {
 	(void)argc;
 	if (argv[0][0] == '\0')
@@ -699,7 +706,8 @@ static int p_hostname(struct loader *l, const struct directive *d, size_t argc, 
 {
 	(void)argc;
 	if (!valid_hostname(argv[0], d->hi))
-		return fail(l, "%s: expected a host name (1..%" PRIu64
+		return fail(l,
+			    "%s: expected a host name (1..%" PRIu64
 			    " letters, digits, '-', '.', '_'), got %s",
 			    d->name, d->hi, quote(argv[0]).s);
 	set_string(field(l, d), argv[0]);
@@ -725,8 +733,11 @@ static int parse_choice(struct loader *l, const struct directive *d, const char 
 		}
 	list[0] = '\0';
 	for (size_t i = 0; i < n && o < sizeof(list); i++) {
-		int w = snprintf(list + o, sizeof(list) - o, "%s%s", i == 0 ? "" :
-				 i + 1 == n ? " or " : ", ", choices[i].name);
+		int w = snprintf(list + o, sizeof(list) - o, "%s%s",
+				 i == 0	      ? ""
+				 : i + 1 == n ? " or "
+					      : ", ",
+				 choices[i].name);
 		if (w < 0)
 			break;
 		o += (size_t)w;
@@ -735,14 +746,14 @@ static int parse_choice(struct loader *l, const struct directive *d, const char 
 }
 
 static const struct choice log_levels[] = {
-#define X(e, s) { s, LOG_##e },
+#define X(e, s) {s, LOG_##e},
 	LOG_LEVELS(X)
 #undef X
 };
 
 static const struct choice alog_formats[] = {
-	{ "squid", ALOG_SQUID },
-	{ "combined", ALOG_COMBINED },
+	{"squid", ALOG_SQUID},
+	{"combined", ALOG_COMBINED},
 };
 
 static int p_log_level(struct loader *l, const struct directive *d, size_t argc, char **argv)
@@ -819,8 +830,8 @@ static int add_cidr(struct loader *l, const struct directive *d, const struct co
 
 static int p_allow(struct loader *l, const struct directive *d, size_t argc, char **argv)
 {
-	static const struct conf_cidr all4 = { .family = AF_INET, .prefix = 0 };
-	static const struct conf_cidr all6 = { .family = AF_INET6, .prefix = 0 };
+	static const struct conf_cidr all4 = {.family = AF_INET, .prefix = 0};
+	static const struct conf_cidr all6 = {.family = AF_INET6, .prefix = 0};
 
 	if (l->first)
 		l->c->nallow = 0;
@@ -870,8 +881,7 @@ static int parse_port_range(const char *s, struct conf_ports *out)
 	return 0;
 }
 
-static int p_connect_ports(struct loader *l, const struct directive *d, size_t argc,
-			   char **argv)
+static int p_connect_ports(struct loader *l, const struct directive *d, size_t argc, char **argv)
 {
 	struct conf *c = l->c;
 
@@ -887,10 +897,12 @@ static int p_connect_ports(struct loader *l, const struct directive *d, size_t a
 			continue;
 		}
 		if (strcmp(argv[i], "any") == 0) {
-			r = (struct conf_ports){ 1, 65535 };
+			r = (struct conf_ports){1, 65535};
 		} else if (parse_port_range(argv[i], &r) < 0) {
-			return fail(l, "%s: expected PORT or LO-HI (ports 1..65535), any or none, "
-				    "got %s", d->name, quote(argv[i]).s);
+			return fail(l,
+				    "%s: expected PORT or LO-HI (ports 1..65535), any or none, "
+				    "got %s",
+				    d->name, quote(argv[i]).s);
 		} else if (r.lo > r.hi) {
 			return fail(l, "%s: range %s ends before it starts", d->name,
 				    quote(argv[i]).s);
@@ -919,8 +931,8 @@ static int p_access_log(struct loader *l, const struct directive *d, size_t argc
 	}
 	if (argv[0][0] == '\0')
 		return fail(l, "%s: expected PATH, stderr or off, got \"\"", d->name);
-	if (argc == 2 && parse_choice(l, d, argv[1], alog_formats, SL_ARRAY_LEN(alog_formats),
-				      &fmt) < 0)
+	if (argc == 2 &&
+	    parse_choice(l, d, argv[1], alog_formats, SL_ARRAY_LEN(alog_formats), &fmt) < 0)
 		return -1;
 	set_string(&c->access_log, argv[0]);
 	c->access_log_format = (enum alog_format)fmt;
@@ -1109,8 +1121,13 @@ static int include_file(struct loader *l, const char *path)
 		return fail(l, "include cycle: %s", cycle);
 	}
 
-	sub = (struct frame){ .name = path, .dirlen = dir_len(path), .has_id = true,
-			      .dev = st.st_dev, .ino = st.st_ino, .depth = f->depth + 1, .up = f };
+	sub = (struct frame){.name = path,
+			     .dirlen = dir_len(path),
+			     .has_id = true,
+			     .dev = st.st_dev,
+			     .ino = st.st_ino,
+			     .depth = f->depth + 1,
+			     .up = f};
 	l->cur = &sub;
 	rc = parse_text(l, text, len);
 	l->cur = f;
@@ -1218,8 +1235,10 @@ static int tokenize(struct loader *l, const char *s, size_t len, struct line *ln
 					if (++i == len)
 						return fail(l, "unterminated quoted string");
 					if (s[i] != '"' && s[i] != '\\')
-						return fail(l, "unknown escape \\%c in quoted "
-							    "string (only \\\" and \\\\)", s[i]);
+						return fail(l,
+							    "unknown escape \\%c in quoted "
+							    "string (only \\\" and \\\\)",
+							    s[i]);
 				}
 				ln->buf[o++] = s[i];
 			}
@@ -1230,7 +1249,7 @@ static int tokenize(struct loader *l, const char *s, size_t len, struct line *ln
 			for (; i < len && !is_space(s[i]) && s[i] != '#'; i++) {
 				if (s[i] == '"')
 					return fail(l, "unexpected quote inside an argument "
-						    "(quote the whole argument)");
+						       "(quote the whole argument)");
 				ln->buf[o++] = s[i];
 			}
 		}
@@ -1381,7 +1400,7 @@ static void conf_free(struct conf *c)
 struct conf *conf_defaults(void)
 {
 	struct conf *c = sl_calloc(1, sizeof(*c));
-	struct frame top = { .name = "<defaults>" };
+	struct frame top = {.name = "<defaults>"};
 	struct line *ln = sl_malloc(sizeof(*ln));
 	struct loader l;
 	char err[256], host[256];
@@ -1447,10 +1466,10 @@ static int load(struct frame *top, const char *text, size_t len, struct conf **o
 	return 0;
 }
 
-int conf_load_string(const char *text, size_t len, const char *name, struct conf **out,
-		     char *err, size_t errlen)
+int conf_load_string(const char *text, size_t len, const char *name, struct conf **out, char *err,
+		     size_t errlen)
 {
-	struct frame top = { .name = name };
+	struct frame top = {.name = name};
 
 	SL_ASSERT(name != NULL && out != NULL && (text != NULL || len == 0));
 	*out = NULL;
@@ -1459,7 +1478,7 @@ int conf_load_string(const char *text, size_t len, const char *name, struct conf
 
 int conf_load_file(const char *path, struct conf **out, char *err, size_t errlen)
 {
-	struct frame top = { .name = path, .dirlen = dir_len(path), .has_id = true };
+	struct frame top = {.name = path, .dirlen = dir_len(path), .has_id = true};
 	struct stat st;
 	char *text, why[128];
 	size_t len;

@@ -33,17 +33,17 @@
 struct conf_addr {
 	struct sockaddr_storage ss; /* AF_INET or AF_INET6, port set */
 	socklen_t len;
-	char text[64];              /* canonical form: "127.0.0.1:3128", "[::1]:3128" */
+	char text[64]; /* canonical form: "127.0.0.1:3128", "[::1]:3128" */
 };
 
 struct conf_cidr {
-	int family;       /* AF_INET or AF_INET6 */
+	int family;	  /* AF_INET or AF_INET6 */
 	uint8_t addr[16]; /* network address, host bits zero; 4 bytes used for AF_INET */
 	unsigned prefix;  /* 0..32 or 0..128 */
 };
 
 struct conf_ports {
-	uint16_t lo, hi;  /* inclusive */
+	uint16_t lo, hi; /* inclusive */
 };
 
 enum alog_format {
@@ -55,48 +55,48 @@ struct conf {
 	unsigned magic;
 	atomic_int refs;
 
-	char *source;                 /* file it was loaded from, or NULL (built-in) */
+	char *source; /* file it was loaded from, or NULL (built-in) */
 
 	/* The three lists (listen, allow, connect_ports): the first occurrence in a
 	 * load (counting included files) replaces the default, later ones append. */
-	struct conf_addr *listen;     /* listen ADDR:PORT (repeatable); default 127.0.0.1:3128 */
+	struct conf_addr *listen; /* listen ADDR:PORT (repeatable); default 127.0.0.1:3128 */
 	size_t nlisten;
-	unsigned threads;             /* threads N|auto; 0 = auto (one per core) */
-	struct conf_cidr *allow;      /* allow CIDR|all|none... (repeatable, appends); default
+	unsigned threads;	 /* threads N|auto; 0 = auto (one per core) */
+	struct conf_cidr *allow; /* allow CIDR|all|none... (repeatable, appends); default
 	                                 127.0.0.0/8 ::1. all = 0.0.0.0/0 + ::/0; none empties the
 	                                 list (nallow 0: nobody). At most CONF_MAX_CIDRS. */
 	size_t nallow;
 	struct conf_ports *connect_ports; /* connect_ports PORT|LO-HI|any|none...; default 443.
 	                                     any = 1-65535; none empties (CONNECT refused) */
 	size_t nconnect_ports;
-	bool via;                     /* via on|off; default on */
-	bool forwarded_for;           /* forwarded_for on|off; default off (X-Forwarded-For) */
-	char *visible_hostname;       /* visible_hostname NAME; default gethostname(), or
+	bool via;		/* via on|off; default on */
+	bool forwarded_for;	/* forwarded_for on|off; default off (X-Forwarded-For) */
+	char *visible_hostname; /* visible_hostname NAME; default gethostname(), or
 	                                 "localhost". Only [A-Za-z0-9._-], so header-safe */
 
-	char *access_log;             /* access_log PATH|stderr|off [squid|combined]; NULL = off,
+	char *access_log; /* access_log PATH|stderr|off [squid|combined]; NULL = off,
 	                                 "stderr" = standard error; default "stderr" */
 	enum alog_format access_log_format; /* default squid */
-	enum log_level log_level;     /* log_level error|warn|info|debug; default info */
+	enum log_level log_level;	    /* log_level error|warn|info|debug; default info */
 
-	uint32_t connect_timeout_ms;      /* connect_timeout DURATION; default 10s */
-	uint32_t read_timeout_ms;         /* read_timeout DURATION; default 60s */
-	uint32_t client_idle_timeout_ms;  /* client_idle_timeout DURATION; default 60s */
-	uint32_t upstream_idle_timeout_ms;/* upstream_idle_timeout DURATION; default 30s */
-	uint32_t tunnel_idle_timeout_ms;  /* tunnel_idle_timeout DURATION; default 10m */
-	uint32_t shutdown_timeout_ms;     /* shutdown_timeout DURATION; default 10s */
+	uint32_t connect_timeout_ms;	   /* connect_timeout DURATION; default 10s */
+	uint32_t read_timeout_ms;	   /* read_timeout DURATION; default 60s */
+	uint32_t client_idle_timeout_ms;   /* client_idle_timeout DURATION; default 60s */
+	uint32_t upstream_idle_timeout_ms; /* upstream_idle_timeout DURATION; default 30s */
+	uint32_t tunnel_idle_timeout_ms;   /* tunnel_idle_timeout DURATION; default 10m */
+	uint32_t shutdown_timeout_ms;	   /* shutdown_timeout DURATION; default 10s */
 
-	uint32_t max_connections;         /* max_connections N; default 10000 (whole process) */
+	uint32_t max_connections;	     /* max_connections N; default 10000 (whole process) */
 	uint32_t max_connections_per_client; /* max_connections_per_client N; 0 = unlimited
 	                                        (default) */
-	uint32_t max_header_size;         /* max_header_size SIZE; default 32K, ceiling 64K */
-	uint32_t max_headers;             /* max_headers N; default 100, ceiling 1000 */
-	uint32_t max_request_line;        /* max_request_line SIZE; default 8K, <= max_header_size
+	uint32_t max_header_size;	     /* max_header_size SIZE; default 32K, ceiling 64K */
+	uint32_t max_headers;		     /* max_headers N; default 100, ceiling 1000 */
+	uint32_t max_request_line; /* max_request_line SIZE; default 8K, <= max_header_size
 	                                     (if unset, shrinks to a smaller max_header_size) */
 
-	char *dns_servers;                /* dns_servers IP[:PORT]...; NULL = /etc/resolv.conf.
+	char *dns_servers;	 /* dns_servers IP[:PORT]...; NULL = /etc/resolv.conf.
 	                                     Stored as c-ares CSV: "1.2.3.4:53,[::1]:53" */
-	uint32_t dns_cache_size;          /* dns_cache_size N; default 4096 entries, 0 = no cache */
+	uint32_t dns_cache_size; /* dns_cache_size N; default 4096 entries, 0 = no cache */
 };
 
 /* Built-in defaults (what `sluice` runs with no -c). Never fails. refs = 1. */
@@ -116,8 +116,8 @@ int conf_load_file(const char *path, struct conf **out, char *err, size_t errlen
 
 /* The same from a string; `name` is used as FILE in messages. `include` is
  * resolved relative to the current directory. For tests and the fuzzer. */
-int conf_load_string(const char *text, size_t len, const char *name, struct conf **out,
-		     char *err, size_t errlen) SL_WUR;
+int conf_load_string(const char *text, size_t len, const char *name, struct conf **out, char *err,
+		     size_t errlen) SL_WUR;
 
 /* Allow or forbid `include` for the whole process (default: allowed). The
  * fuzzer forbids it so that input cannot make it read arbitrary files; a

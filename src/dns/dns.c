@@ -15,14 +15,14 @@
 #include "base/log.h"
 #include "ev/ev.h"
 
-#define DNS_MAGIC 0xd0d5d0d5u
+#define DNS_MAGIC   0xd0d5d0d5u
 #define QUERY_MAGIC 0xd0d5a11cu
 
 struct cache_entry {
-	struct cache_entry *hnext;           /* hash chain */
+	struct cache_entry *hnext; /* hash chain */
 	struct cache_entry *lru_prev, *lru_next;
 	uint64_t hash;
-	uint64_t expires;                    /* monotonic ms */
+	uint64_t expires; /* monotonic ms */
 	enum dns_error error;
 	uint8_t n;
 	struct dns_addr addrs[DNS_MAX_ADDRS];
@@ -39,8 +39,8 @@ struct pending {
 	struct pending *next;
 	struct dns *d;
 	struct dns_query *waiters;
-	bool in_call;               /* inside ares_getaddrinfo() */
-	bool done_in_call;          /* ... and c-ares answered right there */
+	bool in_call;		    /* inside ares_getaddrinfo() */
+	bool done_in_call;	    /* ... and c-ares answered right there */
 	struct dns_result sync_res; /* that answer */
 	char name[];
 };
@@ -114,7 +114,8 @@ static void sock_cb(struct ev_loop *loop, struct ev_io *io, uint32_t revents)
 	struct dns *d = w->d;
 	int fd = io->fd;
 	(void)loop;
-	ares_process_fd(d->channel, (revents & (EV_READ | EPOLLERR | EPOLLHUP)) ? fd : ARES_SOCKET_BAD,
+	ares_process_fd(d->channel,
+			(revents & (EV_READ | EPOLLERR | EPOLLHUP)) ? fd : ARES_SOCKET_BAD,
 			(revents & EV_WRITE) ? fd : ARES_SOCKET_BAD);
 	arm_timer(d);
 }
@@ -351,7 +352,7 @@ unsigned dns_hosts_parse(struct dns *d, const char *text, size_t len)
 		const char *hash = memchr(p, '#', (size_t)(line_end - p));
 		const char *q = p, *stop = hash ? hash : line_end;
 		char word[HOST_NAME_MAX_LEN + 1];
-		struct dns_addr addr = { 0 };
+		struct dns_addr addr = {0};
 		bool have_addr = false;
 
 		while (q < stop) {
@@ -415,7 +416,7 @@ static void hosts_load(struct dns *d, const char *path)
 /* Interleave families, starting with the family of the first address. */
 static void add_interleaved(struct dns_result *r, const struct dns_addr *in, unsigned n)
 {
-	unsigned used[2] = { 0, 0 };
+	unsigned used[2] = {0, 0};
 	int first = n ? in[0].family : AF_INET6;
 
 	r->n = 0;
@@ -480,7 +481,7 @@ static void ares_done(void *arg, int status, int timeouts, struct ares_addrinfo 
 {
 	struct pending *p = arg;
 	struct dns *d = p->d;
-	struct dns_result r = { .error = DNS_FAIL };
+	struct dns_result r = {.error = DNS_FAIL};
 	struct dns_addr tmp[DNS_MAX_ADDRS];
 	unsigned n = 0, ttl = DNS_MAX_TTL_S;
 	(void)timeouts;
@@ -492,13 +493,15 @@ static void ares_done(void *arg, int status, int timeouts, struct ares_addrinfo 
 		return;
 	}
 	if (status == ARES_SUCCESS && ai != NULL) {
-		for (struct ares_addrinfo_node *nd = ai->nodes; nd && n < DNS_MAX_ADDRS; nd = nd->ai_next) {
+		for (struct ares_addrinfo_node *nd = ai->nodes; nd && n < DNS_MAX_ADDRS;
+		     nd = nd->ai_next) {
 			if (nd->ai_family == AF_INET) {
 				tmp[n].family = AF_INET;
 				memcpy(tmp[n].a, &((struct sockaddr_in *)nd->ai_addr)->sin_addr, 4);
 			} else if (nd->ai_family == AF_INET6) {
 				tmp[n].family = AF_INET6;
-				memcpy(tmp[n].a, &((struct sockaddr_in6 *)nd->ai_addr)->sin6_addr, 16);
+				memcpy(tmp[n].a, &((struct sockaddr_in6 *)nd->ai_addr)->sin6_addr,
+				       16);
 			} else {
 				continue;
 			}
@@ -522,7 +525,8 @@ static void ares_done(void *arg, int status, int timeouts, struct ares_addrinfo 
 	if (r.error != DNS_OK) {
 		d->stats.failures++;
 		ttl = DNS_NEG_TTL_S;
-		log_debug("dns: %s: %s (%s)", p->name, dns_error_str(r.error), ares_strerror(status));
+		log_debug("dns: %s: %s (%s)", p->name, dns_error_str(r.error),
+			  ares_strerror(status));
 	}
 	/* Timeouts and server failures say nothing about the name: not cached. */
 	if (r.error != DNS_TIMEOUT && r.error != DNS_FAIL)
@@ -557,7 +561,7 @@ int dns_lookup(struct dns *d, const char *host, struct dns_result *res, dns_cb c
 	if (name[len - 1] == '.' && len > 1)
 		name[--len] = '\0';
 
-	struct dns_addr lit = { 0 };
+	struct dns_addr lit = {0};
 	if (inet_pton(AF_INET, name, lit.a) == 1 || inet_pton(AF_INET6, name, lit.a) == 1) {
 		lit.family = strchr(name, ':') ? AF_INET6 : AF_INET;
 		res->error = DNS_OK;
@@ -580,8 +584,8 @@ int dns_lookup(struct dns *d, const char *host, struct dns_result *res, dns_cb c
 		if (strcmp(p->name, name) == 0)
 			break;
 	if (p == NULL) {
-		struct ares_addrinfo_hints hints = { .ai_family = AF_UNSPEC,
-						     .ai_flags = ARES_AI_NOSORT };
+		struct ares_addrinfo_hints hints = {.ai_family = AF_UNSPEC,
+						    .ai_flags = ARES_AI_NOSORT};
 		p = sl_calloc(1, sizeof(*p) + len + 1);
 		memcpy(p->name, name, len + 1);
 		p->d = d;
@@ -636,8 +640,9 @@ void dns_cancel(struct dns_query **qp)
 struct dns *dns_new(struct ev_loop *loop, const struct dns_opts *o, char *err, size_t errlen)
 {
 	struct dns *d = sl_calloc(1, sizeof(*d));
-	struct ares_options ao = { 0 };
-	int rc, mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_LOOKUPS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES;
+	struct ares_options ao = {0};
+	int rc, mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_LOOKUPS | ARES_OPT_TIMEOUTMS |
+		       ARES_OPT_TRIES;
 
 	d->magic = DNS_MAGIC;
 	d->loop = loop;

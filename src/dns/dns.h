@@ -22,12 +22,12 @@ struct ev_loop;
 struct dns;
 struct dns_query;
 
-#define DNS_ERRORS(X)                          \
-	X(OK, "ok")                            \
-	X(NOTFOUND, "no such host")            \
-	X(NODATA, "host has no addresses")     \
-	X(TIMEOUT, "DNS timeout")              \
-	X(FAIL, "DNS failure")                 \
+#define DNS_ERRORS(X)                      \
+	X(OK, "ok")                        \
+	X(NOTFOUND, "no such host")        \
+	X(NODATA, "host has no addresses") \
+	X(TIMEOUT, "DNS timeout")          \
+	X(FAIL, "DNS failure")             \
 	X(BADNAME, "invalid host name")
 
 enum dns_error {
@@ -37,7 +37,7 @@ enum dns_error {
 };
 
 struct dns_addr {
-	int family;       /* AF_INET or AF_INET6 */
+	int family; /* AF_INET or AF_INET6 */
 	uint8_t a[16];
 };
 
@@ -58,9 +58,9 @@ void dns_cache_init(unsigned size);
 void dns_cache_free(void);
 
 struct dns_opts {
-	const char *servers;     /* c-ares CSV, or NULL for /etc/resolv.conf */
-	unsigned timeout_ms;     /* per try */
-	const char *hosts_path;  /* NULL: /etc/hosts; "" for none */
+	const char *servers;	/* c-ares CSV, or NULL for /etc/resolv.conf */
+	unsigned timeout_ms;	/* per try */
+	const char *hosts_path; /* NULL: /etc/hosts; "" for none */
 };
 
 /* Make a resolver on `loop`. Returns NULL and writes a reason to err. */

@@ -68,7 +68,7 @@ struct ev_loop *ev_loop_new(void)
 	}
 	loop->now = clock_mono_ms();
 	return loop;
-fail: {
+fail : {
 	int e = errno;
 	if (loop->epfd >= 0)
 		close(loop->epfd);
@@ -116,7 +116,7 @@ void ev_loop_stop(struct ev_loop *loop)
 
 int ev_io_add(struct ev_loop *loop, struct ev_io *io, int fd, uint32_t events, ev_io_cb cb)
 {
-	struct epoll_event ev = { .events = events & ~EV_LEVEL, .data.ptr = io };
+	struct epoll_event ev = {.events = events & ~EV_LEVEL, .data.ptr = io};
 
 	if (!(events & EV_LEVEL))
 		ev.events |= EPOLLET;
@@ -132,7 +132,7 @@ int ev_io_add(struct ev_loop *loop, struct ev_io *io, int fd, uint32_t events, e
 
 int ev_io_mod(struct ev_loop *loop, struct ev_io *io, uint32_t events)
 {
-	struct epoll_event ev = { .events = events & ~EV_LEVEL, .data.ptr = io };
+	struct epoll_event ev = {.events = events & ~EV_LEVEL, .data.ptr = io};
 
 	SL_ASSERT(io->fd >= 0);
 	if (!(events & EV_LEVEL))
@@ -271,7 +271,7 @@ void ev_defer(struct ev_loop *loop, ev_defer_fn fn, void *arg)
 		loop->capdefer = loop->capdefer ? loop->capdefer * 2 : 32;
 		loop->defer = sl_realloc(loop->defer, loop->capdefer * sizeof(*loop->defer));
 	}
-	loop->defer[loop->ndefer++] = (struct deferred){ fn, arg };
+	loop->defer[loop->ndefer++] = (struct deferred){fn, arg};
 }
 
 void ev_set_before_wait(struct ev_loop *loop, void (*fn)(void *arg), void *arg)

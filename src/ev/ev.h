@@ -28,7 +28,7 @@ struct ev_loop;
 struct ev_io;
 struct ev_timer;
 
-#define EV_READ EPOLLIN
+#define EV_READ	 EPOLLIN
 #define EV_WRITE EPOLLOUT
 #define EV_RDHUP EPOLLRDHUP
 /* Flag for ev_io_add: level-triggered (for foreign code such as c-ares). */
@@ -39,15 +39,15 @@ typedef void (*ev_timer_cb)(struct ev_loop *loop, struct ev_timer *t);
 typedef void (*ev_defer_fn)(void *arg);
 
 struct ev_io {
-	int fd;            /* -1 when not registered */
-	uint32_t events;   /* as registered, incl. EV_LEVEL */
+	int fd;		 /* -1 when not registered */
+	uint32_t events; /* as registered, incl. EV_LEVEL */
 	ev_io_cb cb;
 };
 
 struct ev_timer {
 	uint64_t deadline; /* wanted expiry, monotonic ms; 0 = not wanted */
-	uint64_t key;      /* expiry the heap is ordered by (<= deadline) */
-	uint32_t idx;      /* heap slot + 1; 0 = not in the heap */
+	uint64_t key;	   /* expiry the heap is ordered by (<= deadline) */
+	uint32_t idx;	   /* heap slot + 1; 0 = not in the heap */
 	ev_timer_cb cb;
 };
 

@@ -15,17 +15,17 @@
 
 enum {
 	/* chunk-size line; S_SIZE is 0 so a zeroed struct is a fresh decoder */
-	S_SIZE = 0,     /* hex digits */
-	S_EXT_BWS,      /* BWS after size or value: only ';' may follow */
+	S_SIZE = 0,	/* hex digits */
+	S_EXT_BWS,	/* BWS after size or value: only ';' may follow */
 	S_EXT_PRE_NAME, /* after ';': BWS, then ext name */
 	S_EXT_NAME,
 	S_EXT_NAME_BWS, /* BWS after name: '=' or ';' */
-	S_EXT_PRE_VAL,  /* after '=': BWS, then token or quoted-string */
+	S_EXT_PRE_VAL,	/* after '=': BWS, then token or quoted-string */
 	S_EXT_VAL,
 	S_EXT_QUOTED,
-	S_EXT_QESC,     /* after a backslash in a quoted-string */
-	S_EXT_AFTER_Q,  /* after the closing quote */
-	S_SIZE_LF,      /* CR seen, LF expected */
+	S_EXT_QESC,    /* after a backslash in a quoted-string */
+	S_EXT_AFTER_Q, /* after the closing quote */
+	S_SIZE_LF,     /* CR seen, LF expected */
 	/* chunk data and its CRLF */
 	S_DATA,
 	S_DATA_CR,
@@ -42,12 +42,12 @@ enum {
 
 /* A chunk size above this is refused: it keeps every length sum far from
  * overflow and no real chunk is anywhere near it. */
-#define CHUNK_SIZE_MAX ((uint64_t)1 << 62)
+#define CHUNK_SIZE_MAX	  ((uint64_t)1 << 62)
 #define CHUNK_SIZE_DIGITS 16
 
 void chunked_init(struct chunked *c)
 {
-	*c = (struct chunked){ 0 };
+	*c = (struct chunked){0};
 }
 
 /* ch is the offending byte (an unexpected LF is named as such, being the

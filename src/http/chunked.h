@@ -25,18 +25,18 @@
 #define CHUNKED_ERROR (-1)
 
 struct chunked {
-	int state;          /* private */
+	int state;	    /* private */
 	uint64_t remaining; /* private: bytes of chunk data left in this chunk */
 	size_t line_len;    /* private: bytes of the current line seen */
 	size_t trailer_len; /* private */
-	unsigned flags;     /* private */
-	bool done;          /* public: the last CRLF of the message was consumed */
+	unsigned flags;	    /* private */
+	bool done;	    /* public: the last CRLF of the message was consumed */
 	const char *error;  /* public: short reason once CHUNKED_ERROR was returned */
 };
 
 struct chunk_span {
-	const char *data;   /* start of chunk data within the consumed input, or NULL */
-	size_t len;         /* 0 if this call consumed no chunk data */
+	const char *data; /* start of chunk data within the consumed input, or NULL */
+	size_t len;	  /* 0 if this call consumed no chunk data */
 };
 
 /* Start a decoder (all fields zero is also a valid start). */

@@ -14,8 +14,8 @@
 #include "http/status.h"
 
 /* Byte classes: one load per byte in the hot loops. */
-#define C_TCHAR 1  /* token (RFC 9110 §5.6.2) */
-#define C_FVAL 2   /* field-value byte: HTAB, SP, VCHAR, obs-text */
+#define C_TCHAR	 1 /* token (RFC 9110 §5.6.2) */
+#define C_FVAL	 2 /* field-value byte: HTAB, SP, VCHAR, obs-text */
 #define C_TARGET 4 /* request-target byte: visible ASCII */
 
 static const unsigned char cls[256] = {
@@ -44,11 +44,11 @@ static const unsigned char cls[256] = {
 /* One parse: the input, how far we may look, and how to report. */
 struct scan {
 	const unsigned char *b;
-	size_t len;      /* bytes received */
-	size_t win;      /* min(len, max_head): a head must end inside it */
+	size_t len; /* bytes received */
+	size_t win; /* min(len, max_head): a head must end inside it */
 	size_t max_head;
-	int st_bad;      /* 400 for requests, 502 for responses */
-	int st_large;    /* 431 for requests, 502 for responses */
+	int st_bad;   /* 400 for requests, 502 for responses */
+	int st_large; /* 431 for requests, 502 for responses */
 	struct h1_error *err;
 };
 
@@ -378,8 +378,8 @@ struct te_info {
 	unsigned ncodings;
 	unsigned nchunked;
 	bool chunked_last;
-	bool unknown;      /* a coding we do not know (501 for requests) */
-	bool syntax;       /* a coding or parameter that is not a token */
+	bool unknown; /* a coding we do not know (501 for requests) */
+	bool syntax;  /* a coding or parameter that is not a token */
 };
 
 static bool te_known(struct sv c)
@@ -418,7 +418,7 @@ static bool te_params_ok(struct sv p)
 
 static void te_scan(const struct h1_header *h, unsigned n, struct te_info *te)
 {
-	*te = (struct te_info){ 0 };
+	*te = (struct te_info){0};
 	for (unsigned i = 0; i < n; i++) {
 		if (!sv_ieq_cstr(h[i].name, "Transfer-Encoding"))
 			continue;
@@ -485,7 +485,7 @@ int h1_request_body(const struct h1_request *req, struct h1_body *out, struct h1
 	bool has_cl;
 	uint64_t cl = 0;
 
-	*out = (struct h1_body){ .kind = H1_BODY_NONE };
+	*out = (struct h1_body){.kind = H1_BODY_NONE};
 	/* RFC 9112 §6.3 item 3: a server MAY reject CL with TE; a proxy that
 	 * forwards either reading is the classic smuggling hole, so it must. */
 	if (has_te && h1_find(h, n, "Content-Length") != NULL)
@@ -531,9 +531,9 @@ int h1_response_body(const struct h1_response *resp, struct sv req_method, struc
 	bool has_te = h1_find(h, n, "Transfer-Encoding") != NULL;
 	bool has_cl;
 	uint64_t cl = 0;
-	struct te_info te = { 0 };
+	struct te_info te = {0};
 
-	*out = (struct h1_body){ .kind = H1_BODY_CLOSE };
+	*out = (struct h1_body){.kind = H1_BODY_CLOSE};
 	/* Framing headers are checked even where the status says there is no
 	 * body: a malformed one means the origin's framing cannot be trusted
 	 * for what follows on the connection either. */
@@ -556,8 +556,7 @@ int h1_response_body(const struct h1_response *resp, struct sv req_method, struc
 
 	/* RFC 9112 §6.3 items 1 and 2 */
 	if (sv_eq(req_method, SV_LIT("HEAD")) || resp->status < 200 || resp->status == 204 ||
-	    resp->status == 304 ||
-	    (sv_eq(req_method, SV_LIT("CONNECT")) && resp->status < 300)) {
+	    resp->status == 304 || (sv_eq(req_method, SV_LIT("CONNECT")) && resp->status < 300)) {
 		out->kind = H1_BODY_NONE;
 		return 0;
 	}
@@ -602,7 +601,7 @@ bool h1_has_token(const struct h1_header *hdrs, unsigned n, const char *name, co
 bool h1_method_idempotent(struct sv method)
 {
 	/* RFC 9110 §9.2.2; method names are case-sensitive (§9.1) */
-	static const char *const idem[] = { "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE" };
+	static const char *const idem[] = {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"};
 	for (size_t i = 0; i < SL_ARRAY_LEN(idem); i++)
 		if (sv_eq(method, sv_from_cstr(idem[i])))
 			return true;

@@ -26,12 +26,12 @@
 #include "base/sv.h"
 
 /* Return codes. */
-#define H1_OK 0
+#define H1_OK	      0
 #define H1_INCOMPLETE (-1)
-#define H1_ERROR (-2)
+#define H1_ERROR      (-2)
 
 struct h1_header {
-	struct sv name;  /* token, as received (case preserved) */
+	struct sv name;	 /* token, as received (case preserved) */
 	struct sv value; /* OWS-trimmed; may be empty */
 };
 
@@ -46,24 +46,24 @@ struct h1_error {
 };
 
 struct h1_limits {
-	size_t max_head;       /* whole head incl. final CRLFCRLF; over it: 431 (request) / 502 */
-	size_t max_line;       /* request line; over it: 414 (request only) */
-	unsigned max_headers;  /* over it: 431 / 502 */
+	size_t max_head;      /* whole head incl. final CRLFCRLF; over it: 431 (request) / 502 */
+	size_t max_line;      /* request line; over it: 414 (request only) */
+	unsigned max_headers; /* over it: 431 / 502 */
 };
 
 struct h1_request {
 	struct sv method;
 	struct sv target;
-	int version;           /* 10 or 11 */
+	int version;		   /* 10 or 11 */
 	struct h1_header *headers; /* caller's array, filled in order */
 	unsigned nheaders;
-	size_t head_len;       /* bytes consumed, incl. leading empty lines and final CRLF */
+	size_t head_len; /* bytes consumed, incl. leading empty lines and final CRLF */
 };
 
 struct h1_response {
-	int version;           /* 10 or 11 */
-	int status;            /* 100..999 as three digits */
-	struct sv reason;      /* may be empty */
+	int version;	  /* 10 or 11 */
+	int status;	  /* 100..999 as three digits */
+	struct sv reason; /* may be empty */
 	struct h1_header *headers;
 	unsigned nheaders;
 	size_t head_len;
@@ -87,15 +87,15 @@ int h1_parse_response(const char *buf, size_t len, const struct h1_limits *lim,
 
 /* How a message body is delimited (RFC 9112 §6). */
 enum h1_body_kind {
-	H1_BODY_NONE,    /* no body */
-	H1_BODY_LENGTH,  /* Content-Length bytes */
+	H1_BODY_NONE,	 /* no body */
+	H1_BODY_LENGTH,	 /* Content-Length bytes */
 	H1_BODY_CHUNKED, /* chunked transfer coding, final */
-	H1_BODY_CLOSE,   /* until the connection closes (responses only) */
+	H1_BODY_CLOSE,	 /* until the connection closes (responses only) */
 };
 
 struct h1_body {
 	enum h1_body_kind kind;
-	uint64_t length;   /* for H1_BODY_LENGTH */
+	uint64_t length; /* for H1_BODY_LENGTH */
 };
 
 /* Request framing (RFC 9112 §6.1-6.3):
@@ -109,8 +109,7 @@ struct h1_body {
  *   - neither: no body.
  * Returns 0, or -1 with *err filled (err->offset is 0: the framing functions
  * do not see the buffer). */
-int h1_request_body(const struct h1_request *req, struct h1_body *out,
-		    struct h1_error *err) SL_WUR;
+int h1_request_body(const struct h1_request *req, struct h1_body *out, struct h1_error *err) SL_WUR;
 
 /* Response framing (RFC 9112 §6.3), given the request method:
  *   - HEAD requests, 1xx, 204 and 304: no body whatever the headers say
@@ -123,8 +122,8 @@ int h1_request_body(const struct h1_request *req, struct h1_body *out,
  *     empty) or sent in an HTTP/1.0 response (RFC 9112 §6.1): 502;
  *   - otherwise close-delimited.
  * Returns 0, or -1 with *err filled (status 502). */
-int h1_response_body(const struct h1_response *resp, struct sv req_method,
-		     struct h1_body *out, struct h1_error *err) SL_WUR;
+int h1_response_body(const struct h1_response *resp, struct sv req_method, struct h1_body *out,
+		     struct h1_error *err) SL_WUR;
 
 /* Find the first header with this name (case-insensitive); NULL if none. */
 const struct h1_header *h1_find(const struct h1_header *hdrs, unsigned n, const char *name);

@@ -43,8 +43,7 @@ static bool pct_ok(struct sv s, size_t i)
 /* host [ ":" port ] (RFC 3986 §3.2.2-3.2.3), host being reg-name, IPv4
  * literal or "[" IPv6 "]". IPvFuture and IPv6 zone identifiers are refused:
  * nothing downstream could connect to them. */
-static int parse_hostport(struct sv a, bool port_required, uint16_t default_port,
-			  struct uri *out)
+static int parse_hostport(struct sv a, bool port_required, uint16_t default_port, struct uri *out)
 {
 	struct sv host;
 	size_t i;
@@ -134,7 +133,7 @@ static bool path_ok(struct sv p)
 
 static void uri_clear(struct uri *out)
 {
-	*out = (struct uri){ .scheme = SV_NULL, .host = SV_NULL, .path = SV_NULL };
+	*out = (struct uri){.scheme = SV_NULL, .host = SV_NULL, .path = SV_NULL};
 }
 
 int uri_parse_absolute(struct sv target, struct uri *out)

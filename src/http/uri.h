@@ -11,15 +11,15 @@
 #include "base/sv.h"
 
 struct uri {
-	struct sv scheme;   /* "http" (lower- or mixed-case as received); empty for authority-form */
-	struct sv host;     /* reg-name or IPv4 literal, or IPv6 literal WITHOUT brackets */
-	bool host_is_ipv6;  /* host was "[...]" */
-	uint16_t port;      /* explicit port, or the scheme default (80 for http) */
+	struct sv scheme;  /* "http" (lower- or mixed-case as received); empty for authority-form */
+	struct sv host;	   /* reg-name or IPv4 literal, or IPv6 literal WITHOUT brackets */
+	bool host_is_ipv6; /* host was "[...]" */
+	uint16_t port;	   /* explicit port, or the scheme default (80 for http) */
 	bool port_explicit;
-	struct sv path;     /* origin-form: path and query, starting with '/' ("/" if empty);
+	struct sv path;	 /* origin-form: path and query, starting with '/' ("/" if empty);
 	                       the fragment, if any, is an error (not sent by clients) */
-	bool path_empty;    /* the target had no path at all (e.g. "http://a.b") */
-	bool query_only;    /* no path but a query ("http://a.b?q"): path holds "?q", and
+	bool path_empty; /* the target had no path at all (e.g. "http://a.b") */
+	bool query_only; /* no path but a query ("http://a.b?q"): path holds "?q", and
 	                       origin-form is "/" followed by it */
 };
 

@@ -18,7 +18,7 @@
 static atomic_int log_fd = -1;
 static atomic_bool log_on;
 static atomic_int log_format = ALOG_SQUID;
-static char *log_path;             /* main thread only */
+static char *log_path; /* main thread only */
 
 static __thread char *tbuf;
 static __thread size_t tlen;
@@ -147,8 +147,8 @@ size_t alog_format_rec(const struct alog_rec *r, enum alog_format fmt, char *out
 		if (p < end)
 			*p++ = ' ';
 		sv_or_dash(&p, end, r->url);
-		n = snprintf(p, (size_t)(end - p), " HTTP/1.%d\" %d %llu \"", r->version == 10 ? 0 : 1,
-			     r->status, (unsigned long long)r->bytes);
+		n = snprintf(p, (size_t)(end - p), " HTTP/1.%d\" %d %llu \"",
+			     r->version == 10 ? 0 : 1, r->status, (unsigned long long)r->bytes);
 		p += SL_MAX(0, SL_MIN(n, (int)(end - p)));
 		sv_or_dash(&p, end, r->referer);
 		n = snprintf(p, (size_t)(end - p), "\" \"");

@@ -24,12 +24,12 @@ struct alog_rec {
 	uint64_t start_wall_us;
 	uint64_t duration_us;
 	const struct sockaddr *client;
-	const char *tag;                 /* TCP_MISS, TCP_TUNNEL, TCP_DENIED, NONE_NONE */
-	int status;                      /* 0 if none was sent */
-	uint64_t bytes;                  /* bytes sent to the client */
+	const char *tag; /* TCP_MISS, TCP_TUNNEL, TCP_DENIED, NONE_NONE */
+	int status;	 /* 0 if none was sent */
+	uint64_t bytes;	 /* bytes sent to the client */
 	struct sv method;
 	struct sv url;
-	int version;                     /* 10 or 11 */
+	int version;			 /* 10 or 11 */
 	const struct sockaddr *upstream; /* NULL if none */
 	struct sv content_type;
 	struct sv referer;

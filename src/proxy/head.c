@@ -18,8 +18,8 @@ static bool connection_names(struct sv name, const struct h1_header *hdrs, unsig
 bool head_is_hop_by_hop(struct sv name, const struct h1_header *hdrs, unsigned n, bool upgrade)
 {
 	static const char *const fixed[] = {
-		"Connection", "Proxy-Connection", "Keep-Alive", "TE", "Trailer",
-		"Proxy-Authorization", "Proxy-Authenticate",
+		"Connection", "Proxy-Connection",    "Keep-Alive",	   "TE",
+		"Trailer",    "Proxy-Authorization", "Proxy-Authenticate",
 	};
 	for (size_t i = 0; i < SL_ARRAY_LEN(fixed); i++)
 		if (sv_ieq_cstr(name, fixed[i]))

@@ -16,10 +16,10 @@
 #include "http/uri.h"
 
 struct head_opts {
-	const char *via_name;    /* received-by for Via, or NULL for no Via */
-	const char *xff;         /* client address for X-Forwarded-For, or NULL */
-	bool upgrade;            /* keep Upgrade and send Connection: upgrade */
-	int max_forwards;        /* >= 0: send this Max-Forwards value instead */
+	const char *via_name; /* received-by for Via, or NULL for no Via */
+	const char *xff;      /* client address for X-Forwarded-For, or NULL */
+	bool upgrade;	      /* keep Upgrade and send Connection: upgrade */
+	int max_forwards;     /* >= 0: send this Max-Forwards value instead */
 };
 
 /* Request line in origin-form plus forwarded fields. */

@@ -18,8 +18,8 @@ struct half {
 	size_t pipe_cap;
 	struct iobuf *pending;
 	bool src_ready, dst_ready;
-	bool eof;        /* src ended */
-	bool shut;       /* dst write side shut down */
+	bool eof;  /* src ended */
+	bool shut; /* dst write side shut down */
 	uint64_t bytes;
 };
 

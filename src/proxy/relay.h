@@ -21,7 +21,7 @@
 #include "buf/iobuf.h"
 
 #define RELAY_AGAIN 0
-#define RELAY_DONE 1
+#define RELAY_DONE  1
 #define RELAY_ERROR (-1)
 
 struct relay;

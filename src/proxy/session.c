@@ -26,15 +26,15 @@
 #include "proxy/worker.h"
 
 #define SESSION_MAGIC 0x5e551011u
-#define TXN_MAGIC 0x7a7a7a7au
+#define TXN_MAGIC     0x7a7a7a7au
 
-#define TXN_STATES(X)         \
-	X(RESOLVE, "resolve")  \
-	X(CONNECT, "connect")  \
+#define TXN_STATES(X)           \
+	X(RESOLVE, "resolve")   \
+	X(CONNECT, "connect")   \
 	X(EXCHANGE, "exchange") \
-	X(BODY, "body")        \
-	X(TUNNEL, "tunnel")    \
-	X(LOCAL, "local")      \
+	X(BODY, "body")         \
+	X(TUNNEL, "tunnel")     \
+	X(LOCAL, "local")       \
 	X(DONE, "done")
 
 enum txn_state {
@@ -54,14 +54,14 @@ static const char *txn_state_str(enum txn_state s)
 }
 
 /* RFC 9209 error types used in Proxy-Status. */
-#define PS_DNS "dns_error"
-#define PS_REFUSED "connection_refused"
+#define PS_DNS		"dns_error"
+#define PS_REFUSED	"connection_refused"
 #define PS_CONN_TIMEOUT "connection_timeout"
 #define PS_RESP_TIMEOUT "http_response_timeout"
-#define PS_PROTOCOL "http_protocol_error"
-#define PS_INCOMPLETE "http_response_incomplete"
-#define PS_UNAVAILABLE "destination_unavailable"
-#define PS_LOOP "proxy_loop_detected"
+#define PS_PROTOCOL	"http_protocol_error"
+#define PS_INCOMPLETE	"http_response_incomplete"
+#define PS_UNAVAILABLE	"destination_unavailable"
+#define PS_LOOP		"proxy_loop_detected"
 
 struct txn {
 	unsigned magic;
@@ -84,8 +84,8 @@ struct txn {
 	struct h1_body reqb;
 	uint64_t req_left;
 	struct chunked req_ck;
-	size_t cin_ready;       /* bytes at the front of s->in ready to forward */
-	bool req_framed;        /* the whole body has been identified */
+	size_t cin_ready; /* bytes at the front of s->in ready to forward */
+	bool req_framed;  /* the whole body has been identified */
 
 	/* Upstream. */
 	struct dns_query *dq;
@@ -96,9 +96,9 @@ struct txn {
 	bool reused, retried;
 	struct sockaddr_storage upaddr;
 	bool have_upaddr;
-	struct sbuf up_out;     /* request head for the upstream */
+	struct sbuf up_out; /* request head for the upstream */
 	size_t up_off;
-	bool resp_started;      /* a response byte arrived from upstream */
+	bool resp_started; /* a response byte arrived from upstream */
 
 	/* Response, upstream -> client. */
 	struct iobuf *uin;
@@ -107,9 +107,9 @@ struct txn {
 	uint64_t resp_left;
 	struct chunked resp_ck;
 	bool dechunk, resp_framed, up_reusable, head_sent, switching;
-	struct sbuf cl_out;     /* response head (or a local response) for the client */
+	struct sbuf cl_out; /* response head (or a local response) for the client */
 	size_t cl_off;
-	bool close_after;       /* close the client connection after this response */
+	bool close_after; /* close the client connection after this response */
 
 	struct relay *relay;
 
@@ -178,7 +178,8 @@ static void arm_for_state(struct session *s)
 {
 	const struct conf *c = s->txn ? s->txn->conf : s->w->conf;
 	if (s->txn == NULL) {
-		arm(s, (s->in && iobuf_len(s->in)) ? c->read_timeout_ms : c->client_idle_timeout_ms);
+		arm(s,
+		    (s->in && iobuf_len(s->in)) ? c->read_timeout_ms : c->client_idle_timeout_ms);
 		return;
 	}
 	switch (s->txn->state) {
@@ -332,10 +333,12 @@ static void txn_local(struct txn *t, int status, const char *detail, const char 
 	sbuf_add_str(&t->cl_out, "Content-Type: text/plain; charset=utf-8\r\n");
 	sbuf_printf(&t->cl_out, "Content-Length: %d\r\n", blen);
 	if (ps_error)
-		sbuf_printf(&t->cl_out, "Proxy-Status: %s; error=%s\r\n",
-			    t->conf->visible_hostname, ps_error);
+		sbuf_printf(&t->cl_out, "Proxy-Status: %s; error=%s\r\n", t->conf->visible_hostname,
+			    ps_error);
 	if (status == 405)
-		sbuf_add_str(&t->cl_out, "Allow: GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH, CONNECT\r\n");
+		sbuf_add_str(
+			&t->cl_out,
+			"Allow: GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH, CONNECT\r\n");
 	/* The request body may be unread: the connection cannot carry another
 	 * request unless the body was fully consumed. */
 	t->close_after = close || !t->client_keepalive || !t->req_framed || s->rd_eof;
@@ -364,8 +367,8 @@ static void txn_abort(struct txn *t, const char *why)
 static void txn_finish(struct txn *t)
 {
 	struct session *s = t->s;
-	bool keep = !t->close_after && t->client_keepalive && t->req_framed &&
-		    t->cin_ready == 0 && !s->rd_eof;
+	bool keep = !t->close_after && t->client_keepalive && t->req_framed && t->cin_ready == 0 &&
+		    !s->rd_eof;
 
 	if (t->up) {
 		if (t->up_reusable && t->req_framed && t->cin_ready == 0 && t->uin == NULL)
@@ -403,7 +406,7 @@ static void txn_begin(struct session *s, const struct h1_request *req)
 	struct uri u;
 	size_t dummy;
 	char addr[NET_ADDRSTRLEN];
-	struct head_opts ho = { .max_forwards = -1 };
+	struct head_opts ho = {.max_forwards = -1};
 
 	t->magic = TXN_MAGIC;
 	t->s = s;
@@ -428,9 +431,11 @@ static void txn_begin(struct session *s, const struct h1_request *req)
 	t->is_head = sv_eq(req->method, SV_LIT("HEAD"));
 	t->idempotent = h1_method_idempotent(req->method);
 	if (req->version == 11)
-		t->client_keepalive = !h1_has_token(req->headers, req->nheaders, "Connection", "close");
+		t->client_keepalive =
+			!h1_has_token(req->headers, req->nheaders, "Connection", "close");
 	else
-		t->client_keepalive = h1_has_token(req->headers, req->nheaders, "Connection", "keep-alive");
+		t->client_keepalive =
+			h1_has_token(req->headers, req->nheaders, "Connection", "keep-alive");
 
 	/* Framing first: a message we cannot delimit poisons the connection. */
 	if (h1_request_body(req, &t->reqb, &herr) < 0) {
@@ -627,7 +632,8 @@ static void on_connected(void *arg, struct upstream *up, int err)
 		char detail[HOST_NAME_MAX_LEN + 96];
 		snprintf(detail, sizeof(detail), "cannot connect to %s port %u: %s", t->host,
 			 t->port, strerror(-err));
-		txn_local(t, 502, detail, err == -ECONNREFUSED ? PS_REFUSED : PS_UNAVAILABLE, false);
+		txn_local(t, 502, detail, err == -ECONNREFUSED ? PS_REFUSED : PS_UNAVAILABLE,
+			  false);
 	} else {
 		got_upstream(t, up);
 	}
@@ -897,9 +903,10 @@ static int handle_response_head(struct txn *t)
 	struct h1_header hdrs[MAX_HEADERS_CEIL];
 	struct h1_response resp;
 	struct h1_error herr;
-	struct h1_limits lim = { .max_head = MAX_RESPONSE_HEAD, .max_line = MAX_RESPONSE_HEAD,
-				 .max_headers = t->conf->max_headers };
-	struct head_opts ho = { .max_forwards = -1 };
+	struct h1_limits lim = {.max_head = MAX_RESPONSE_HEAD,
+				.max_line = MAX_RESPONSE_HEAD,
+				.max_headers = t->conf->max_headers};
+	struct head_opts ho = {.max_forwards = -1};
 	const struct h1_header *h;
 	const char *conn = NULL;
 	int rc;
@@ -942,8 +949,8 @@ static int handle_response_head(struct txn *t)
 		iobuf_consume(t->uin, resp.head_len);
 		return 1;
 	}
-	if (h1_response_body(&resp, t->is_head ? SV_LIT("HEAD") : SV_LIT("GET"), &t->respb,
-			     &herr) < 0) {
+	if (h1_response_body(&resp, t->is_head ? SV_LIT("HEAD") : SV_LIT("GET"), &t->respb, &herr) <
+	    0) {
 		char d[128];
 		snprintf(d, sizeof(d), "invalid response from origin (%s)", herr.reason);
 		txn_local(t, 502, d, PS_PROTOCOL, false);
@@ -1030,7 +1037,8 @@ static void upstream_failed(struct txn *t, int err)
 	if (try_retry(t))
 		return;
 	if (err == -1) {
-		snprintf(d, sizeof(d), "origin %s closed the connection without a response", t->key);
+		snprintf(d, sizeof(d), "origin %s closed the connection without a response",
+			 t->key);
 		txn_local(t, 502, d, PS_INCOMPLETE, false);
 	} else {
 		snprintf(d, sizeof(d), "origin %s: %s", t->key, strerror(-err));
@@ -1237,7 +1245,8 @@ static int step_exchange(struct txn *t)
 				t->up_reusable = false;
 				continue;
 			}
-			txn_abort(t, rc == -1 ? "origin closed mid-body" : "origin failed mid-body");
+			txn_abort(t,
+				  rc == -1 ? "origin closed mid-body" : "origin failed mid-body");
 			return 1;
 		}
 		return progress;
@@ -1294,8 +1303,9 @@ static int parse_head(struct session *s)
 	struct h1_header hdrs[MAX_HEADERS_CEIL];
 	struct h1_request req;
 	struct h1_error herr;
-	struct h1_limits lim = { .max_head = c->max_header_size, .max_line = c->max_request_line,
-				 .max_headers = c->max_headers };
+	struct h1_limits lim = {.max_head = c->max_header_size,
+				.max_line = c->max_request_line,
+				.max_headers = c->max_headers};
 
 	for (;;) {
 		if (s->in && iobuf_len(s->in) > 0) {
@@ -1441,8 +1451,8 @@ static void timer_cb(struct ev_loop *loop, struct ev_timer *tm)
 	case TS_RESOLVE:
 	case TS_CONNECT: {
 		char d[HOST_NAME_MAX_LEN + 64];
-		snprintf(d, sizeof(d), "%s %s timed out", t->state == TS_RESOLVE ? "DNS lookup of" :
-			 "connection to", t->key);
+		snprintf(d, sizeof(d), "%s %s timed out",
+			 t->state == TS_RESOLVE ? "DNS lookup of" : "connection to", t->key);
 		txn_local(t, 504, d, t->state == TS_RESOLVE ? PS_DNS : PS_CONN_TIMEOUT, false);
 		session_run(s);
 		return;

@@ -16,7 +16,7 @@
 #define CONNECTOR_MAGIC 0xc0cc0cc0u
 /* RFC 8305 §5: the recommended Connection Attempt Delay. */
 #define ATTEMPT_DELAY_MS 250
-#define POOL_BUCKETS 1024
+#define POOL_BUCKETS	 1024
 
 struct attempt {
 	int fd;
@@ -304,8 +304,8 @@ static void attempt_won(struct connector *c, struct attempt *a)
 	/* Hand the fd over: re-register under the upstream's own io. */
 	ev_io_del(c->w->loop, &a->io);
 	a->fd = -1;
-	if (ev_io_add(c->w->loop, &up->io, up->fd, EV_READ | EV_WRITE | EV_RDHUP,
-		      upstream_io_cb) < 0) {
+	if (ev_io_add(c->w->loop, &up->io, up->fd, EV_READ | EV_WRITE | EV_RDHUP, upstream_io_cb) <
+	    0) {
 		int e = -errno;
 		upstream_close(&up, false);
 		connector_end(c);

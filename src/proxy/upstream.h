@@ -27,11 +27,11 @@ struct upstream {
 	struct ev_io io;
 	struct worker *w;
 	struct sockaddr_storage addr;
-	char *key;                     /* "host:port", lower case; owned */
+	char *key; /* "host:port", lower case; owned */
 	uint64_t hash;
-	unsigned nreq;                 /* requests sent on it so far */
+	unsigned nreq; /* requests sent on it so far */
 
-	upstream_event_cb on_event;    /* owner's, while in use */
+	upstream_event_cb on_event; /* owner's, while in use */
 	void *owner;
 
 	/* Pool state. */

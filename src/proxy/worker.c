@@ -23,7 +23,7 @@
 struct listener {
 	struct ev_io io;
 	int fd;
-	struct ev_timer pause;   /* accept paused for lack of descriptors */
+	struct ev_timer pause; /* accept paused for lack of descriptors */
 	struct worker *w;
 	char text[64];
 	struct listener *next;
@@ -31,7 +31,7 @@ struct listener {
 
 /* ---- process-wide connection accounting ---- */
 
-#define CONN_SHARDS 16
+#define CONN_SHARDS  16
 #define CONN_BUCKETS 256
 
 struct conn_count {
@@ -45,8 +45,12 @@ static struct {
 	pthread_mutex_t lock;
 	struct conn_count *b[CONN_BUCKETS];
 } shards[CONN_SHARDS] = {
-#define S { .lock = PTHREAD_MUTEX_INITIALIZER }
-	S, S, S, S, S, S, S, S, S, S, S, S, S, S, S, S
+#define S                                         \
+	{                                         \
+		.lock = PTHREAD_MUTEX_INITIALIZER \
+	}
+	S, S, S, S, S, S, S, S, S,
+	S, S, S, S, S, S, S
 #undef S
 };
 
@@ -299,7 +303,7 @@ static void *worker_main(void *arg)
 struct worker *worker_new(unsigned id, struct conf *conf, char *err, size_t errlen)
 {
 	struct worker *w = sl_calloc(1, sizeof(*w));
-	struct dns_opts dopts = { .servers = conf->dns_servers, .timeout_ms = 2000 };
+	struct dns_opts dopts = {.servers = conf->dns_servers, .timeout_ms = 2000};
 
 	w->magic = WORKER_MAGIC;
 	w->id = id;
@@ -353,7 +357,8 @@ void worker_post(struct worker *w, struct worker_post *post)
 				continue;
 			for (size_t j = 0; j < old->nfds; j++) {
 				if (old->fds[j] >= 0 && old->conf &&
-				    strcmp(old->conf->listen[j].text, post->conf->listen[i].text) == 0) {
+				    strcmp(old->conf->listen[j].text, post->conf->listen[i].text) ==
+					    0) {
 					post->fds[i] = old->fds[j];
 					old->fds[j] = -1;
 				}

@@ -37,11 +37,11 @@ struct worker {
 	pthread_t thread;
 	struct ev_loop *loop;
 	struct dns *dns;
-	struct conf *conf;            /* current snapshot, owned reference */
+	struct conf *conf; /* current snapshot, owned reference */
 	struct counters cnt;
 
 	struct listener *listeners;
-	struct session *sessions;     /* every open client connection */
+	struct session *sessions; /* every open client connection */
 	unsigned nsessions;
 
 	/* Idle upstream connections: hash buckets by origin key, plus an LRU
@@ -53,9 +53,9 @@ struct worker {
 
 	/* Posted by the main thread. */
 	_Atomic(struct worker_post *) post;
-	atomic_bool drain;            /* stop accepting, finish in-flight work */
-	atomic_bool force_stop;       /* close everything now */
-	atomic_bool stopped;          /* set by the worker when its loop ended */
+	atomic_bool drain;	/* stop accepting, finish in-flight work */
+	atomic_bool force_stop; /* close everything now */
+	atomic_bool stopped;	/* set by the worker when its loop ended */
 };
 
 /* Process-wide connection accounting (max_connections and

@@ -75,14 +75,14 @@ static void check_split_invariant(const char *in, size_t len)
 	for (size_t i = 0; i + 1 < len; i++)
 		cuts[i] = i + 1;
 	feed_cut(in, len, cuts, len ? len - 1 : 0, &part);
-#define SAME()                                                                      \
-	do {                                                                        \
-		CHECK(part.error == whole.error);                                   \
-		CHECK(part.done == whole.done);                                     \
-		CHECK(part.dlen == whole.dlen);                                     \
-		CHECK(memcmp(part.data, whole.data, whole.dlen) == 0);              \
-		if (!whole.error)                                                   \
-			CHECK(part.consumed == whole.consumed);                     \
+#define SAME()                                                         \
+	do {                                                           \
+		CHECK(part.error == whole.error);                      \
+		CHECK(part.done == whole.done);                        \
+		CHECK(part.dlen == whole.dlen);                        \
+		CHECK(memcmp(part.data, whole.data, whole.dlen) == 0); \
+		if (!whole.error)                                      \
+			CHECK(part.consumed == whole.consumed);        \
 	} while (0)
 	SAME();
 	for (size_t i = 1; i < len; i++) {
@@ -108,18 +108,18 @@ static void check_split_invariant(const char *in, size_t len)
 }
 
 #define DECODE(lit) check_split_invariant(lit, sizeof(lit) - 1)
-#define DECODE_OK(lit, want)                                          \
-	do {                                                          \
-		DECODE(lit);                                          \
-		CHECK(!whole.error);                                  \
-		CHECK(whole.done);                                    \
-		CHECK_MEM(whole.data, whole.dlen, want);              \
+#define DECODE_OK(lit, want)                             \
+	do {                                             \
+		DECODE(lit);                             \
+		CHECK(!whole.error);                     \
+		CHECK(whole.done);                       \
+		CHECK_MEM(whole.data, whole.dlen, want); \
 	} while (0)
-#define DECODE_ERR(lit)                                               \
-	do {                                                          \
-		DECODE(lit);                                          \
-		CHECK(whole.error);                                   \
-		CHECK(!whole.done);                                   \
+#define DECODE_ERR(lit)             \
+	do {                        \
+		DECODE(lit);        \
+		CHECK(whole.error); \
+		CHECK(!whole.done); \
 	} while (0)
 
 TEST(rfc9112_7_1_simple_body)
@@ -131,8 +131,7 @@ TEST(rfc9112_7_1_simple_body)
 
 TEST(rfc9112_7_1_hex_sizes_case_and_leading_zeros)
 {
-	DECODE_OK("A\r\n0123456789\r\n00b\r\n0123456789a\r\n000\r\n\r\n",
-		  "01234567890123456789a");
+	DECODE_OK("A\r\n0123456789\r\n00b\r\n0123456789a\r\n000\r\n\r\n", "01234567890123456789a");
 	DECODE_OK("0\r\n\r\n", "");
 	DECODE_OK("0000000000000001\r\nx\r\n0\r\n\r\n", "x");
 }
@@ -169,7 +168,7 @@ TEST(rfc9112_7_1_bytes_after_end_not_consumed)
 
 TEST(rfc9112_7_1_zeroed_struct_is_a_fresh_decoder)
 {
-	struct chunked c = { 0 };
+	struct chunked c = {0};
 	struct chunk_span sp;
 	CHECK_INT(chunked_feed(&c, "0\r\n\r\n", 5, &sp), 5);
 	CHECK(c.done);

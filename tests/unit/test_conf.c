@@ -309,8 +309,9 @@ TEST(unknown_directive_and_argument_counts)
 	CHECK_STR(load_err("listen 80 81\n"),
 		  "t.conf:1: listen: expected 1 argument, got 2 (usage: listen ADDR:PORT)");
 	CHECK_STR(load_err("allow\n"), "t.conf:1: allow: expected at least 1 argument, got 0 "
-		  "(usage: allow CIDR|all|none...)");
-	CHECK_STR(load_err("access_log a squid x\n"), "t.conf:1: access_log: expected 1 to 2 "
+				       "(usage: allow CIDR|all|none...)");
+	CHECK_STR(load_err("access_log a squid x\n"),
+		  "t.conf:1: access_log: expected 1 to 2 "
 		  "arguments, got 3 (usage: access_log PATH|stderr|off [squid|combined])");
 	CHECK_STR(load_err("include\n"),
 		  "t.conf:1: include: expected 1 argument, got 0 (usage: include PATH)");
@@ -413,7 +414,8 @@ TEST(listen_directive)
 	CHECK_STR(load_err("listen 0\n"), "t.conf:1: listen: expected ADDR:PORT, got \"0\"");
 	CHECK_STR(load_err("listen localhost:80\n"),
 		  "t.conf:1: listen: expected ADDR:PORT, got \"localhost:80\"");
-	CHECK_STR(load_err("listen ::1:80\n"), "t.conf:1: listen: expected ADDR:PORT, got "
+	CHECK_STR(load_err("listen ::1:80\n"),
+		  "t.conf:1: listen: expected ADDR:PORT, got "
 		  "\"::1:80\" (an IPv6 address needs brackets: [ADDR]:PORT)");
 	CHECK_STR(load_err("listen 80\nlisten 0.0.0.0:80\n"),
 		  "t.conf:2: listen: 0.0.0.0:80 is given twice");
@@ -501,11 +503,11 @@ TEST(allow_directive)
 	CHECK_STR(load_err("allow 2001:db8::1/32\n"),
 		  "t.conf:1: allow: 2001:db8::1/32 has host bits set; did you mean 2001:db8::/32?");
 	CHECK_STR(load_err("allow 10.0.0.0/33\n"), "t.conf:1: allow: expected ADDR, ADDR/PREFIX, "
-		  "all or none, got \"10.0.0.0/33\"");
+						   "all or none, got \"10.0.0.0/33\"");
 	CHECK_STR(load_err("allow 10.0.0.0/\n"), "t.conf:1: allow: expected ADDR, ADDR/PREFIX, "
-		  "all or none, got \"10.0.0.0/\"");
+						 "all or none, got \"10.0.0.0/\"");
 	CHECK_STR(load_err("allow example.com\n"), "t.conf:1: allow: expected ADDR, ADDR/PREFIX, "
-		  "all or none, got \"example.com\"");
+						   "all or none, got \"example.com\"");
 	CHECK_STR(load_err("allow none 10.0.0.0/8\n"),
 		  "t.conf:1: allow: none must be alone on its line");
 }
@@ -542,13 +544,14 @@ TEST(connect_ports_directive)
 		conf_unref(&c);
 	}
 	CHECK_STR(load_err("connect_ports 0\n"), "t.conf:1: connect_ports: expected PORT or LO-HI "
-		  "(ports 1..65535), any or none, got \"0\"");
-	CHECK_STR(load_err("connect_ports 65536\n"), "t.conf:1: connect_ports: expected PORT or "
+						 "(ports 1..65535), any or none, got \"0\"");
+	CHECK_STR(load_err("connect_ports 65536\n"),
+		  "t.conf:1: connect_ports: expected PORT or "
 		  "LO-HI (ports 1..65535), any or none, got \"65536\"");
 	CHECK_STR(load_err("connect_ports 1-\n"), "t.conf:1: connect_ports: expected PORT or LO-HI "
-		  "(ports 1..65535), any or none, got \"1-\"");
+						  "(ports 1..65535), any or none, got \"1-\"");
 	CHECK_STR(load_err("connect_ports -5\n"), "t.conf:1: connect_ports: expected PORT or LO-HI "
-		  "(ports 1..65535), any or none, got \"-5\"");
+						  "(ports 1..65535), any or none, got \"-5\"");
 	CHECK_STR(load_err("connect_ports 500-400\n"),
 		  "t.conf:1: connect_ports: range \"500-400\" ends before it starts");
 	CHECK_STR(load_err("connect_ports 443 none\n"),
@@ -560,11 +563,14 @@ TEST(bool_and_hostname_directives)
 	CHECK_STR(load_err("via yes\n"), "t.conf:1: via: expected on or off, got \"yes\"");
 	CHECK_STR(load_err("forwarded_for ON\n"),
 		  "t.conf:1: forwarded_for: expected on or off, got \"ON\"");
-	CHECK_STR(load_err("visible_hostname a/b\n"), "t.conf:1: visible_hostname: expected a host "
+	CHECK_STR(load_err("visible_hostname a/b\n"),
+		  "t.conf:1: visible_hostname: expected a host "
 		  "name (1..253 letters, digits, '-', '.', '_'), got \"a/b\"");
-	CHECK_STR(load_err("visible_hostname \"a b\"\n"), "t.conf:1: visible_hostname: expected a "
+	CHECK_STR(load_err("visible_hostname \"a b\"\n"),
+		  "t.conf:1: visible_hostname: expected a "
 		  "host name (1..253 letters, digits, '-', '.', '_'), got \"a b\"");
-	CHECK_STR(load_err("visible_hostname \"\"\n"), "t.conf:1: visible_hostname: expected a "
+	CHECK_STR(load_err("visible_hostname \"\"\n"),
+		  "t.conf:1: visible_hostname: expected a "
 		  "host name (1..253 letters, digits, '-', '.', '_'), got \"\"");
 }
 
@@ -590,8 +596,8 @@ TEST(access_log_and_log_level_directives)
 	CHECK_STR(load_err("log_level verbose\n"),
 		  "t.conf:1: log_level: expected error, warn, info or debug, got \"verbose\"");
 	for (int i = 0; i < 4; i++) {
-		static const char *const names[] = { "error", "warn", "info", "debug" };
-		static const enum log_level lv[] = { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+		static const char *const names[] = {"error", "warn", "info", "debug"};
+		static const enum log_level lv[] = {LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG};
 		char text[64];
 
 		snprintf(text, sizeof(text), "log_level %s\n", names[i]);
@@ -606,9 +612,9 @@ TEST(access_log_and_log_level_directives)
 
 TEST(duration_directives)
 {
-	static const char *const names[] = { "connect_timeout", "read_timeout",
-					     "client_idle_timeout", "upstream_idle_timeout",
-					     "tunnel_idle_timeout", "shutdown_timeout" };
+	static const char *const names[] = {"connect_timeout",	   "read_timeout",
+					    "client_idle_timeout", "upstream_idle_timeout",
+					    "tunnel_idle_timeout", "shutdown_timeout"};
 	char text[128], want[256];
 
 	for (size_t i = 0; i < SL_ARRAY_LEN(names); i++) {
@@ -619,16 +625,20 @@ TEST(duration_directives)
 		CHECK(c != NULL);
 		conf_unref(&c);
 		snprintf(text, sizeof(text), "%s 0\n", names[i]);
-		snprintf(want, sizeof(want), "t.conf:1: %s: expected a duration 1ms..1d "
-			 "(e.g. 500ms, 30s, 5m, 2h), got \"0\"", names[i]);
+		snprintf(want, sizeof(want),
+			 "t.conf:1: %s: expected a duration 1ms..1d "
+			 "(e.g. 500ms, 30s, 5m, 2h), got \"0\"",
+			 names[i]);
 		CHECK_STR(load_err(text), want);
 		snprintf(text, sizeof(text), "%s 86401s\n", names[i]);
-		snprintf(want, sizeof(want), "t.conf:1: %s: expected a duration 1ms..1d "
-			 "(e.g. 500ms, 30s, 5m, 2h), got \"86401s\"", names[i]);
+		snprintf(want, sizeof(want),
+			 "t.conf:1: %s: expected a duration 1ms..1d "
+			 "(e.g. 500ms, 30s, 5m, 2h), got \"86401s\"",
+			 names[i]);
 		CHECK_STR(load_err(text), want);
 	}
 	CHECK_STR(load_err("read_timeout 5x\n"), "t.conf:1: read_timeout: expected a duration "
-		  "1ms..1d (e.g. 500ms, 30s, 5m, 2h), got \"5x\"");
+						 "1ms..1d (e.g. 500ms, 30s, 5m, 2h), got \"5x\"");
 }
 
 TEST(count_and_size_directives)
@@ -652,19 +662,24 @@ TEST(count_and_size_directives)
 		  "t.conf:1: max_connections: expected a number 1..1000000, got \"0\"");
 	CHECK_STR(load_err("max_connections 1000001\n"),
 		  "t.conf:1: max_connections: expected a number 1..1000000, got \"1000001\"");
-	CHECK_STR(load_err("max_connections 99999999999999999999999\n"), "t.conf:1: "
+	CHECK_STR(load_err("max_connections 99999999999999999999999\n"),
+		  "t.conf:1: "
 		  "max_connections: expected a number 1..1000000, got \"99999999999999999999999\"");
-	CHECK_STR(load_err("max_connections_per_client 1e3\n"), "t.conf:1: "
+	CHECK_STR(load_err("max_connections_per_client 1e3\n"),
+		  "t.conf:1: "
 		  "max_connections_per_client: expected a number 0..1000000, got \"1e3\"");
 	CHECK_STR(load_err("max_headers 0\n"),
 		  "t.conf:1: max_headers: expected a number 1..1000, got \"0\"");
 	CHECK_STR(load_err("dns_cache_size 1000001\n"),
 		  "t.conf:1: dns_cache_size: expected a number 0..1000000, got \"1000001\"");
-	CHECK_STR(load_err("max_header_size 1023\n"), "t.conf:1: max_header_size: expected a size "
+	CHECK_STR(load_err("max_header_size 1023\n"),
+		  "t.conf:1: max_header_size: expected a size "
 		  "1K..64K (bytes, or with K, M, G), got \"1023\"");
-	CHECK_STR(load_err("max_header_size 65537\n"), "t.conf:1: max_header_size: expected a size "
+	CHECK_STR(load_err("max_header_size 65537\n"),
+		  "t.conf:1: max_header_size: expected a size "
 		  "1K..64K (bytes, or with K, M, G), got \"65537\"");
-	CHECK_STR(load_err("max_request_line 255\n"), "t.conf:1: max_request_line: expected a size "
+	CHECK_STR(load_err("max_request_line 255\n"),
+		  "t.conf:1: max_request_line: expected a size "
 		  "256..64K (bytes, or with K, M, G), got \"255\"");
 }
 
@@ -680,7 +695,7 @@ TEST(max_request_line_is_checked_against_max_header_size)
 		  "t.conf:2: max_request_line: 16K is larger than max_header_size 8K "
 		  "(set at t.conf:3)");
 	CHECK_STR(load_err("max_request_line 33K\n"), "t.conf:1: max_request_line: 33K is larger "
-		  "than max_header_size 32K (the default)");
+						      "than max_header_size 32K (the default)");
 	/* An unset max_request_line shrinks with max_header_size. */
 	c = load("max_header_size 4K\n");
 	CHECK(c != NULL);
@@ -697,18 +712,20 @@ TEST(dns_servers_directive)
 	CHECK(c != NULL);
 	if (c) {
 		CHECK_STR(c->dns_servers, "8.8.8.8:53,8.8.4.4:5353,[2001:4860:4860::8888]:53,"
-			  "[::1]:53,[2001:db8::1]:53");
+					  "[::1]:53,[2001:db8::1]:53");
 		conf_unref(&c);
 	}
-	static const char *const bad[] = { "dns.google", "8.8.8.8:0", "8.8.8.8:70000", "[::1",
-					   "[::1]x", "[::1]:", "1.2.3", "::1:53x", "8.8.8.8:",
-					   "[1.2.3.4]:53", "" };
+	static const char *const bad[] = {
+		"dns.google", "8.8.8.8:0", "8.8.8.8:70000", "[::1",	    "[::1]x", "[::1]:",
+		"1.2.3",      "::1:53x",   "8.8.8.8:",	    "[1.2.3.4]:53", ""};
 	for (size_t i = 0; i < SL_ARRAY_LEN(bad); i++) {
 		char text[64], want[200];
 
 		snprintf(text, sizeof(text), "dns_servers 1.1.1.1 \"%s\"\n", bad[i]);
-		snprintf(want, sizeof(want), "t.conf:1: dns_servers: expected IPv4[:PORT], IPv6 or "
-			 "[IPv6]:PORT, got \"%s\"", bad[i]);
+		snprintf(want, sizeof(want),
+			 "t.conf:1: dns_servers: expected IPv4[:PORT], IPv6 or "
+			 "[IPv6]:PORT, got \"%s\"",
+			 bad[i]);
 		CHECK_STR(load_err(text), want);
 	}
 }
@@ -892,7 +909,7 @@ TEST(cidr_matching_v4_v6_and_mapped)
 	CHECK(!cidr_match("::1", "::"));
 	/* A hand-built v6 CIDR over the mapped range behaves like the parsed one. */
 	{
-		struct conf_cidr c = { .family = AF_INET6, .prefix = 104 };
+		struct conf_cidr c = {.family = AF_INET6, .prefix = 104};
 		struct sockaddr_storage ss = sa_of("10.9.9.9");
 
 		c.addr[10] = 0xff;
@@ -902,7 +919,7 @@ TEST(cidr_matching_v4_v6_and_mapped)
 	}
 	/* Not an IP socket: never matches. */
 	{
-		struct sockaddr_un un = { .sun_family = AF_UNIX };
+		struct sockaddr_un un = {.sun_family = AF_UNIX};
 		struct conf_cidr c;
 
 		CHECK_INT(conf_parse_cidr("0.0.0.0/0", &c), 0);
@@ -962,10 +979,10 @@ TEST(include_relative_glob_and_errors)
 	mk_file("conf.d/10-first.conf", "listen 1002\n");
 	mk_file("conf.d/ignored.txt", "this is not config\n");
 	main_conf = mk_file("main.conf", "include sub/a.conf\n"
-				 "include \"conf.d/*.conf\"\n"
-				 "include nothing.d/*.conf\n"
-				 "include conf.d/*.none\n"
-				 "forwarded_for on\n");
+					 "include \"conf.d/*.conf\"\n"
+					 "include nothing.d/*.conf\n"
+					 "include conf.d/*.none\n"
+					 "forwarded_for on\n");
 	CHECK_INT(conf_load_file(main_conf, &c, err, sizeof(err)), 0);
 	if (c) {
 		CHECK_STR(c->source, main_conf);
@@ -996,8 +1013,10 @@ TEST(include_relative_glob_and_errors)
 		const char *inner = mk_file("sub/bad-inner.conf", "\n\nthreads many\n");
 		char want[512];
 
-		snprintf(want, sizeof(want), "%s/sub/bad-inner.conf:3: threads: expected a number "
-			 "1..256 or auto, got \"many\"", tmpdir);
+		snprintf(want, sizeof(want),
+			 "%s/sub/bad-inner.conf:3: threads: expected a number "
+			 "1..256 or auto, got \"many\"",
+			 tmpdir);
 		(void)inner;
 		CHECK_STR(load_file_err(p), want);
 	}
@@ -1006,8 +1025,10 @@ TEST(include_relative_glob_and_errors)
 		const char *p = mk_file("missing.conf", "via on\n\ninclude nope.conf\n");
 		char want[512];
 
-		snprintf(want, sizeof(want), "%s:3: include: cannot read \"%s/nope.conf\": No such "
-			 "file or directory", p, tmpdir);
+		snprintf(want, sizeof(want),
+			 "%s:3: include: cannot read \"%s/nope.conf\": No such "
+			 "file or directory",
+			 p, tmpdir);
 		CHECK_STR(load_file_err(p), want);
 	}
 	/* A directory is not a config file. */
@@ -1015,8 +1036,10 @@ TEST(include_relative_glob_and_errors)
 		const char *p = mk_file("dir.conf", "include sub\n");
 		char want[512];
 
-		snprintf(want, sizeof(want), "%s:1: include: cannot read \"%s/sub\": not a regular "
-			 "file", p, tmpdir);
+		snprintf(want, sizeof(want),
+			 "%s:1: include: cannot read \"%s/sub\": not a regular "
+			 "file",
+			 p, tmpdir);
 		CHECK_STR(load_file_err(p), want);
 	}
 	/* The top-level file itself missing has no line. */
@@ -1082,7 +1105,7 @@ TEST(include_from_string_is_relative_to_cwd)
 		conf_unref(&c);
 	}
 	CHECK_STR(load_err("include other.conf\n"), "t.conf:1: include: cannot read "
-		  "\"other.conf\": No such file or directory");
+						    "\"other.conf\": No such file or directory");
 	if (chdir(cwd) < 0)
 		abort();
 	tmp_cleanup();

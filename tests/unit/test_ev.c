@@ -1,3 +1,4 @@
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "base/clock.h"
@@ -94,9 +95,9 @@ static void on_defer(void *arg)
 TEST(io_readiness_and_deferred_work)
 {
 	struct ev_loop *loop = ev_loop_new();
-	struct ev_io io = { .fd = -1 };
+	struct ev_io io = {.fd = -1};
 	int p[2], one = 1;
-	CHECK_INT(pipe(p), 0);
+	CHECK_INT(pipe2(p, O_NONBLOCK), 0);
 	io_calls = 0;
 	deferred = 0;
 	CHECK_INT(ev_io_add(loop, &io, p[0], EV_READ, on_io), 0);

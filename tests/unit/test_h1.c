@@ -6,7 +6,7 @@
 
 #define HCAP 1100
 
-static const struct h1_limits lim = { .max_head = 32768, .max_line = 8192, .max_headers = 100 };
+static const struct h1_limits lim = {.max_head = 32768, .max_line = 8192, .max_headers = 100};
 static struct h1_header hdrs[HCAP];
 static struct h1_request req;
 static struct h1_response resp;
@@ -22,22 +22,22 @@ struct verdict {
 
 static struct verdict req_once(const char *buf, size_t len, const struct h1_limits *l)
 {
-	struct h1_request r = { 0 };
-	struct h1_error e = { 0 };
+	struct h1_request r = {0};
+	struct h1_error e = {0};
 	static struct h1_header h[HCAP];
 	int rc = h1_parse_request(buf, len, l, &r, h, HCAP, &e);
-	return (struct verdict){ rc, rc == H1_ERROR ? e.status : 0, rc == H1_ERROR ? e.offset : 0,
-				 rc == H1_OK ? r.head_len : 0 };
+	return (struct verdict){rc, rc == H1_ERROR ? e.status : 0, rc == H1_ERROR ? e.offset : 0,
+				rc == H1_OK ? r.head_len : 0};
 }
 
 static struct verdict resp_once(const char *buf, size_t len, const struct h1_limits *l)
 {
-	struct h1_response r = { 0 };
-	struct h1_error e = { 0 };
+	struct h1_response r = {0};
+	struct h1_error e = {0};
 	static struct h1_header h[HCAP];
 	int rc = h1_parse_response(buf, len, l, &r, h, HCAP, &e);
-	return (struct verdict){ rc, rc == H1_ERROR ? e.status : 0, rc == H1_ERROR ? e.offset : 0,
-				 rc == H1_OK ? r.head_len : 0 };
+	return (struct verdict){rc, rc == H1_ERROR ? e.status : 0, rc == H1_ERROR ? e.offset : 0,
+				rc == H1_OK ? r.head_len : 0};
 }
 
 /* The caller re-parses a growing buffer, so every shorter prefix must give
@@ -70,17 +70,17 @@ static int resp_lim(const char *buf, size_t len, const struct h1_limits *l)
 	return h1_parse_response(buf, len, l, &resp, hdrs, HCAP, &err);
 }
 
-#define REQ(lit) req_lim(lit, sizeof(lit) - 1, &lim)
+#define REQ(lit)  req_lim(lit, sizeof(lit) - 1, &lim)
 #define RESP(lit) resp_lim(lit, sizeof(lit) - 1, &lim)
-#define REQ_ERR(lit, st)                              \
-	do {                                          \
-		CHECK_INT(REQ(lit), H1_ERROR);        \
-		CHECK_INT(err.status, st);            \
+#define REQ_ERR(lit, st)                       \
+	do {                                   \
+		CHECK_INT(REQ(lit), H1_ERROR); \
+		CHECK_INT(err.status, st);     \
 	} while (0)
-#define RESP_ERR(lit)                                 \
-	do {                                          \
-		CHECK_INT(RESP(lit), H1_ERROR);       \
-		CHECK_INT(err.status, 502);           \
+#define RESP_ERR(lit)                           \
+	do {                                    \
+		CHECK_INT(RESP(lit), H1_ERROR); \
+		CHECK_INT(err.status, 502);     \
 	} while (0)
 
 /* Parse a request head and compute its framing. */
@@ -104,17 +104,17 @@ static int resp_body(const char *buf, size_t len, const char *method)
 	return h1_response_body(&resp, sv_from_cstr(method), &body, &err);
 }
 
-#define REQ_BODY(lit) req_body(lit, sizeof(lit) - 1)
+#define REQ_BODY(lit)	  req_body(lit, sizeof(lit) - 1)
 #define RESP_BODY(lit, m) resp_body(lit, sizeof(lit) - 1, m)
-#define REQ_BODY_ERR(lit, st)                          \
-	do {                                           \
-		CHECK_INT(REQ_BODY(lit), -1);          \
-		CHECK_INT(err.status, st);             \
+#define REQ_BODY_ERR(lit, st)                 \
+	do {                                  \
+		CHECK_INT(REQ_BODY(lit), -1); \
+		CHECK_INT(err.status, st);    \
 	} while (0)
-#define RESP_BODY_ERR(lit, m)                          \
-	do {                                           \
-		CHECK_INT(RESP_BODY(lit, m), -1);      \
-		CHECK_INT(err.status, 502);            \
+#define RESP_BODY_ERR(lit, m)                     \
+	do {                                      \
+		CHECK_INT(RESP_BODY(lit, m), -1); \
+		CHECK_INT(err.status, 502);       \
 	} while (0)
 
 /* ---- request line (RFC 9112 §3) ---- */
@@ -341,7 +341,7 @@ static size_t make_line(char *buf, size_t n, const char *tail)
 TEST(h1_request_line_limit_is_414)
 {
 	static char buf[300];
-	struct h1_limits l = { .max_head = 1000, .max_line = 100, .max_headers = 10 };
+	struct h1_limits l = {.max_head = 1000, .max_line = 100, .max_headers = 10};
 	size_t n = make_line(buf, 100, "\r\n\r\n");
 	CHECK_INT(req_lim(buf, n, &l), H1_OK);
 	n = make_line(buf, 101, "\r\n\r\n");
@@ -360,7 +360,7 @@ TEST(h1_request_line_limit_is_414)
 TEST(h1_request_line_over_both_limits_is_414)
 {
 	static char buf[300];
-	struct h1_limits l = { .max_head = 120, .max_line = 100, .max_headers = 10 };
+	struct h1_limits l = {.max_head = 120, .max_line = 100, .max_headers = 10};
 	size_t n = make_line(buf, 200, "\r\n\r\n");
 	CHECK_INT(req_lim(buf, n, &l), H1_ERROR);
 	CHECK_INT(err.status, 414);
@@ -392,7 +392,7 @@ static size_t make_head(char *buf, size_t total, unsigned nfields)
 TEST(h1_head_limit_is_431)
 {
 	static char buf[2000];
-	struct h1_limits l = { .max_head = 1000, .max_line = 100, .max_headers = 10 };
+	struct h1_limits l = {.max_head = 1000, .max_line = 100, .max_headers = 10};
 	size_t n = make_head(buf, 1000, 3);
 	CHECK_INT(n, 1000);
 	CHECK_INT(req_lim(buf, n, &l), H1_OK);
@@ -415,7 +415,7 @@ TEST(h1_head_limit_is_431)
 TEST(h1_header_count_limit_is_431)
 {
 	static char buf[2000];
-	struct h1_limits l = { .max_head = 2000, .max_line = 100, .max_headers = 10 };
+	struct h1_limits l = {.max_head = 2000, .max_line = 100, .max_headers = 10};
 	size_t n = make_head(buf, 400, 10);
 	CHECK_INT(req_lim(buf, n, &l), H1_OK);
 	CHECK_INT(req.nheaders, 10);
@@ -432,7 +432,7 @@ TEST(h1_header_count_limit_is_431)
 TEST(h1_64k_head_parses_in_linear_time)
 {
 	static char buf[65536];
-	struct h1_limits l = { .max_head = 65536, .max_line = 8192, .max_headers = 1000 };
+	struct h1_limits l = {.max_head = 65536, .max_line = 8192, .max_headers = 1000};
 	size_t n = make_head(buf, sizeof(buf), 1000);
 	CHECK_INT(n, sizeof(buf));
 	CHECK_INT(req_lim(buf, n, &l), H1_OK);
@@ -512,7 +512,7 @@ TEST(rfc9112_4_response_errors_are_502)
 TEST(h1_response_limits_are_502)
 {
 	static char buf[2000];
-	struct h1_limits l = { .max_head = 1000, .max_line = 10, .max_headers = 3 };
+	struct h1_limits l = {.max_head = 1000, .max_line = 10, .max_headers = 3};
 	static const char m[] = "HTTP/1.1 200 A reason phrase longer than max_line\r\n\r\n";
 	/* max_line is for request lines only */
 	CHECK_INT(resp_lim(m, sizeof(m) - 1, &l), H1_OK);
@@ -561,7 +561,8 @@ TEST(rfc9112_6_1_chunked_final)
 	CHECK_INT(body.kind, H1_BODY_CHUNKED);
 	/* several fields are one list (RFC 9110 §5.3) */
 	CHECK_INT(REQ_BODY("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n"
-			   "Transfer-Encoding: chunked\r\n\r\n"), 0);
+			   "Transfer-Encoding: chunked\r\n\r\n"),
+		  0);
 	CHECK_INT(body.kind, H1_BODY_CHUNKED);
 }
 
@@ -569,14 +570,16 @@ TEST(rfc9112_6_1_te_chunked_identity_rejected)
 {
 	REQ_BODY_ERR("POST / HTTP/1.1\r\nTransfer-Encoding: chunked, identity\r\n\r\n", 400);
 	REQ_BODY_ERR("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n"
-		     "Transfer-Encoding: gzip\r\n\r\n", 400);
+		     "Transfer-Encoding: gzip\r\n\r\n",
+		     400);
 }
 
 TEST(rfc9112_6_1_te_chunked_twice_rejected)
 {
 	REQ_BODY_ERR("POST / HTTP/1.1\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", 400);
 	REQ_BODY_ERR("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n"
-		     "Transfer-Encoding: chunked\r\n\r\n", 400);
+		     "Transfer-Encoding: chunked\r\n\r\n",
+		     400);
 }
 
 TEST(rfc9112_6_3_te_without_chunked_last_rejected)
@@ -735,7 +738,8 @@ TEST(h1_find_and_count_case_insensitive)
 TEST(h1_has_token_over_all_fields)
 {
 	CHECK_INT(REQ("GET / HTTP/1.1\r\nConnection: keep-alive\r\nconnection: Upgrade, Close\r\n"
-		      "X: closed\r\n\r\n"), H1_OK);
+		      "X: closed\r\n\r\n"),
+		  H1_OK);
 	CHECK(h1_has_token(req.headers, req.nheaders, "Connection", "close"));
 	CHECK(h1_has_token(req.headers, req.nheaders, "Connection", "keep-alive"));
 	CHECK(h1_has_token(req.headers, req.nheaders, "connection", "upgrade"));
@@ -760,9 +764,9 @@ TEST(rfc9110_9_2_2_idempotent_methods)
 
 TEST(h1_status_reason_table)
 {
-	static const int codes[] = { 100, 101, 200, 204, 206, 301, 302, 304, 400, 403, 404, 405,
-				     407, 408, 411, 413, 414, 417, 421, 431, 500, 501, 502, 503,
-				     504, 505, 508 };
+	static const int codes[] = {100, 101, 200, 204, 206, 301, 302, 304, 400,
+				    403, 404, 405, 407, 408, 411, 413, 414, 417,
+				    421, 431, 500, 501, 502, 503, 504, 505, 508};
 	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
 		CHECK(strcmp(h1_status_reason(codes[i]), "Unknown") != 0);
 	CHECK_STR(h1_status_reason(200), "OK");

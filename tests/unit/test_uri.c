@@ -4,8 +4,8 @@
 
 static struct uri u;
 
-#define ABS(lit) uri_parse_absolute(SV_LIT(lit), &u)
-#define AUTH(lit) uri_parse_authority(SV_LIT(lit), &u)
+#define ABS(lit)	uri_parse_absolute(SV_LIT(lit), &u)
+#define AUTH(lit)	uri_parse_authority(SV_LIT(lit), &u)
 #define HOST(lit, port) uri_parse_host(SV_LIT(lit), port, &u)
 
 TEST(rfc9112_3_2_2_absolute_form_parts)
