@@ -51,9 +51,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_host(&u, in);
 		SL_ASSERT(sv_ieq_cstr(u.scheme, "http") && u.scheme.p == in.p);
 		SL_ASSERT(u.port_explicit || u.port == 80);
-		SL_ASSERT(u.path.len >= 1 && u.path.p[0] == '/');
+		SL_ASSERT(u.path.len >= 1 && u.path.p[0] == (u.query_only ? '?' : '/'));
 		SL_ASSERT(memchr(u.path.p, '#', u.path.len) == NULL);
-		if (u.path_empty) {
+		if (u.query_only) {
+			SL_ASSERT(u.path_empty && inside(u.path, in.p, in.len));
+			SL_ASSERT(u.path.p + u.path.len == in.p + in.len);
+		} else if (u.path_empty) {
 			SL_ASSERT(u.path.len == 1);
 		} else {
 			SL_ASSERT(inside(u.path, in.p, in.len));
@@ -62,7 +65,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* the authority is a valid Host value naming the same thing */
 		{
 			const char *a = in.p + 7;
-			const char *end = u.path_empty ? in.p + in.len : u.path.p;
+			const char *end =
+				(u.path_empty && !u.query_only) ? in.p + in.len : u.path.p;
 			SL_ASSERT(uri_parse_host(sv_make(a, (size_t)(end - a)), 80, &h) == 0);
 			SL_ASSERT(sv_eq(h.host, u.host) && h.port == u.port);
 			SL_ASSERT(h.host_is_ipv6 == u.host_is_ipv6);

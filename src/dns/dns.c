@@ -61,6 +61,8 @@ struct sockwatch {
 
 struct dns {
 	unsigned magic;
+	char *servers;				     /* as configured, NULL for resolv.conf */
+	struct ares_addr_port_node *default_servers; /* what resolv.conf gave */
 	struct ev_loop *loop;
 	ares_channel channel;
 	struct ev_timer timer;
@@ -657,16 +659,36 @@ struct dns *dns_new(struct ev_loop *loop, const struct dns_opts *o, char *err, s
 		free(d);
 		return NULL;
 	}
-	if (o->servers != NULL) {
-		rc = ares_set_servers_ports_csv(d->channel, o->servers);
-		if (rc != ARES_SUCCESS) {
-			snprintf(err, errlen, "dns_servers %s: %s", o->servers, ares_strerror(rc));
-			dns_free(&d);
-			return NULL;
-		}
+	if (ares_get_servers_ports(d->channel, &d->default_servers) != ARES_SUCCESS)
+		d->default_servers = NULL;
+	if (dns_set_servers(d, o->servers, err, errlen) < 0) {
+		dns_free(&d);
+		return NULL;
 	}
 	hosts_load(d, o->hosts_path ? o->hosts_path : "/etc/hosts");
 	return d;
+}
+
+int dns_set_servers(struct dns *d, const char *servers, char *err, size_t errlen)
+{
+	int rc;
+
+	SL_CHECK_OBJ(d, DNS_MAGIC);
+	if ((servers == NULL && d->servers == NULL) ||
+	    (servers && d->servers && strcmp(servers, d->servers) == 0))
+		return 0;
+	if (servers != NULL)
+		rc = ares_set_servers_ports_csv(d->channel, servers);
+	else
+		rc = ares_set_servers_ports(d->channel, d->default_servers);
+	if (rc != ARES_SUCCESS) {
+		snprintf(err, errlen, "dns_servers %s: %s", servers ? servers : "(resolv.conf)",
+			 ares_strerror(rc));
+		return -1;
+	}
+	free(d->servers);
+	d->servers = servers ? sl_strndup(servers, strlen(servers)) : NULL;
+	return 0;
 }
 
 void dns_free(struct dns **dp)
@@ -699,6 +721,9 @@ void dns_free(struct dns **dp)
 		d->hosts = h->next;
 		free(h);
 	}
+	free(d->servers);
+	if (d->default_servers)
+		ares_free_data(d->default_servers);
 	d->magic = 0;
 	free(d);
 }

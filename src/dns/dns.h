@@ -65,6 +65,11 @@ struct dns_opts {
 
 /* Make a resolver on `loop`. Returns NULL and writes a reason to err. */
 struct dns *dns_new(struct ev_loop *loop, const struct dns_opts *opts, char *err, size_t errlen);
+/* Use other servers from now on (reload): c-ares CSV, or NULL for the ones
+ * in /etc/resolv.conf at the time the resolver was made. Lookups in flight
+ * finish on the old ones. Returns 0, or -1 with a reason in err. */
+int dns_set_servers(struct dns *d, const char *servers, char *err, size_t errlen) SL_WUR;
+
 /* Cancel everything and free. Pending callbacks are not called. */
 void dns_free(struct dns **dp);
 

@@ -1437,11 +1437,17 @@ static void timer_cb(struct ev_loop *loop, struct ev_timer *tm)
 	if (t == NULL) {
 		if (s->in && iobuf_len(s->in) > 0) {
 			/* A head that never completed. */
-			static const char r408[] =
-				"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; "
-				"charset=utf-8\r\nContent-Length: 46\r\nConnection: close\r\n\r\n"
+			static const char body[] =
 				"408 Request Timeout: request head not received\n";
-			ssize_t n = send(s->fd, r408, sizeof(r408) - 1, MSG_NOSIGNAL);
+			char r408[256];
+			int len = snprintf(
+				r408, sizeof(r408),
+				"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; "
+				"charset=utf-8\r\nContent-Length: %zu\r\n"
+				"Connection: close\r\n\r\n%s",
+				sizeof(body) - 1, body);
+			/* Best effort: the client may be gone; the close follows. */
+			ssize_t n = send(s->fd, r408, (size_t)len, MSG_NOSIGNAL);
 			(void)n;
 		}
 		session_close(s, false);

@@ -199,9 +199,13 @@ static void apply_post(struct worker *w, struct worker_post *p)
 {
 	struct listener *keep = NULL, **tail = &keep;
 
+	char err[256];
+
 	conf_unref(&w->conf);
 	w->conf = p->conf;
 	p->conf = NULL;
+	if (dns_set_servers(w->dns, w->conf->dns_servers, err, sizeof(err)) < 0)
+		log_error("worker %u: %s (keeping the previous servers)", w->id, err);
 	for (size_t i = 0; i < p->nfds; i++) {
 		const char *text = w->conf->listen[i].text;
 		struct listener *l = NULL, **pp;

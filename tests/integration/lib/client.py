@@ -54,9 +54,10 @@ class Response:
 
 
 class Client:
-    def __init__(self, addr, timeout=5, connect=True):
+    def __init__(self, addr, timeout=5, connect=True, source=None):
         self.addr = addr
         self.timeout = timeout
+        self.source = source      # local address to bind before connecting, or None
         self.buf = bytearray()
         self.eof = False
         self.reset = False
@@ -69,6 +70,8 @@ class Client:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         self.sock.settimeout(self.timeout * scale())
+        if self.source is not None:
+            self.sock.bind((self.source, 0))
         self.sock.connect((host, port))
         return self
 

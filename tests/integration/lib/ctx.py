@@ -58,10 +58,11 @@ class TestContext:
         self._servers.append(d)
         return d
 
-    def client(self, target, timeout=5):
-        """A raw client connected to a Sluice or an (host, port)."""
+    def client(self, target, timeout=5, source=None):
+        """A raw client connected to a Sluice or an (host, port); `source`
+        binds the client socket to that local address first."""
         addr = target.addr if hasattr(target, "addr") else target
-        c = _client.Client(addr, timeout=timeout)
+        c = _client.Client(addr, timeout=timeout, source=source)
         self._clients.append(c)
         return c
 

@@ -1,0 +1,114 @@
+"""Connection limits (max_connections, max_connections_per_client) and a
+request head that never completes (read_timeout -> 408)."""
+import socket
+import time
+
+from lib import asserts as A
+from lib.client import ConnClosed, build_request
+from lib.util import scale, wait_until
+
+
+def path_echo(req, c):
+    c.respond(200, req.target.encode(), [("Content-Type", "text/plain")])
+
+
+def try_request(t, p, o, path, source=None):
+    """A new connection (from `source`) and one request on it: the client,
+    kept open, if the request got its 200; None if the proxy refused or
+    closed the connection without a response."""
+    try:
+        c = t.client(p, source=source)
+        r = c.request(build_request("GET", o.url(path)))
+    except (ConnClosed, ConnectionRefusedError, ConnectionResetError, BrokenPipeError):
+        return None
+    A.status(r, 200)
+    A.eq(r.body, path.encode(), "body")
+    return c
+
+
+def served(t, p, o, path, source=None, within=3):
+    """A connection that gets served, waiting (bounded) for the proxy to
+    release connections that were closed just before."""
+    return wait_until(lambda: try_request(t, p, o, path, source), within,
+                      f"a connection{' from ' + source if source else ''} to be served ({path})",
+                      interval=0.05)
+
+
+def rejected(t, p, o, source=None):
+    """A connection over the limit is refused, or closed by the proxy
+    without a single byte of response (the request sent on it is ignored)."""
+    try:
+        c = t.client(p, source=source)
+    except ConnectionRefusedError:
+        return
+    try:
+        c.send(build_request("GET", o.url("/over-the-limit")))
+    except (ConnectionResetError, BrokenPipeError):
+        return
+    try:
+        data = c.read_until_close(timeout=3)
+    except socket.timeout:
+        raise AssertionError("a connection over the limit was still open after 3s") from None
+    A.eq(data, b"", "bytes the proxy sent on a connection over the limit")
+
+
+def test_limits001_max_connections(t):
+    p = t.sluice("max_connections 5")
+    o = t.origin(path_echo)
+    held = [served(t, p, o, f"/held{i}") for i in range(5)]
+    rejected(t, p, o)
+    for i, c in enumerate(held):
+        r = c.request(build_request("GET", o.url(f"/again{i}")))
+        A.status(r, 200)
+        A.eq(r.body, f"/again{i}".encode(), f"body on held connection {i}")
+    held[0].close()
+    held[1].close()
+    held = held[2:] + [served(t, p, o, "/after-close-a"), served(t, p, o, "/after-close-b")]
+    rejected(t, p, o)  # five open again: the limit holds
+    A.eq(any("/over-the-limit" in q.target for q in o.requests), False,
+         "a request from a rejected connection reached the origin")
+
+
+def test_limits002_max_connections_per_client(t):
+    p = t.sluice("max_connections_per_client 2\nallow 127.0.0.0/8")
+    o = t.origin(path_echo)
+    held = [served(t, p, o, f"/one{i}", source="127.0.0.1") for i in range(2)]
+    rejected(t, p, o, source="127.0.0.1")
+    others = [try_request(t, p, o, f"/two{i}", source="127.0.0.2") for i in range(2)]
+    A.eq([c is not None for c in others], [True, True],
+         "connections from 127.0.0.2 served while 127.0.0.1 is at its limit")
+    line = p.wait_log(o.url("/two0"))
+    A.contains(line, " 127.0.0.2 ", "client address in the access log")
+    for i, c in enumerate(held):
+        r = c.request(build_request("GET", o.url(f"/again{i}")))
+        A.status(r, 200)
+    held[0].close()
+    served(t, p, o, "/one-after-close", source="127.0.0.1")
+
+
+def test_limits003_partial_head_408(t):
+    p = t.sluice("read_timeout 1s")
+    o = t.origin(path_echo)
+    c = t.client(p, timeout=10)
+    t0 = time.monotonic()
+    c.send(f"GET {o.url('/partial')} HTTP/1.1\r\nHost: {o.hostport}\r\nUser-Agent: hal".encode())
+    r = c.read_response()
+    dt = time.monotonic() - t0
+    A.status(r, 408)
+    if dt < 0.9 or dt > 4 * scale():
+        raise AssertionError(f"408 after {dt:.2f}s, read_timeout is 1s")
+    if not c.is_closed(2):
+        raise AssertionError("connection still open after the 408")
+    A.eq(o.accepted, 0, "connections made to the origin for a head that never completed")
+    # A request after it marks the point in the log by which a line for the
+    # 408 would have been written.
+    A.status(t.get(p, o.url("/marker")), 200)
+    p.wait_log(o.url("/marker"))
+    time.sleep(0.1)
+    lines = [l for l in p.access_lines() if o.url("/marker") not in l]
+    bogus = [l for l in lines if "/408 " not in l]
+    if bogus or len(lines) > 1:
+        raise AssertionError(f"access log for the timed-out head should be nothing or one 408 "
+                             f"line, got {lines!r}")
+    # The 408 itself has the shape of every response sluice makes.
+    A.proxy_error(r, 408, close=True)
