@@ -335,7 +335,8 @@ static void txn_local(struct txn *t, int status, const char *detail, const char 
 	if (ps_error)
 		sbuf_printf(&t->cl_out, "Proxy-Status: %s; error=%s\r\n", t->conf->visible_hostname,
 			    ps_error);
-	if (status == 405)
+	if (status == 405 ||
+	    (status == 200 && sv_eq(txn_sv(t, 0, t->method_len), SV_LIT("OPTIONS"))))
 		sbuf_add_str(
 			&t->cl_out,
 			"Allow: GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH, CONNECT\r\n");
@@ -351,6 +352,39 @@ static void txn_local(struct txn *t, int status, const char *detail, const char 
 		counter_add(&s->w->cnt, CNT_UPSTREAM_ERRORS, 1);
 	log_debug("local %d for %.*s: %s", status, (int)t->url_len, t->strs.p + t->url_off, detail);
 	go_state(t, TS_LOCAL);
+}
+
+/* TRACE that ends here (Max-Forwards: 0): reflect the request as received
+ * (RFC 9110 §9.3.8), less the fields that carry credentials. */
+static void txn_trace_reply(struct txn *t, const struct h1_request *req)
+{
+	struct sbuf body;
+
+	sbuf_init(&body, OUT_HEAD_MAX);
+	sbuf_add_sv(&body, req->method);
+	sbuf_add_char(&body, ' ');
+	sbuf_add_sv(&body, req->target);
+	sbuf_add_str(&body, req->version == 10 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n");
+	for (unsigned i = 0; i < req->nheaders; i++) {
+		struct sv n = req->headers[i].name;
+		if (sv_ieq_cstr(n, "Cookie") || sv_ieq_cstr(n, "Authorization") ||
+		    sv_ieq_cstr(n, "Proxy-Authorization"))
+			continue;
+		sbuf_add_sv(&body, n);
+		sbuf_add_str(&body, ": ");
+		sbuf_add_sv(&body, req->headers[i].value);
+		sbuf_add_str(&body, "\r\n");
+	}
+	sbuf_add_str(&body, "\r\n");
+	txn_local(t, 200, "", NULL, false);
+	sbuf_reset(&t->cl_out);
+	sbuf_printf(&t->cl_out,
+		    "HTTP/1.1 200 OK\r\nContent-Type: message/http\r\n"
+		    "Content-Length: %zu\r\n%s",
+		    body.len, t->close_after ? "Connection: close\r\n\r\n" : "\r\n");
+	sbuf_add(&t->cl_out, body.p, body.len);
+	snprintf(t->ctype, sizeof(t->ctype), "message/http");
+	sbuf_free(&body);
 }
 
 /* A failure after the response head went to the client: the only honest
@@ -509,6 +543,10 @@ static void txn_begin(struct session *s, const struct h1_request *req)
 		uint64_t mf;
 		if (sv_to_u64(h->value, 1u << 30, &mf) < 0) {
 			txn_local(t, 400, "invalid Max-Forwards", NULL, true);
+			return;
+		}
+		if (mf == 0 && sv_eq(req->method, SV_LIT("TRACE"))) {
+			txn_trace_reply(t, req);
 			return;
 		}
 		if (mf == 0) {

@@ -264,6 +264,30 @@ def test_basic023_max_forwards_zero(t):
     A.eq(o.accepted, 0, "connections to origin (proxy must answer itself)")
 
 
+def test_basic027_trace_max_forwards_zero_reflected(t):
+    p = t.sluice()
+    o = t.origin()
+    r = t.get(p, o.url("/t"), method="TRACE",
+              headers=[("Max-Forwards", "0"), ("X-Echo", "yes"), ("Cookie", "secret=1")])
+    A.status(r, 200)
+    A.eq(r.header("Content-Type"), "message/http", "Content-Type")
+    A.eq(o.accepted, 0, "connections to origin (proxy must answer itself)")
+    A.contains(r.body.decode(), f"TRACE {o.url('/t')} HTTP/1.1\r\n", "reflected request line")
+    A.contains(r.body.decode(), "X-Echo: yes\r\n", "reflected field")
+    if b"secret" in r.body:
+        raise AssertionError("Cookie must not be reflected")
+
+
+def test_basic028_max_forwards_decremented(t):
+    p = t.sluice()
+    o = t.origin()
+    r = t.get(p, o.url("/m"), method="OPTIONS", headers=[("Max-Forwards", "5")])
+    A.status(r, 200)
+    A.eq(o.requests[0].header("Max-Forwards"), "4", "Max-Forwards at origin")
+    r = t.get(p, o.url("/m"), method="OPTIONS", headers=[("Max-Forwards", "x")])
+    A.status(r, 400)
+
+
 def test_basic024_curl_x(t):
     p = t.sluice()
     o = t.origin(O.respond(body=b"through curl\n"))
