@@ -15,7 +15,8 @@ def path_echo(req, c):
 def refused(addr):
     try:
         s = socket.create_connection(addr, timeout=1)
-    except ConnectionRefusedError:
+    except (ConnectionRefusedError, ConnectionResetError):
+        # A connect racing the listener's close is reset by the kernel.
         return True
     s.close()
     return False
