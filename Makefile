@@ -7,6 +7,7 @@
 #   make asan       build build/asan/sluice (ASan + UBSan)
 #   make fuzz       build fuzz targets and run each for FUZZ_SECONDS
 #   make check-src  include-layering, banned functions and format checks
+#   make valgrind   the integration suite with build/sluice under valgrind
 
 CC      ?= gcc
 ifeq ($(origin CC),default)
@@ -35,7 +36,7 @@ LIB_OBJ_A := $(LIB_SRC:%.c=$(BA)/obj/%.o)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 UNIT_BIN_A := $(UNIT_SRC:tests/unit/%.c=$(BA)/tests/%)
 
-.PHONY: all asan units units-asan run test deps deps-test fuzz fuzz-build check-src clean
+.PHONY: all asan units units-asan run test deps deps-test fuzz fuzz-build check-src valgrind clean
 
 all: $(B)/sluice units
 
@@ -104,6 +105,13 @@ fuzz: deps-test fuzz-build
 
 check-src:
 	@scripts/check-src.sh
+
+# The integration suite with the release binary under valgrind's memcheck
+# (slow: timeouts are stretched; VALGRIND_TESTS picks a subset by name).
+VALGRIND_TESTS ?=
+valgrind: deps-test $(B)/sluice
+	SLUICE_BIN=scripts/valgrind-sluice.sh SLUICE_TIMEOUT_SCALE=6 \
+		python3 tests/integration/run.py $(if $(VALGRIND_TESTS),-k $(VALGRIND_TESTS),)
 
 clean:
 	rm -rf $(B)

@@ -238,7 +238,8 @@ int main(int argc, char **argv)
 		for (size_t i = 0; i < conf->nlisten && off < sizeof(list); i++)
 			off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s",
 						i ? " " : "", conf->listen[i].text);
-		log_info("sluice %s listening on %s (%u threads)", SLUICE_VERSION, list, nw);
+		log_info("sluice %s listening on %s (%u thread%s)", SLUICE_VERSION, list, nw,
+			 nw == 1 ? "" : "s");
 	}
 
 	for (;;) {

@@ -8,7 +8,10 @@ import time
 
 from .util import bin_path, free_port, scale, wait_until
 
-SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer")
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer",
+                   # valgrind memcheck (make valgrind)
+                   "Invalid read", "Invalid write", "Invalid free", "uninitialised",
+                   "definitely lost", "indirectly lost", "Mismatched free")
 
 
 def directive_names(text):
