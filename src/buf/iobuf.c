@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 struct pool {
 	struct iobuf *free;
@@ -17,6 +18,30 @@ static struct pool *pool_for(size_t cap)
 	return &pools[cap == IOBUF_LARGE_SIZE];
 }
 
+/* Buffers are mapped pages of their own, not heap chunks: a burst of busy
+ * connections then leaves no holes between the small long-lived objects
+ * (sessions) on the heap, and memory given back is really given back. */
+static size_t map_len(size_t cap)
+{
+	return (sizeof(struct iobuf) + cap + 4095) & ~(size_t)4095;
+}
+
+static struct iobuf *buf_alloc(size_t cap)
+{
+	struct iobuf *b = mmap(NULL, map_len(cap), PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	/* Out of memory: abort, as every allocation in sluice does. */
+	if (b == MAP_FAILED)
+		sl_assert_fail("mmap of an I/O buffer", __FILE__, __LINE__, __func__);
+	b->cap = (uint32_t)cap;
+	return b;
+}
+
+static void buf_free(struct iobuf *b)
+{
+	munmap(b, map_len(b->cap));
+}
+
 struct iobuf *iobuf_get(size_t cap)
 {
 	struct pool *p = pool_for(cap);
@@ -26,8 +51,7 @@ struct iobuf *iobuf_get(size_t cap)
 		p->free = b->next;
 		p->n--;
 	} else {
-		b = sl_malloc(sizeof(*b) + cap);
-		b->cap = (uint32_t)cap;
+		b = buf_alloc(cap);
 	}
 	b->start = b->end = 0;
 	b->next = NULL;
@@ -44,7 +68,7 @@ void iobuf_put(struct iobuf **bp)
 	*bp = NULL;
 	p = pool_for(b->cap);
 	if (p->n >= IOBUF_POOL_KEEP) {
-		free(b);
+		buf_free(b);
 		return;
 	}
 	b->next = p->free;
@@ -58,7 +82,7 @@ void iobuf_pool_drain(void)
 		while (pools[i].free != NULL) {
 			struct iobuf *b = pools[i].free;
 			pools[i].free = b->next;
-			free(b);
+			buf_free(b);
 		}
 		pools[i].n = 0;
 	}

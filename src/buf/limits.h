@@ -10,7 +10,7 @@
 #define IOBUF_SIZE	 (16 * 1024)
 #define IOBUF_LARGE_SIZE (64 * 1024)
 /* Buffers a worker keeps cached per pool before returning them to malloc. */
-#define IOBUF_POOL_KEEP 256
+#define IOBUF_POOL_KEEP 64
 
 /* Request/response heads. */
 #define MAX_HEADER_SIZE_DEFAULT	 (32 * 1024)
