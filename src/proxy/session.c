@@ -663,6 +663,9 @@ static void got_upstream(struct txn *t, struct upstream *up)
 static void on_connected(void *arg, struct upstream *up, int err)
 {
 	struct txn *t = arg;
+	/* got_upstream() may end the transaction (no pipe for a tunnel): the
+	 * session outlives it until the end of the batch, t does not. */
+	struct session *s = t->s;
 
 	SL_CHECK_OBJ(t, TXN_MAGIC);
 	t->conn = NULL;
@@ -675,7 +678,7 @@ static void on_connected(void *arg, struct upstream *up, int err)
 	} else {
 		got_upstream(t, up);
 	}
-	session_run(t->s);
+	session_run(s);
 }
 
 /* CONNECT: take a pooled connection, or start a new one. */
