@@ -405,7 +405,8 @@ static void txn_finish(struct txn *t)
 		    !s->rd_eof;
 
 	if (t->up) {
-		if (t->up_reusable && t->req_framed && t->cin_ready == 0 && t->uin == NULL)
+		if (t->up_reusable && t->req_framed && t->cin_ready == 0 && t->uin == NULL &&
+		    t->up_off == t->up_out.len)
 			upstream_pool_put(&t->up);
 		else
 			upstream_close(&t->up, false);
@@ -1220,6 +1221,10 @@ static int step_exchange(struct txn *t)
 		progress = 1;
 	}
 	if (t->switching) {
+		/* The relay starts only after the whole request head is out:
+		 * what the client sends next must not land inside it. */
+		if (t->up_off < t->up_out.len)
+			return progress;
 		/* Forward what the origin sent after its 101 and relay. */
 		if (t->uin && iobuf_len(t->uin) == 0)
 			iobuf_put(&t->uin);
@@ -1252,11 +1257,15 @@ static int step_exchange(struct txn *t)
 			if (t->uin && iobuf_len(t->uin) == 0)
 				iobuf_put(&t->uin);
 			/* The request may still be going out (origin answered
-			 * early); only a complete exchange ends cleanly. */
+			 * early); only a complete exchange ends cleanly. A
+			 * connection with part of a head unsent would glue the
+			 * next request onto it. */
 			if (!t->req_framed || t->cin_ready > 0) {
 				t->close_after = true;
 				t->up_reusable = false;
 			}
+			if (t->up_off < t->up_out.len)
+				t->up_reusable = false;
 			txn_finish(t);
 			return 1;
 		}

@@ -149,3 +149,54 @@ def test_keepalive010_upstream_idle_timeout(t):
     r = c.request(build_request("GET", o.url("/again")))
     A.eq(r.body, b"/again", "request after the pooled connection expired")
     A.eq(o.accepted, 2, "upstream connections")
+
+
+def test_keepalive011_answer_before_whole_head_sent_not_pooled(t):
+    # The origin answers after the first bytes of a large request head and
+    # reads the rest only later. The proxy's write of that head is partial
+    # when the answer arrives; pooling the connection then would glue the
+    # next request onto half a head (request smuggling). The next request
+    # must go on a fresh connection, and no connection may carry a request
+    # line in the middle of the large head.
+    import socket as S
+    from lib.util import private_netns
+    private_netns(1500)
+    seen = []
+
+    def early(s):
+        data = s.recv(1024)
+        if data.startswith(b"GET /second"):
+            s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\ntwo")
+            seen.append(data)
+            return
+        s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        time.sleep(0.5)
+        s.settimeout(1)
+        try:
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    break
+                data += d
+                if b"/second" in data:
+                    s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\ntwo")
+        except (S.timeout, OSError):
+            pass
+        seen.append(data)
+
+    o = t.stream_server(early, rcvbuf=2048)
+    p = t.sluice("max_header_size 64K", threads=1)
+    c = t.client(p)
+    url = f"http://127.0.0.1:{o.port}"
+    r = c.request(build_request("GET", url + "/first", [("X-Big", "a" * 60000)]))
+    A.status(r, 200)
+    A.eq(r.body, b"ok", "first response")
+    r = c.request(build_request("GET", url + "/second"))
+    A.status(r, 200)
+    A.eq(r.body, b"two", "second response")
+    A.eq(o.accepted, 2, "upstream connections (the half-written one not reused)")
+    from lib.util import wait_until
+    wait_until(lambda: len(seen) == 2, 5, "both origin connections to finish")
+    for data in seen:
+        if b"GET /first" in data and b"/second" in data:
+            raise AssertionError("the second request went on the connection whose head was cut")

@@ -183,3 +183,43 @@ def test_upgrade008_upgrade_without_connection_token_is_hop_by_hop(t):
     A.eq(req.has("Upgrade"), False, f"Upgrade header at origin ({req.raw_head!r})")
     A.not_contains(tokens(req.headers_named("Connection")), "upgrade",
                    "Connection tokens at origin")
+
+
+def test_upgrade009_early_101_relay_waits_for_whole_head(t):
+    # The origin answers 101 after the first bytes of a large request head.
+    # The client's first relayed bytes must reach the origin after the whole
+    # head, never inside it.
+    import socket as S
+    import time
+    from lib.util import private_netns
+    private_netns(1500)
+    got = []
+
+    def early(s):
+        data = s.recv(1024)
+        s.sendall(SWITCH)
+        time.sleep(0.5)
+        s.settimeout(1)
+        try:
+            while b"PING" not in data:
+                d = s.recv(65536)
+                if not d:
+                    break
+                data += d
+        except (S.timeout, OSError):
+            pass
+        got.append(data)
+
+    o = t.stream_server(early, rcvbuf=2048)
+    p = t.sluice("max_header_size 64K")
+    c = t.client(p)
+    big = "b" * 60000
+    c.send(build_request("GET", f"http://127.0.0.1:{o.port}/ws", WS_HEADERS + [("X-Big", big)]))
+    r = c.read_response(skip_interim=False)
+    A.status(r, 101)
+    c.send(b"PING")
+    wait_until(lambda: got, 5, "the origin to read the relayed bytes")
+    head, sep, rest = got[0].partition(b"\r\n\r\n")
+    A.eq(sep, b"\r\n\r\n", "end of the request head at the origin")
+    A.contains(head, big.encode(), "the large header, whole")
+    A.eq(rest, b"PING", "bytes after the head")

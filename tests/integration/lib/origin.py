@@ -453,10 +453,14 @@ class StreamServer:
     """A plain TCP server: handler(sock) runs in a thread per connection
     (for CONNECT tunnel tests). The socket is closed when it returns."""
 
-    def __init__(self, handler, host="127.0.0.1"):
+    def __init__(self, handler, host="127.0.0.1", rcvbuf=None):
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if rcvbuf is not None:
+            # Inherited by accepted sockets: a small window makes the
+            # proxy's writes to this server partial.
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.sock.bind((host, 0))
         self.sock.listen(128)
         self.host, self.port = host, self.sock.getsockname()[1]

@@ -121,3 +121,25 @@ def serial(fn):
     """Decorator: run this test alone (heavy load, timing-sensitive)."""
     fn._serial = True
     return fn
+
+
+def private_netns(mtu=1500):
+    """Move the calling thread (the test's main thread, before it starts any
+    server) into a network namespace of its own with loopback up at `mtu`.
+    Servers and the proxy started afterwards live in it. A real-network MTU
+    keeps the kernel's send buffers small, so partial writes happen as they
+    do off loopback. Needs root (CAP_SYS_ADMIN)."""
+    import ctypes
+    import fcntl
+    import struct
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(0x40000000) != 0:  # CLONE_NEWNET
+        raise AssertionError(f"unshare(CLONE_NEWNET): {os.strerror(ctypes.get_errno())}"
+                             " (the test needs root)")
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        fcntl.ioctl(s, 0x8922, struct.pack("16si12x", b"lo", mtu))  # SIOCSIFMTU
+        flags = struct.unpack("16sH14x", fcntl.ioctl(s, 0x8913, struct.pack("16sH14x", b"lo", 0)))[1]
+        fcntl.ioctl(s, 0x8914, struct.pack("16sH14x", b"lo", flags | 1))  # IFF_UP
+    finally:
+        s.close()
