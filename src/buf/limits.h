@@ -60,6 +60,14 @@
 #define MAX_CONNECTIONS_DEFAULT		   10000
 #define MAX_CONNECTIONS_PER_CLIENT_DEFAULT 0 /* 0: unlimited */
 
+/* Lingering close: after answering a request whose body we did not read
+ * (an early 413, a 400), the client may still be sending. Closing with
+ * unread bytes makes the kernel send a reset that can destroy the answer in
+ * flight, so the write side is shut and input is read and dropped until the
+ * client closes, goes quiet this long, or the total runs out. */
+#define LINGER_IDLE_MS	5000
+#define LINGER_TOTAL_MS 30000
+
 /* Access log: a worker flushes its buffer when it holds this much. */
 #define ALOG_BUF_SIZE (64 * 1024)
 

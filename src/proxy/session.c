@@ -99,6 +99,10 @@ struct txn {
 	struct sbuf up_out; /* request head for the upstream */
 	size_t up_off;
 	bool resp_started; /* a response byte arrived from upstream */
+	/* Sending the request failed: the origin may have answered early
+	 * and closed (a 413 for a big upload), so its answer is still read. */
+	bool req_abandoned;
+	int req_err;
 
 	/* Response, upstream -> client. */
 	struct iobuf *uin;
@@ -141,6 +145,10 @@ struct session {
 	struct txn *txn;
 	struct session *prev, *next;
 	bool rd, wr, rd_eof, closed;
+	/* Close by lingering (see LINGER_IDLE_MS): set when an answer went
+	 * out while the client may still be sending. */
+	bool linger, lingering;
+	uint64_t linger_end;
 };
 
 static void session_run(struct session *s);
@@ -278,11 +286,53 @@ static void free_session(void *arg)
 	free(s);
 }
 
+/* Drop what the client sends while lingering. Returns with the session
+ * closed when the client closes or fails. A client that keeps sending gets
+ * a bounded share per wakeup; its next segment wakes us again. */
+static void linger_read(struct session *s)
+{
+	char sink[16 * 1024];
+	size_t budget = 1024 * 1024;
+
+	while (budget > 0) {
+		ssize_t n = recv(s->fd, sink, sizeof(sink), 0);
+		if (n > 0) {
+			budget -= SL_MIN(budget, (size_t)n);
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		session_close(s, false); /* EOF or error: the client is done */
+		return;
+	}
+	ev_timer_at(s->w->loop, &s->timer, SL_MIN(now_ms(s) + LINGER_IDLE_MS, s->linger_end),
+		    timer_cb);
+}
+
+/* Instead of closing now, shut the write side after the answer and wait
+ * for the client to close. false: there is nothing to wait for. */
+static bool linger_start(struct session *s)
+{
+	txn_free(&s->txn, false);
+	iobuf_put(&s->in);
+	if (shutdown(s->fd, SHUT_WR) < 0)
+		return false;
+	s->lingering = true;
+	s->linger_end = now_ms(s) + LINGER_TOTAL_MS;
+	linger_read(s);
+	return true;
+}
+
 static void session_close(struct session *s, bool abort)
 {
 	struct worker *w = s->w;
 
 	if (s->closed)
+		return;
+	if (!abort && s->linger && !s->lingering && !s->rd_eof && !atomic_load(&w->drain) &&
+	    linger_start(s))
 		return;
 	s->closed = true;
 	txn_free(&s->txn, abort);
@@ -342,7 +392,8 @@ static void txn_local(struct txn *t, int status, const char *detail, const char 
 			"Allow: GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH, CONNECT\r\n");
 	/* The request body may be unread: the connection cannot carry another
 	 * request unless the body was fully consumed. */
-	t->close_after = close || !t->client_keepalive || !t->req_framed || s->rd_eof;
+	t->close_after = close || t->close_after || !t->client_keepalive || !t->req_framed ||
+			 s->rd_eof || t->cin_ready > 0;
 	sbuf_add_str(&t->cl_out, t->close_after ? "Connection: close\r\n\r\n" : "\r\n");
 	if (!t->is_head)
 		sbuf_add(&t->cl_out, body, (size_t)blen);
@@ -411,6 +462,10 @@ static void txn_finish(struct txn *t)
 		else
 			upstream_close(&t->up, false);
 	}
+	/* Closing with request bytes unread: let them drain first. */
+	if (!keep && (!t->req_framed || t->cin_ready > 0 || t->req_abandoned ||
+		      (s->in && iobuf_len(s->in) > 0)))
+		s->linger = true;
 	go_state(t, TS_DONE);
 	txn_free(&s->txn, false);
 	if (!keep || atomic_load(&s->w->drain)) {
@@ -1026,6 +1081,11 @@ static int handle_response_head(struct txn *t)
 		/* A body delimited by close ends the client connection too. */
 		if (t->respb.kind == H1_BODY_CLOSE || t->dechunk)
 			t->close_after = true;
+		/* An early answer from an origin that will not read the
+		 * rest of the request: the rest has nowhere to go. */
+		if ((!t->req_framed || t->cin_ready > 0 || t->req_abandoned) &&
+		    (!t->up_reusable || t->req_abandoned))
+			t->close_after = true;
 		if (!t->client_keepalive || t->close_after || atomic_load(&s->w->drain))
 			conn = "close";
 		else if (t->version == 10)
@@ -1061,6 +1121,8 @@ static bool try_retry(struct txn *t)
 	counter_add(&t->s->w->cnt, CNT_UPSTREAM_RETRIES, 1);
 	log_debug("retrying %s on a fresh connection", t->key);
 	t->retried = true;
+	t->req_abandoned = false;
+	t->close_after = false;
 	upstream_close(&t->up, false);
 	iobuf_put(&t->uin);
 	t->up_off = 0;
@@ -1182,13 +1244,21 @@ static int step_exchange(struct txn *t)
 	int progress = 0, rc;
 
 	/* Request side. */
-	if (t->up_off < t->up_out.len || !t->req_framed || t->cin_ready > 0) {
+	if (!t->req_abandoned && (t->up_off < t->up_out.len || !t->req_framed || t->cin_ready > 0)) {
 		rc = pump_request(t);
 		if (rc == -1000)
 			return 1; /* answered or aborted */
 		if (rc < 0) {
-			upstream_failed(t, rc);
-			return 1;
+			/* The origin may have answered and closed before
+			 * taking the whole request (a 413 for a big upload):
+			 * its answer is read before this counts as a failure.
+			 * Neither connection can carry another request. */
+			t->req_abandoned = true;
+			t->req_err = rc;
+			t->close_after = true;
+			t->up_reusable = false;
+			t->up_rd = true;
+			rc = 1;
 		}
 		progress |= rc;
 	}
@@ -1196,7 +1266,7 @@ static int step_exchange(struct txn *t)
 	if (t->state == TS_EXCHANGE) {
 		rc = read_upstream(t);
 		if (rc < 0) {
-			upstream_failed(t, rc);
+			upstream_failed(t, t->req_abandoned && rc == -1 ? t->req_err : rc);
 			return 1;
 		}
 		progress |= rc;
@@ -1341,8 +1411,10 @@ static void bad_request(struct session *s, const struct h1_error *herr)
 	s->txn = t;
 	log_info("bad request: %s (offset %zu)", herr->reason, herr->offset);
 	txn_local(t, herr->status, herr->reason, NULL, true);
-	/* Nothing after a malformed head can be trusted. */
+	/* Nothing after a malformed head can be trusted, but the client may
+	 * still be sending it: drain before closing. */
 	iobuf_put(&s->in);
+	s->linger = true;
 }
 
 /* Read and parse the next request head. 1: a transaction was started (or
@@ -1406,7 +1478,7 @@ static int parse_head(struct session *s)
  * step, so nothing recurses however many requests are pipelined. */
 static void session_run(struct session *s)
 {
-	while (!s->closed) {
+	while (!s->closed && !s->lingering) {
 		struct txn *t = s->txn;
 		int rc;
 
@@ -1441,7 +1513,7 @@ static void session_run(struct session *s)
 			}
 		}
 		if (rc == 0) {
-			if (!s->closed)
+			if (!s->closed && !s->lingering)
 				arm_for_state(s);
 			return;
 		}
@@ -1453,6 +1525,10 @@ static void session_io_cb(struct ev_loop *loop, struct ev_io *io, uint32_t reven
 	struct session *s = SL_CONTAINER_OF(io, struct session, io);
 	(void)loop;
 	SL_CHECK_OBJ(s, SESSION_MAGIC);
+	if (s->lingering) {
+		linger_read(s);
+		return;
+	}
 	if (revents & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 		s->rd = true;
 	if (revents & (EPOLLOUT | EPOLLHUP | EPOLLERR))
@@ -1484,6 +1560,10 @@ static void timer_cb(struct ev_loop *loop, struct ev_timer *tm)
 	(void)loop;
 
 	SL_CHECK_OBJ(s, SESSION_MAGIC);
+	if (s->lingering) {
+		session_close(s, false);
+		return;
+	}
 	if (t == NULL) {
 		if (s->in && iobuf_len(s->in) > 0) {
 			/* A head that never completed. */
@@ -1559,7 +1639,7 @@ void session_close_idle(struct worker *w)
 	struct session *s = w->sessions, *next;
 	for (; s != NULL; s = next) {
 		next = s->next;
-		if (s->txn == NULL && !(s->in && iobuf_len(s->in) > 0))
+		if (s->lingering || (s->txn == NULL && !(s->in && iobuf_len(s->in) > 0)))
 			session_close(s, false);
 	}
 }

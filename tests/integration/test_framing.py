@@ -184,3 +184,77 @@ def test_framing013_pipelined_post_bodies(t):
         r = c.read_response()
         A.status(r, 200)
         A.eq(r.body, f"body-{i}".encode() * (i + 1), f"response {i}")
+
+
+def _early_413(s):
+    # Refuse an upload from its head alone, then close with the body
+    # unread: what many origins do with a request that is too large.
+    data = b""
+    while b"\r\n\r\n" not in data:
+        d = s.recv(65536)
+        if not d:
+            return
+        data += d
+    s.sendall(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 5\r\n"
+              b"Connection: close\r\n\r\nlarge")
+
+
+def _feed_body(c, size):
+    """Send size body bytes from a thread, as a client uploading would;
+    stops quietly if the connection fails."""
+    def feed():
+        chunk = b"x" * 65536
+        sent = 0
+        try:
+            while sent < size:
+                c.sock.sendall(chunk)
+                sent += len(chunk)
+        except OSError:
+            pass
+
+    th = threading.Thread(target=feed, daemon=True)
+    th.start()
+    return th
+
+
+def test_framing014_origin_refuses_upload_early(t):
+    # The origin answers 413 and closes while the client is still sending
+    # an 8 MiB body. The client must get that 413, not a 502 or a reset:
+    # the proxy reads the origin's answer after its write fails, and drains
+    # the client's remaining body before closing (lingering close).
+    o = t.stream_server(_early_413)
+    p = t.sluice()
+    c = t.client(p, timeout=10)
+    size = 8 * 1024 * 1024
+    c.send(build_request("POST", f"http://127.0.0.1:{o.port}/upload",
+                         [("Content-Length", str(size))]))
+
+    th = _feed_body(c, size)
+    r = c.read_response(method="POST")
+    A.status(r, 413)
+    A.eq(r.body, b"large", "origin's answer body")
+    A.contains(r.connection_tokens(), "close", "Connection tokens")
+    th.join(15)
+    assert not th.is_alive(), "client body sender still blocked"
+    c.shutdown_write()
+    assert c.is_closed(10), "proxy did not close after the client finished"
+
+
+def test_framing015_local_error_during_upload_reaches_client(t):
+    # The proxy answers an upload itself (origin port refused) long before
+    # the 8 MiB body is in. The 502 must reach the client intact: closing
+    # with the body unread would reset the connection under it.
+    from lib.util import free_port
+    port = free_port()
+    p = t.sluice()
+    c = t.client(p, timeout=10)
+    size = 8 * 1024 * 1024
+    c.send(build_request("POST", f"http://127.0.0.1:{port}/upload",
+                         [("Content-Length", str(size))]))
+    th = _feed_body(c, size)
+    r = c.read_response(method="POST")
+    A.proxy_error(r, 502, proxy_status="connection_refused", close=True)
+    th.join(15)
+    assert not th.is_alive(), "client body sender still blocked"
+    c.shutdown_write()
+    assert c.is_closed(10), "proxy did not close after the client finished"
