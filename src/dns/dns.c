@@ -39,6 +39,7 @@ struct pending {
 	struct pending *next;
 	struct dns *d;
 	struct dns_query *waiters;
+	unsigned gen;		    /* d->gen when the query was asked */
 	bool in_call;		    /* inside ares_getaddrinfo() */
 	bool done_in_call;	    /* ... and c-ares answered right there */
 	struct dns_result sync_res; /* that answer */
@@ -70,6 +71,7 @@ struct dns {
 
 	struct host_entry *hosts;
 	struct pending *pending;
+	unsigned gen; /* bumped when the servers change under queries */
 	struct dns_stats stats;
 };
 
@@ -479,6 +481,23 @@ static void pending_finish(struct pending *p, const struct dns_result *r)
 	free(p);
 }
 
+static void ares_done(void *arg, int status, int timeouts, struct ares_addrinfo *ai);
+
+/* Ask c-ares for p's name. true: answered and finished right here. */
+static bool pending_ask(struct dns *d, struct pending *p)
+{
+	struct ares_addrinfo_hints hints = {.ai_family = AF_UNSPEC, .ai_flags = ARES_AI_NOSORT};
+
+	/* c-ares may answer before it returns (a bad name, no servers): the
+	 * callback must not run before we return, so ares_done() leaves such
+	 * an answer in p for the caller. */
+	p->gen = d->gen;
+	p->in_call = true;
+	ares_getaddrinfo(d->channel, p->name, NULL, &hints, ares_done, p);
+	p->in_call = false;
+	return p->done_in_call;
+}
+
 static void ares_done(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
 {
 	struct pending *p = arg;
@@ -492,6 +511,16 @@ static void ares_done(void *arg, int status, int timeouts, struct ares_addrinfo 
 		/* dns_free(): waiters are freed there without callbacks. */
 		if (ai)
 			ares_freeaddrinfo(ai);
+		return;
+	}
+	if (p->gen != d->gen) {
+		/* Cancelled with the channel of servers no longer configured:
+		 * ask the new ones. */
+		if (ai)
+			ares_freeaddrinfo(ai);
+		d->stats.queries++;
+		if (pending_ask(d, p))
+			pending_finish(p, &p->sync_res);
 		return;
 	}
 	if (status == ARES_SUCCESS && ai != NULL) {
@@ -586,8 +615,6 @@ int dns_lookup(struct dns *d, const char *host, struct dns_result *res, dns_cb c
 		if (strcmp(p->name, name) == 0)
 			break;
 	if (p == NULL) {
-		struct ares_addrinfo_hints hints = {.ai_family = AF_UNSPEC,
-						    .ai_flags = ARES_AI_NOSORT};
 		p = sl_calloc(1, sizeof(*p) + len + 1);
 		memcpy(p->name, name, len + 1);
 		p->d = d;
@@ -596,13 +623,7 @@ int dns_lookup(struct dns *d, const char *host, struct dns_result *res, dns_cb c
 		d->stats.queries++;
 		q->p = p;
 		p->waiters = q;
-		/* c-ares may answer before it returns (a bad name, no servers):
-		 * the callback must not run before we return, so ares_done()
-		 * leaves such an answer in p and it is returned here. */
-		p->in_call = true;
-		ares_getaddrinfo(d->channel, name, NULL, &hints, ares_done, p);
-		p->in_call = false;
-		if (p->done_in_call) {
+		if (pending_ask(d, p)) {
 			*res = p->sync_res;
 			p->waiters = NULL;
 			free(q);
@@ -669,6 +690,45 @@ struct dns *dns_new(struct ev_loop *loop, const struct dns_opts *o, char *err, s
 	return d;
 }
 
+static int apply_servers(struct dns *d, ares_channel ch, const char *servers)
+{
+	if (servers != NULL)
+		return ares_set_servers_ports_csv(ch, servers);
+	return ares_set_servers_ports(ch, d->default_servers);
+}
+
+/* c-ares (before 1.22) cannot change the servers of a channel with queries
+ * in flight. Then the servers go on a copy of the channel, the old one is
+ * cancelled, and ares_done() asks its queries again on the new one. */
+static int swap_channel(struct dns *d, const char *servers)
+{
+	ares_channel fresh, old;
+	int rc = ares_dup(&fresh, d->channel);
+
+	if (rc != ARES_SUCCESS)
+		return rc;
+	rc = apply_servers(d, fresh, servers);
+	if (rc != ARES_SUCCESS) {
+		ares_destroy(fresh);
+		return rc;
+	}
+	/* The old channel's sockets stop being watched while they are still
+	 * open, so no fd the new channel opens can be confused with them. */
+	while (d->socks) {
+		struct sockwatch *w = d->socks;
+		d->socks = w->next;
+		ev_io_del(d->loop, &w->io);
+		ev_defer(d->loop, free, w);
+	}
+	old = d->channel;
+	d->channel = fresh;
+	d->gen++;
+	ares_cancel(old);
+	ares_destroy(old);
+	arm_timer(d);
+	return ARES_SUCCESS;
+}
+
 int dns_set_servers(struct dns *d, const char *servers, char *err, size_t errlen)
 {
 	int rc;
@@ -677,10 +737,9 @@ int dns_set_servers(struct dns *d, const char *servers, char *err, size_t errlen
 	if ((servers == NULL && d->servers == NULL) ||
 	    (servers && d->servers && strcmp(servers, d->servers) == 0))
 		return 0;
-	if (servers != NULL)
-		rc = ares_set_servers_ports_csv(d->channel, servers);
-	else
-		rc = ares_set_servers_ports(d->channel, d->default_servers);
+	rc = apply_servers(d, d->channel, servers);
+	if (rc == ARES_ENOTIMP && d->pending != NULL)
+		rc = swap_channel(d, servers);
 	if (rc != ARES_SUCCESS) {
 		snprintf(err, errlen, "dns_servers %s: %s", servers ? servers : "(resolv.conf)",
 			 ares_strerror(rc));

@@ -72,3 +72,31 @@ def test_dns006_connect_by_name(t):
     r = c.read_response(method="CONNECT")
     A.status(r, 200)
     A.eq(c.recv_exact(2), b"hi", "tunnel bytes")
+
+
+def test_dns007_servers_changed_under_a_lookup(t):
+    # A lookup is waiting on a server that never answers when a reload
+    # points dns_servers at one that does. The waiting request is answered
+    # through the new server (well before the old one's timeout), and the
+    # change is not refused for having queries in flight.
+    import socket
+    from lib.util import wait_until
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    t.defer(silent.close)
+    d = t.dns({"origin.test": ["127.0.0.1"]})
+    p = t.sluice(f"dns_servers 127.0.0.1:{silent.getsockname()[1]}", threads=1)
+    o = t.origin(O.respond(body=b"after the change"))
+    c = t.client(p, timeout=10)
+    c.send(f"GET http://origin.test:{o.port}/ HTTP/1.1\r\nHost: origin.test:{o.port}\r\n\r\n")
+    silent.settimeout(5)
+    silent.recvfrom(512)  # the lookup is in flight at the silent server
+    t0 = time.monotonic()
+    p.reload(f"dns_servers {d.server_text}")
+    r = c.read_response()
+    A.status(r, 200)
+    A.eq(r.body, b"after the change", "body")
+    if time.monotonic() - t0 > 1.5:
+        raise AssertionError("answered only after the old server's timeout")
+    wait_until(lambda: d.count("origin.test") >= 1, 2, "a query at the new server")
+    A.not_contains(p.stderr_text(), "keeping the previous servers", "log")
