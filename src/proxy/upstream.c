@@ -32,7 +32,9 @@ struct connector {
 	unsigned next;
 	uint16_t port;
 	char *key;
-	struct attempt att[2];
+	/* RFC 8305: a new attempt every ATTEMPT_DELAY_MS while earlier ones
+	 * are still pending, so up to one per address. */
+	struct attempt att[DNS_MAX_ADDRS];
 	struct ev_timer delay;
 	int last_err;
 	bool finished;
@@ -261,8 +263,8 @@ static void attempt_close(struct connector *c, struct attempt *a)
 static void connector_end(struct connector *c)
 {
 	c->finished = true;
-	attempt_close(c, &c->att[0]);
-	attempt_close(c, &c->att[1]);
+	for (unsigned i = 0; i < SL_ARRAY_LEN(c->att); i++)
+		attempt_close(c, &c->att[i]);
 	ev_timer_stop(c->w->loop, &c->delay);
 	ev_defer(c->w->loop, free_connector, c);
 }
@@ -272,7 +274,10 @@ static void fail_later_cb(struct ev_loop *loop, struct ev_timer *t);
 
 static unsigned in_flight(const struct connector *c)
 {
-	return (c->att[0].fd >= 0) + (c->att[1].fd >= 0);
+	unsigned n = 0;
+	for (unsigned i = 0; i < SL_ARRAY_LEN(c->att); i++)
+		n += c->att[i].fd >= 0;
+	return n;
 }
 
 static void attempt_failed(struct connector *c, struct attempt *a, int err)
@@ -338,41 +343,41 @@ static void delay_cb(struct ev_loop *loop, struct ev_timer *t)
 {
 	struct connector *c = SL_CONTAINER_OF(t, struct connector, delay);
 	(void)loop;
-	if (c->next < c->res.n && in_flight(c) < 2)
+	if (c->next < c->res.n)
 		start_next(c);
 }
 
+/* Start an attempt on the next address that can be tried; addresses that
+ * fail at once are skipped. With none left and nothing in flight, the
+ * failure is reported from the loop, never from inside the caller. */
 static void start_next(struct connector *c)
 {
-	struct attempt *a = c->att[0].fd < 0 ? &c->att[0] : &c->att[1];
-	socklen_t len;
-	bool in_progress;
-	int fd;
+	while (c->next < c->res.n) {
+		struct attempt *a = &c->att[c->next];
+		socklen_t len;
+		bool in_progress;
+		int fd;
 
-	SL_ASSERT(a->fd < 0 && c->next < c->res.n);
-	len = dns_addr_to_sockaddr(&c->res.addrs[c->next++], c->port, &a->ss);
-	fd = net_connect((struct sockaddr *)&a->ss, len, &in_progress);
-	if (fd < 0) {
-		/* Immediate failure: defer the retry logic to keep the callback
-		 * from running inside upstream_connect(). */
-		c->last_err = fd;
-		if (c->next < c->res.n) {
-			start_next(c);
-			return;
+		SL_ASSERT(a->fd < 0);
+		len = dns_addr_to_sockaddr(&c->res.addrs[c->next++], c->port, &a->ss);
+		fd = net_connect((struct sockaddr *)&a->ss, len, &in_progress);
+		if (fd < 0) {
+			c->last_err = fd;
+			continue;
 		}
-		if (in_flight(c) == 0)
-			ev_timer_at(c->w->loop, &c->delay, ev_now(c->w->loop), fail_later_cb);
+		if (ev_io_add(c->w->loop, &a->io, fd, EV_WRITE, attempt_cb) < 0) {
+			c->last_err = -errno;
+			close(fd);
+			continue;
+		}
+		a->fd = fd;
+		if (c->next < c->res.n)
+			ev_timer_at(c->w->loop, &c->delay, ev_now(c->w->loop) + ATTEMPT_DELAY_MS,
+				    delay_cb);
 		return;
 	}
-	a->fd = fd;
-	if (ev_io_add(c->w->loop, &a->io, fd, EV_WRITE, attempt_cb) < 0) {
-		c->last_err = -errno;
-		close(fd);
-		a->fd = -1;
-		return;
-	}
-	if (c->next < c->res.n)
-		ev_timer_at(c->w->loop, &c->delay, ev_now(c->w->loop) + ATTEMPT_DELAY_MS, delay_cb);
+	if (in_flight(c) == 0)
+		ev_timer_at(c->w->loop, &c->delay, ev_now(c->w->loop), fail_later_cb);
 }
 
 struct connector *upstream_connect(struct worker *w, const struct dns_result *res, uint16_t port,
@@ -388,13 +393,12 @@ struct connector *upstream_connect(struct worker *w, const struct dns_result *re
 	c->cb = cb;
 	c->arg = arg;
 	c->last_err = -EHOSTUNREACH;
-	c->att[0].fd = c->att[1].fd = -1;
-	c->att[0].c = c->att[1].c = c;
-	c->att[0].io.fd = c->att[1].io.fd = -1;
-	if (res->n > 0)
-		start_next(c);
-	if (in_flight(c) == 0)
-		ev_timer_at(w->loop, &c->delay, ev_now(w->loop), fail_later_cb);
+	for (unsigned i = 0; i < SL_ARRAY_LEN(c->att); i++) {
+		c->att[i].fd = c->att[i].io.fd = -1;
+		c->att[i].c = c;
+	}
+	SL_ASSERT(res->n <= SL_ARRAY_LEN(c->att));
+	start_next(c);
 	return c;
 }
 

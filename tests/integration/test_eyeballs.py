@@ -71,3 +71,53 @@ def test_eyeballs002_v4_refused_uses_v6(t):
     m = fetch_dual(t, o, b"over v6")
     A.eq((m["status"], m["peer"]), ("200", f"[::1]:{o.port}"),
          "status and upstream address in the access log")
+
+
+def hanging(t, host, port):
+    """A listener on host:port whose accept queue is full: the kernel drops
+    further SYNs, so a connection attempt neither succeeds nor fails."""
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.bind((host, port))
+    ls.listen(0)
+    t.defer(ls.close)
+    filler = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    filler.settimeout(2)
+    filler.connect((host, port))
+    t.defer(filler.close)
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    probe.settimeout(0.3)
+    try:
+        probe.connect((host, port))
+        raise AssertionError(f"{host}:{port} still accepts connections (test setup)")
+    except socket.timeout:
+        pass
+    finally:
+        probe.close()
+
+
+def test_eyeballs003_two_hanging_addresses_then_a_good_one(t):
+    # The first two addresses swallow the SYN. A new attempt starts every
+    # 250 ms whatever is still pending, so the third address answers within
+    # a second instead of after the connect timeout.
+    for _ in range(20):
+        o = t.origin(O.respond(body=b"third"), host="127.0.0.1")
+        try:
+            hanging(t, "127.0.0.2", o.port)
+            hanging(t, "127.0.0.3", o.port)
+            break
+        except OSError:
+            continue
+    else:
+        raise AssertionError("no port free on 127.0.0.1-3 (test setup)")
+    d = t.dns({"slow.test": ["127.0.0.2", "127.0.0.3", "127.0.0.1"]})
+    p = t.sluice(f"dns_servers {d.server_text}", log_format="combined")
+    url = f"http://slow.test:{o.port}/third"
+    t0 = time.monotonic()
+    r = t.get(p, url, timeout=8)
+    dt = time.monotonic() - t0
+    A.status(r, 200)
+    A.eq(r.body, b"third", "body")
+    if dt > 2 * scale():
+        raise AssertionError(f"request took {dt:.2f}s with two addresses hanging")
+    m = COMBINED.match(p.wait_log(url))
+    A.eq(m["peer"] if m else None, f"127.0.0.1:{o.port}", "upstream address in the access log")
