@@ -149,6 +149,15 @@ struct session {
 	 * out while the client may still be sending. */
 	bool linger, lingering;
 	uint64_t linger_end;
+	/* When the first byte of the request head now being read came, 0
+	 * between requests: the head must be whole within read_timeout of it,
+	 * however slowly it trickles in. */
+	uint64_t head_t0;
+	/* What the timer was armed for; a step that moved bytes sets moved.
+	 * Events that change neither leave the deadline where it is. */
+	const struct txn *timer_txn;
+	int timer_state;
+	bool moved;
 };
 
 static void session_run(struct session *s);
@@ -185,9 +194,14 @@ static void arm(struct session *s, uint32_t ms)
 static void arm_for_state(struct session *s)
 {
 	const struct conf *c = s->txn ? s->txn->conf : s->w->conf;
+	s->timer_txn = s->txn;
+	s->timer_state = s->txn ? (int)s->txn->state : -1;
 	if (s->txn == NULL) {
-		arm(s,
-		    (s->in && iobuf_len(s->in)) ? c->read_timeout_ms : c->client_idle_timeout_ms);
+		if (s->head_t0 != 0)
+			ev_timer_at(s->w->loop, &s->timer, s->head_t0 + c->read_timeout_ms,
+				    timer_cb);
+		else
+			arm(s, c->client_idle_timeout_ms);
 		return;
 	}
 	switch (s->txn->state) {
@@ -661,10 +675,11 @@ static void resolved(struct txn *t, const struct dns_result *res)
 static void on_resolved(void *arg, const struct dns_result *res)
 {
 	struct txn *t = arg;
+	struct session *s = t->s;
 	SL_CHECK_OBJ(t, TXN_MAGIC);
 	t->dq = NULL;
-	resolved(t, res);
-	session_run(t->s);
+	resolved(t, res); /* may end t */
+	session_run(s);
 }
 
 /* RESOLVE: start the lookup; an answer known at once moves on directly. */
@@ -762,10 +777,13 @@ static int step_connect(struct txn *t)
 static int step_tunnel(struct txn *t)
 {
 	int err = 0;
-	int rc = relay_event(t->relay, -1, 0, &err);
-	uint64_t up_bytes, down_bytes;
+	uint64_t up0, up_bytes, down_bytes;
 
+	relay_bytes(t->relay, &up0, &down_bytes);
+	int rc = relay_event(t->relay, -1, 0, &err);
 	relay_bytes(t->relay, &up_bytes, &down_bytes);
+	if (up_bytes != up0 || down_bytes != t->bytes_out)
+		t->s->moved = true;
 	t->bytes_out = down_bytes;
 	if (rc == RELAY_AGAIN)
 		return 0;
@@ -1397,6 +1415,7 @@ static void bad_request(struct session *s, const struct h1_error *herr)
 	size_t dummy;
 
 	counter_add(&s->w->cnt, CNT_REQUESTS_BAD, 1);
+	s->head_t0 = 0;
 	t->magic = TXN_MAGIC;
 	t->s = s;
 	t->conf = conf_ref(s->w->conf);
@@ -1431,9 +1450,12 @@ static int parse_head(struct session *s)
 
 	for (;;) {
 		if (s->in && iobuf_len(s->in) > 0) {
+			if (s->head_t0 == 0)
+				s->head_t0 = now_ms(s);
 			int rc = h1_parse_request(iobuf_head(s->in), iobuf_len(s->in), &lim, &req,
 						  hdrs, SL_ARRAY_LEN(hdrs), &herr);
 			if (rc == H1_OK) {
+				s->head_t0 = 0;
 				txn_begin(s, &req);
 				/* Everything needed was copied: the views into
 				 * s->in die here, and the body starts at its head. */
@@ -1459,8 +1481,10 @@ static int parse_head(struct session *s)
 			}
 		}
 		int rc = read_client(s);
-		if (rc == 1)
+		if (rc == 1) {
+			s->moved = true; /* the deadline becomes the head's */
 			continue;
+		}
 		if (rc < 0) {
 			/* EOF or error between requests (or inside a head). */
 			session_close(s, false);
@@ -1478,6 +1502,8 @@ static int parse_head(struct session *s)
  * step, so nothing recurses however many requests are pipelined. */
 static void session_run(struct session *s)
 {
+	bool any = false;
+
 	while (!s->closed && !s->lingering) {
 		struct txn *t = s->txn;
 		int rc;
@@ -1513,10 +1539,14 @@ static void session_run(struct session *s)
 			}
 		}
 		if (rc == 0) {
-			if (!s->closed && !s->lingering)
+			if (!s->closed && !s->lingering &&
+			    (any || s->moved || !ev_timer_armed(&s->timer) || s->timer_txn != s->txn ||
+			     s->timer_state != (s->txn ? (int)s->txn->state : -1)))
 				arm_for_state(s);
+			s->moved = false;
 			return;
 		}
+		any = true;
 	}
 }
 
@@ -1595,8 +1625,14 @@ static void timer_cb(struct ev_loop *loop, struct ev_timer *tm)
 	}
 	case TS_EXCHANGE: {
 		char d[HOST_NAME_MAX_LEN + 64];
-		snprintf(d, sizeof(d), "no response from %s in time", t->key);
-		txn_local(t, 504, d, PS_RESP_TIMEOUT, false);
+		if (!t->req_framed && t->cin_ready == 0 && t->up_off == t->up_out.len &&
+		    !t->req_abandoned) {
+			/* Everything the client sent is out: it is the one late. */
+			txn_local(t, 408, "request body not received in time", NULL, true);
+		} else {
+			snprintf(d, sizeof(d), "no response from %s in time", t->key);
+			txn_local(t, 504, d, PS_RESP_TIMEOUT, false);
+		}
 		session_run(s);
 		return;
 	}

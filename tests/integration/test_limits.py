@@ -112,3 +112,87 @@ def test_limits003_partial_head_408(t):
                              f"line, got {lines!r}")
     # The 408 itself has the shape of every response sluice makes.
     A.proxy_error(r, 408, close=True)
+
+
+def trickle(c, data, every, stop_after):
+    """Send data a byte at a time, one every `every` s, for at most
+    stop_after s or until the connection fails. Returns bytes sent."""
+    n, t0 = 0, time.monotonic()
+    try:
+        while n < len(data) and time.monotonic() - t0 < stop_after:
+            c.send(data[n:n + 1])
+            n += 1
+            time.sleep(every)
+    except OSError:
+        pass
+    return n
+
+
+def test_limits004_trickled_head_408(t):
+    # A head sent a byte at a time keeps the connection busy but never
+    # completes: read_timeout counts from its first byte, not the last one.
+    p = t.sluice("read_timeout 1s")
+    o = t.origin(path_echo)
+    c = t.client(p, timeout=10)
+    head = f"GET {o.url('/slow')} HTTP/1.1\r\nHost: {o.hostport}\r\nX-Pad: {'p' * 200}\r\n"
+    t0 = time.monotonic()
+    sent = trickle(c, head.encode(), 0.2, 6 * scale())
+    r = c.read_response()
+    dt = time.monotonic() - t0
+    A.proxy_error(r, 408, detail="request head not received", close=True)
+    if dt > 3 * scale():
+        raise AssertionError(f"408 after {dt:.2f}s ({sent} bytes trickled), read_timeout is 1s")
+    A.eq(o.accepted, 0, "connections made to the origin")
+
+
+def test_limits005_stalled_request_body_408(t):
+    # The client sends a head and part of its body, then nothing: that is
+    # the client's delay (408), not the origin's (504).
+    p = t.sluice("read_timeout 1s")
+    o = t.origin(path_echo)
+    c = t.client(p, timeout=10)
+    c.send(f"POST {o.url('/stall')} HTTP/1.1\r\nHost: {o.hostport}\r\n"
+           f"Content-Length: 100\r\n\r\n0123456789".encode())
+    t0 = time.monotonic()
+    r = c.read_response(method="POST")
+    dt = time.monotonic() - t0
+    A.proxy_error(r, 408, detail="request body not received in time", close=True)
+    if dt < 0.9 or dt > 4 * scale():
+        raise AssertionError(f"408 after {dt:.2f}s, read_timeout is 1s")
+    assert c.is_closed(8), "connection still open after the 408"
+
+
+def test_limits006_client_chatter_does_not_extend_response_timeout(t):
+    # The origin never answers. Bytes the client keeps sending meanwhile
+    # (pipelined or not) are not progress of this exchange, so the 504
+    # comes read_timeout after the request went out.
+    def silent(s):
+        s.settimeout(8)
+        try:
+            while s.recv(65536):
+                pass
+        except OSError:
+            pass
+
+    o = t.stream_server(silent)
+    p = t.sluice("read_timeout 1s")
+    c = t.client(p, timeout=10)
+    url = f"http://127.0.0.1:{o.port}/never"
+    c.send(build_request("GET", url))
+    t0 = time.monotonic()
+    done = []
+
+    def chatter():
+        trickle(c, build_request("GET", url + "2"), 0.2, 6 * scale())
+        done.append(1)
+
+    import threading
+    th = threading.Thread(target=chatter, daemon=True)
+    th.start()
+    r = c.read_response()
+    dt = time.monotonic() - t0
+    A.proxy_error(r, 504, proxy_status="http_response_timeout")
+    if dt > 3 * scale():
+        raise AssertionError(f"504 after {dt:.2f}s with the client sending, read_timeout is 1s")
+    th.join(10)
+    assert done, "the chattering client thread failed"
