@@ -47,7 +47,7 @@
 #define DNS_MAX_ADDRS	       8
 
 /* Upstream connection pool, per worker. */
-#define POOL_MAX_IDLE_PER_ORIGIN 32
+#define POOL_MAX_IDLE_PER_ORIGIN 256
 #define POOL_MAX_IDLE_TOTAL	 4096
 
 /* splice() pipe size asked for (F_SETPIPE_SZ). */

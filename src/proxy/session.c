@@ -93,6 +93,7 @@ struct txn {
 	struct connector *conn;
 	struct upstream *up;
 	bool up_rd, up_wr;
+	bool up_rdhup; /* the origin's FIN (or an error) was signalled */
 	bool reused, retried;
 	struct sockaddr_storage upaddr;
 	bool have_upaddr;
@@ -145,6 +146,7 @@ struct session {
 	struct txn *txn;
 	struct session *prev, *next;
 	bool rd, wr, rd_eof, closed;
+	bool rdhup; /* the client's FIN (or an error) was signalled */
 	/* Close by lingering (see LINGER_IDLE_MS): set when an answer went
 	 * out while the client may still be sending. */
 	bool linger, lingering;
@@ -716,7 +718,11 @@ static void got_upstream(struct txn *t, struct upstream *up)
 	t->upaddr = up->addr;
 	t->have_upaddr = true;
 	upstream_attach(up, upstream_event, t);
-	t->up_rd = t->up_wr = true;
+	/* Nothing is due from the origin before it has the request; its
+	 * answer comes with a readiness event. */
+	t->up_rd = false;
+	t->up_wr = true;
+	t->up_rdhup = false;
 	up->nreq++;
 	if (t->is_connect) {
 		struct iobuf *b = iobuf_get(IOBUF_SIZE);
@@ -760,7 +766,10 @@ static int step_connect(struct txn *t)
 	if (t->conn != NULL)
 		return 0;
 	if (!t->is_connect && !t->retried) {
-		struct upstream *up = upstream_pool_get(s->w, t->key);
+		/* What try_retry() can send again skips the liveness probe:
+		 * a connection that turns out dead costs a retry, not a 502. */
+		bool retryable = t->idempotent && t->reqb.kind == H1_BODY_NONE;
+		struct upstream *up = upstream_pool_get(s->w, t->key, !retryable);
 		if (up != NULL) {
 			counter_add(&s->w->cnt, CNT_UPSTREAM_REUSED, 1);
 			t->reused = true;
@@ -837,8 +846,13 @@ static int read_client(struct session *s)
 	if (iobuf_room(s->in) == 0)
 		return 0;
 	for (;;) {
-		ssize_t n = recv(s->fd, iobuf_tail(s->in), iobuf_room(s->in), 0);
+		size_t room = iobuf_room(s->in);
+		ssize_t n = recv(s->fd, iobuf_tail(s->in), room, 0);
 		if (n > 0) {
+			/* A short read emptied the socket: what comes later raises
+			 * a new edge. Not so for a FIN already queued. */
+			if ((size_t)n < room && !s->rdhup)
+				s->rd = false;
 			iobuf_commit(s->in, (size_t)n);
 			counter_add(&s->w->cnt, CNT_BYTES_FROM_CLIENTS, n);
 			return 1;
@@ -931,8 +945,11 @@ static int read_upstream(struct txn *t)
 	if (iobuf_room(t->uin) == 0)
 		return 0;
 	for (;;) {
-		ssize_t n = recv(t->up->fd, iobuf_tail(t->uin), iobuf_room(t->uin), 0);
+		size_t room = iobuf_room(t->uin);
+		ssize_t n = recv(t->up->fd, iobuf_tail(t->uin), room, 0);
 		if (n > 0) {
+			if ((size_t)n < room && !t->up_rdhup)
+				t->up_rd = false; /* drained, as in read_client() */
 			iobuf_commit(t->uin, (size_t)n);
 			t->resp_started = true;
 			return 1;
@@ -1255,6 +1272,45 @@ static int splice_body(struct txn *t)
 	}
 }
 
+/* Write the rest of the response head and, in the same call, the body bytes
+ * ready behind it. 1: the head is out, 0: would block, -errno: failed. */
+static int flush_head(struct txn *t)
+{
+	struct session *s = t->s;
+
+	while (t->cl_off < t->cl_out.len) {
+		struct iovec iov[2];
+		struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 1};
+		size_t head = t->cl_out.len - t->cl_off;
+
+		iov[0] = (struct iovec){.iov_base = t->cl_out.p + t->cl_off, .iov_len = head};
+		if (t->uin_ready > 0) {
+			iov[1] = (struct iovec){.iov_base = iobuf_head(t->uin),
+						.iov_len = t->uin_ready};
+			mh.msg_iovlen = 2;
+		}
+		ssize_t n = sendmsg(s->fd, &mh, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN) {
+				s->wr = false;
+				return 0;
+			}
+			return -errno;
+		}
+		size_t h = SL_MIN((size_t)n, head), b = (size_t)n - h;
+		t->cl_off += h;
+		t->bytes_out += (uint64_t)n;
+		if (b > 0) {
+			counter_add(&s->w->cnt, CNT_BYTES_TO_CLIENTS, (int64_t)b);
+			iobuf_consume(t->uin, b);
+			t->uin_ready -= b;
+		}
+	}
+	return 1;
+}
+
 /* One step of EXCHANGE/BODY. 1: progress or the state changed, 0: blocked. */
 static int step_exchange(struct txn *t)
 {
@@ -1299,7 +1355,14 @@ static int step_exchange(struct txn *t)
 
 	/* TS_BODY: head, then body bytes, to the client. */
 	if (t->cl_off < t->cl_out.len) {
-		rc = flush_sbuf(s->fd, &t->cl_out, &t->cl_off, &s->wr, &t->bytes_out);
+		/* Body bytes already here go out with the head, in one write
+		 * (and one segment for a small response). */
+		if (!t->switching && !t->resp_framed && t->uin && iobuf_len(t->uin) > t->uin_ready &&
+		    frame_response(t) < 0) {
+			txn_abort(t, t->resp_ck.error ? t->resp_ck.error : "bad chunked response");
+			return 1;
+		}
+		rc = flush_head(t);
 		if (rc < 0) {
 			txn_abort(t, "client write failed");
 			return 1;
@@ -1561,6 +1624,8 @@ static void session_io_cb(struct ev_loop *loop, struct ev_io *io, uint32_t reven
 	}
 	if (revents & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 		s->rd = true;
+	if (revents & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		s->rdhup = true;
 	if (revents & (EPOLLOUT | EPOLLHUP | EPOLLERR))
 		s->wr = true;
 	if (s->txn && s->txn->state == TS_TUNNEL)
@@ -1577,6 +1642,8 @@ static void upstream_event(void *owner, uint32_t revents)
 	} else {
 		if (revents & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 			t->up_rd = true;
+		if (revents & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+			t->up_rdhup = true;
 		if (revents & (EPOLLOUT | EPOLLHUP | EPOLLERR))
 			t->up_wr = true;
 	}

@@ -160,7 +160,7 @@ static bool still_alive(int fd)
 	return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
-struct upstream *upstream_pool_get(struct worker *w, const char *key)
+struct upstream *upstream_pool_get(struct worker *w, const char *key, bool probe)
 {
 	uint64_t h = XXH3_64bits(key, strlen(key));
 	struct upstream *up, *next;
@@ -172,7 +172,7 @@ struct upstream *upstream_pool_get(struct worker *w, const char *key)
 		if (up->hash != h || strcmp(up->key, key) != 0)
 			continue;
 		pool_unlink(up);
-		if (!still_alive(up->fd)) {
+		if (probe && !still_alive(up->fd)) {
 			upstream_close(&up, false);
 			continue;
 		}

@@ -49,7 +49,7 @@ struct connector;
 typedef void (*upstream_connect_cb)(void *arg, struct upstream *up, int err);
 
 /* Start connecting to res's addresses at port, racing address families per
- * RFC 8305 (next attempt after 250 ms or at once on a failure). key is the
+ * RFC 8305 (a new attempt every 250 ms, or at once on a failure). key is the
  * pool key for the new connection. Returns the connector (for cancel); the
  * callback never runs before this returns. */
 struct connector *upstream_connect(struct worker *w, const struct dns_result *res, uint16_t port,
@@ -57,8 +57,11 @@ struct connector *upstream_connect(struct worker *w, const struct dns_result *re
 /* Abandon a connect in progress; the callback will not run. */
 void upstream_connect_cancel(struct connector **cp);
 
-/* Take an idle pooled connection for key that is still alive, or NULL. */
-struct upstream *upstream_pool_get(struct worker *w, const char *key);
+/* Take an idle pooled connection for key, or NULL. A connection the origin
+ * closed is dropped when its event is handled; with probe, also one whose
+ * close is not handled yet (a recv(MSG_PEEK) each): for requests that could
+ * not be retried on a fresh connection. */
+struct upstream *upstream_pool_get(struct worker *w, const char *key, bool probe);
 /* Give a connection that finished a response cleanly back to the pool (or
  * close it if the pool is full). Sets *up = NULL. */
 void upstream_pool_put(struct upstream **up);
