@@ -1289,7 +1289,11 @@ static int flush_head(struct txn *t)
 						.iov_len = t->uin_ready};
 			mh.msg_iovlen = 2;
 		}
-		ssize_t n = sendmsg(s->fd, &mh, MSG_NOSIGNAL);
+		/* The whole answer, and the connection closes right after:
+		 * MSG_MORE holds it for the close, whose FIN then rides on the
+		 * same segment. */
+		int more = t->close_after && t->resp_framed && !t->switching ? MSG_MORE : 0;
+		ssize_t n = sendmsg(s->fd, &mh, MSG_NOSIGNAL | more);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
