@@ -122,6 +122,7 @@ struct txn {
 	int pipe[2];
 	size_t pipe_bytes, pipe_cap;
 	bool splicing;
+	int lowat; /* SO_RCVLOWAT set on the upstream socket, 0: the default */
 
 	/* For the access log. */
 	int status;
@@ -164,6 +165,7 @@ struct session {
 
 static void session_run(struct session *s);
 static void session_close(struct session *s, bool abort);
+static void set_lowat(struct txn *t);
 
 /* ---- small helpers ---- */
 
@@ -472,6 +474,8 @@ static void txn_finish(struct txn *t)
 		    !s->rd_eof;
 
 	if (t->up) {
+		if (t->lowat)
+			set_lowat(t); /* the pool wants every byte reported */
 		if (t->up_reusable && t->req_framed && t->cin_ready == 0 && t->uin == NULL &&
 		    t->up_off == t->up_out.len)
 			upstream_pool_put(&t->up);
@@ -1209,6 +1213,24 @@ static bool want_splice(struct txn *t)
 	return false;
 }
 
+/* While a long body of known length streams in, be woken only when half a
+ * pipe can be filled, or the rest of the body is in: a wakeup per segment
+ * costs the sender's CPU an interrupt each. 0 puts the default back. */
+static void set_lowat(struct txn *t)
+{
+	int want = 0;
+
+	if (t->splicing && t->respb.kind == H1_BODY_LENGTH && !t->resp_framed)
+		want = (int)SL_MIN(t->resp_left, (uint64_t)t->pipe_cap / 2);
+	if (want <= 1)
+		want = 0;
+	if (want == t->lowat)
+		return;
+	int v = want ? want : 1;
+	if (setsockopt(t->up->fd, SOL_SOCKET, SO_RCVLOWAT, &v, sizeof(v)) == 0)
+		t->lowat = want;
+}
+
 /* Move body bytes upstream -> pipe -> client. The pipe is filled only when
  * empty, so an EAGAIN on filling can only mean the socket is empty.
  * 1: progress, 0: blocked, -1: the transaction was aborted. */
@@ -1250,6 +1272,7 @@ static int splice_body(struct txn *t)
 			continue;
 		if (n < 0 && errno == EAGAIN) {
 			t->up_rd = false;
+			set_lowat(t);
 			return progress;
 		}
 		if (n == 0 && t->respb.kind == H1_BODY_CLOSE) {

@@ -200,3 +200,34 @@ def test_keepalive011_answer_before_whole_head_sent_not_pooled(t):
     for data in seen:
         if b"GET /first" in data and b"/second" in data:
             raise AssertionError("the second request went on the connection whose head was cut")
+
+
+def test_keepalive012_pooled_after_a_long_body(t):
+    # A long body arriving in pieces makes the proxy ask to be woken only
+    # for large amounts of it (SO_RCVLOWAT). The connection must go back to
+    # the pool reporting every byte again: a small answer on it must come
+    # through at once.
+    big = bytes(range(256)) * 4096  # 1 MiB
+
+    def h(req, c):
+        if req.target.endswith("/big"):
+            data = O.build_response(200, big, [("Content-Type", "application/octet-stream")])
+            for i in range(0, len(data), 96 * 1024):
+                c.send(data[i:i + 96 * 1024])
+                time.sleep(0.02)
+        else:
+            c.respond(200, b"ok", [("Content-Type", "text/plain")])
+
+    p = t.sluice(threads=1)
+    o = t.origin(h)
+    c = t.client(p, timeout=3)
+    r = c.request(build_request("GET", o.url("/big")), timeout=10)
+    A.status(r, 200)
+    A.eq(r.sha256(), __import__("hashlib").sha256(big).hexdigest(), "1 MiB body checksum")
+    t0 = time.monotonic()
+    r = c.request(build_request("GET", o.url("/small")))
+    A.status(r, 200)
+    A.eq(r.body, b"ok", "small body")
+    A.eq(o.accepted, 1, "upstream connections (the pooled one reused)")
+    if time.monotonic() - t0 > 1 * scale():
+        raise AssertionError(f"small answer took {time.monotonic() - t0:.2f}s")
