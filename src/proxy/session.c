@@ -1345,7 +1345,8 @@ static int step_exchange(struct txn *t)
 	int progress = 0, rc;
 
 	/* Request side. */
-	if (!t->req_abandoned && (t->up_off < t->up_out.len || !t->req_framed || t->cin_ready > 0)) {
+	if (!t->req_abandoned &&
+	    (t->up_off < t->up_out.len || !t->req_framed || t->cin_ready > 0)) {
 		rc = pump_request(t);
 		if (rc == -1000)
 			return 1; /* answered or aborted */
@@ -1384,8 +1385,8 @@ static int step_exchange(struct txn *t)
 	if (t->cl_off < t->cl_out.len) {
 		/* Body bytes already here go out with the head, in one write
 		 * (and one segment for a small response). */
-		if (!t->switching && !t->resp_framed && t->uin && iobuf_len(t->uin) > t->uin_ready &&
-		    frame_response(t) < 0) {
+		if (!t->switching && !t->resp_framed && t->uin &&
+		    iobuf_len(t->uin) > t->uin_ready && frame_response(t) < 0) {
 			txn_abort(t, t->resp_ck.error ? t->resp_ck.error : "bad chunked response");
 			return 1;
 		}
@@ -1630,7 +1631,8 @@ static void session_run(struct session *s)
 		}
 		if (rc == 0) {
 			if (!s->closed && !s->lingering &&
-			    (any || s->moved || !ev_timer_armed(&s->timer) || s->timer_txn != s->txn ||
+			    (any || s->moved || !ev_timer_armed(&s->timer) ||
+			     s->timer_txn != s->txn ||
 			     s->timer_state != (s->txn ? (int)s->txn->state : -1)))
 				arm_for_state(s);
 			s->moved = false;
