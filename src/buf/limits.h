@@ -55,6 +55,16 @@
 /* A response body with at least this much left (or delimited by close) is
  * moved with splice() instead of through a user-space buffer. */
 #define SPLICE_MIN (64 * 1024)
+/* A relay half that has moved this much is a bulk transfer: its source
+ * socket gets a fixed receive buffer of RELAY_WIDE_RCVBUF (the kernel
+ * doubles it for its own overhead) in place of receive autotuning. On a
+ * spliced socket autotuning lets the origin queue tens of MiB in the proxy
+ * (25 MiB seen on loopback); the fixed size bounds the kernel memory a
+ * tunnel can pin and measured faster (docs/benchmarks.md). Done only where
+ * net.core.rmem_max lets the whole size be set, since a smaller fixed
+ * buffer would cut throughput on long paths. */
+#define RELAY_WIDEN_AFTER (1024 * 1024)
+#define RELAY_WIDE_RCVBUF (2 * 1024 * 1024)
 
 /* Connections. */
 #define MAX_CONNECTIONS_DEFAULT		   10000

@@ -19,6 +19,7 @@
 #include "dns/dns.h"
 #include "net/net.h"
 #include "obs/alog.h"
+#include "proxy/relay.h"
 #include "proxy/worker.h"
 
 #define SLUICE_VERSION "0.1.0"
@@ -198,6 +199,7 @@ int main(int argc, char **argv)
 	}
 	raise_nofile();
 	dns_cache_init(conf->dns_cache_size);
+	relay_init();
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);

@@ -3,10 +3,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "base/sv.h"
 #include "buf/limits.h"
 
 #define RELAY_MAGIC 0x7e1a7e1au
@@ -20,6 +22,7 @@ struct half {
 	bool src_ready, dst_ready;
 	bool eof;  /* src ended */
 	bool shut; /* dst write side shut down */
+	bool wide; /* src's receive buffer was raised */
 	uint64_t bytes;
 };
 
@@ -94,6 +97,41 @@ void relay_bytes(const struct relay *r, uint64_t *a_to_b, uint64_t *b_to_a)
 	*b_to_a = r->h[1].bytes;
 }
 
+/* Whether net.core.rmem_max lets a socket have RELAY_WIDE_RCVBUF. */
+static bool may_widen;
+
+void relay_init(void)
+{
+	char buf[32] = {0};
+	int fd = open("/proc/sys/net/core/rmem_max", O_RDONLY | O_CLOEXEC);
+
+	may_widen = false;
+	if (fd < 0)
+		return;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	uint64_t max = 0;
+	if (n > 0 &&
+	    sv_to_u64(sv_trim_ows(sv_make(buf, strcspn(buf, "\n"))), UINT64_MAX, &max) == 0)
+		may_widen = max >= RELAY_WIDE_RCVBUF;
+}
+
+bool relay_widens(void)
+{
+	return may_widen;
+}
+
+/* A bulk transfer: give its source a fixed receive buffer (see
+ * RELAY_WIDE_RCVBUF). Once per half. */
+static void widen(struct half *h)
+{
+	h->wide = true;
+	if (!may_widen)
+		return;
+	int v = RELAY_WIDE_RCVBUF;
+	(void)setsockopt(h->src, SOL_SOCKET, SO_RCVBUF, &v, sizeof(v));
+}
+
 /* Move what one half can. Returns 1 if anything moved, 0 if not, or -errno. */
 static int half_run(struct half *h)
 {
@@ -143,6 +181,8 @@ static int half_run(struct half *h)
 			if (n > 0) {
 				h->in_pipe -= (size_t)n;
 				h->bytes += (uint64_t)n;
+				if (!h->wide && h->bytes >= RELAY_WIDEN_AFTER)
+					widen(h);
 				progress = true;
 				/* Pipe slots are whole pages, so an EAGAIN from
 				 * the read side may have meant "pipe full" after

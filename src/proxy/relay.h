@@ -26,6 +26,12 @@
 
 struct relay;
 
+/* Read the system limits the relay tunes to; once, before any relay_new(). */
+void relay_init(void);
+/* Whether bulk halves get their source's receive buffer raised (the system
+ * allows RELAY_WIDE_RCVBUF). */
+bool relay_widens(void);
+
 /* Make a relay between fds a and b. a_to_b / b_to_a: bytes already read from
  * one side for the other (taken over, may be NULL). Returns NULL if no pipe
  * could be made (errno set). */
