@@ -8,6 +8,7 @@
 #   make fuzz       build fuzz targets and run each for FUZZ_SECONDS
 #   make check-src  include-layering, banned functions and format checks
 #   make valgrind   the integration suite with build/sluice under valgrind
+#   make bench-evict hit ratio of the cache's eviction against LRU (a simulation)
 
 CC      ?= gcc
 ifeq ($(origin CC),default)
@@ -36,7 +37,7 @@ LIB_OBJ_A := $(LIB_SRC:%.c=$(BA)/obj/%.o)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 UNIT_BIN_A := $(UNIT_SRC:tests/unit/%.c=$(BA)/tests/%)
 
-.PHONY: all asan units units-asan run test deps deps-test fuzz fuzz-build check-src valgrind clean
+.PHONY: all asan units units-asan run test deps deps-test fuzz fuzz-build check-src valgrind clean bench-evict
 
 all: $(B)/sluice units
 
@@ -112,6 +113,13 @@ VALGRIND_TESTS ?=
 valgrind: deps-test $(B)/sluice
 	SLUICE_BIN=scripts/valgrind-sluice.sh SLUICE_TIMEOUT_SCALE=6 \
 		python3 tests/integration/run.py $(if $(VALGRIND_TESTS),-k $(VALGRIND_TESTS),)
+
+$(B)/bench/evict_sim: bench/tools/evict_sim.c $(B)/libsluice.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) -O2 -g -Wall -Wextra -Werror -Isrc -o $@ $< $(B)/libsluice.a -lm $(LDLIBS)
+
+bench-evict: $(B)/bench/evict_sim
+	$(B)/bench/evict_sim
 
 clean:
 	rm -rf $(B)
