@@ -93,13 +93,13 @@ test: deps-test
 
 FUZZ_SECONDS ?= 30
 FUZZ_TARGETS := $(patsubst fuzz/%.c,%,$(sort $(wildcard fuzz/fuzz_*.c)))
-FUZZ_LIB_SRC := $(filter src/base/% src/http/% src/conf/% src/cache/policy.c,$(LIB_SRC))
+FUZZ_LIB_SRC := $(filter src/base/% src/http/% src/conf/% src/cache/policy.c src/cache/key.c,$(LIB_SRC))
 
 fuzz-build: $(FUZZ_TARGETS:%=$(B)/fuzz/%)
 
 $(B)/fuzz/%: fuzz/%.c $(FUZZ_LIB_SRC)
 	@mkdir -p $(dir $@)
-	clang $(CSTD) -g -O1 -fsanitize=fuzzer,address,undefined -Isrc -o $@ $< $(FUZZ_LIB_SRC)
+	clang $(CSTD) -g -O1 -fsanitize=fuzzer,address,undefined -Isrc -o $@ $< $(FUZZ_LIB_SRC) -lxxhash
 
 fuzz: deps-test fuzz-build
 	@scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)

@@ -6,12 +6,14 @@
  * on them. Checked: lifetimes, ages and windows never negative; decisions
  * from the documented sets; a 304 merge's lines are views into its inputs
  * and within cap; a Vary key within its buffer and the same for the same
- * request; a parsed date formats and parses back to itself. */
+ * request; a parsed date formats and parses back to itself; a cache key
+ * within its buffer, and normalising it again changes nothing. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "base/base.h"
+#include "cache/key.h"
 #include "cache/policy.h"
 #include "http/date.h"
 
@@ -101,6 +103,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			SL_ASSERT(http_date_parse(sv_from_cstr(d), now, &back) == 0);
 			/* A leap second formats as the next minute's :00. */
 			SL_ASSERT(back == t);
+		}
+		/* Cache keys: bounded, prefixed, and normalising twice changes
+		 * nothing. */
+		char key[256], key2[256];
+		long kl =
+			cache_key_make(sv_from_cstr("Example.COM"), false, 80, v, key, sizeof(key));
+		SL_ASSERT(kl >= -1 && kl <= (long)sizeof(key));
+		if (kl >= 0) {
+			static const char pre[] = "http://example.com:80";
+			SL_ASSERT((size_t)kl >= sizeof(pre) &&
+				  memcmp(key, pre, sizeof(pre) - 1) == 0);
+			struct sv p2 =
+				sv_make(key + sizeof(pre) - 1, (size_t)kl - (sizeof(pre) - 1));
+			long kl2 = cache_key_make(sv_from_cstr("example.com"), false, 80, p2, key2,
+						  sizeof(key2));
+			SL_ASSERT(kl2 == kl && memcmp(key, key2, (size_t)kl) == 0);
+			SL_ASSERT(cache_key_hash(key, (size_t)kl) ==
+				  cache_key_hash(key2, (size_t)kl2));
 		}
 		struct sv path;
 		if (policy_invalidation_path(v, sv_from_cstr("example.com"), 80, &path) == 0)

@@ -32,6 +32,15 @@
 /* Outgoing request head built by the proxy: the client head plus a little. */
 #define OUT_HEAD_MAX (MAX_HEADER_SIZE_CEIL + 1024)
 
+/* Cache. The memory store's index has CACHE_SHARDS independently locked
+ * hash tables of CACHE_BUCKETS_PER_SHARD chains; body bytes are kept in
+ * chunks of at most CACHE_CHUNK. A cache key is the normalised URI. */
+#define CACHE_SHARDS		64
+#define CACHE_BUCKETS_PER_SHARD 1024
+#define CACHE_CHUNK		(64 * 1024)
+#define CACHE_KEY_MAX		(HOST_NAME_MAX_LEN + OUT_HEAD_MAX)
+#define CACHE_VARY_KEY_MAX	(8 * 1024)
+
 /* Config. */
 #define CONF_LINE_MAX	     4096
 #define CONF_INCLUDE_DEPTH   16

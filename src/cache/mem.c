@@ -1,0 +1,298 @@
+#include "cache/mem.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "buf/limits.h"
+#include "cache/key.h"
+
+struct shard {
+	pthread_mutex_t mu;
+	struct cache_obj *bucket[CACHE_BUCKETS_PER_SHARD];
+};
+
+struct mem_store {
+	pthread_mutex_t writer; /* insert, purge, evict; taken before any shard */
+	struct s3f q;		/* under writer */
+	uint64_t objects;	/* under writer */
+	struct shard shard[CACHE_SHARDS];
+};
+
+/* ---- objects ---- */
+
+struct cache_obj *cache_obj_new(const char *key, size_t key_len, const char *vary, size_t vary_len,
+				const char *head, size_t head_len, uint64_t body_hint,
+				const struct policy_meta *meta)
+{
+	static const struct h1_limits lim = {.max_head = MAX_RESPONSE_HEAD,
+					     .max_line = MAX_RESPONSE_HEAD,
+					     .max_headers = MAX_HEADERS_CEIL};
+	struct h1_header tmp[MAX_HEADERS_CEIL];
+	struct h1_response resp;
+	struct h1_error err;
+
+	if (key_len == 0 || key_len > CACHE_KEY_MAX || vary_len > CACHE_VARY_KEY_MAX)
+		return NULL;
+	struct cache_obj *o = sl_calloc(1, sizeof(*o));
+	o->magic = CACHE_OBJ_MAGIC;
+	atomic_init(&o->refs, 1);
+	o->head = sl_malloc(head_len ? head_len : 1);
+	memcpy(o->head, head, head_len);
+	o->head_len = head_len;
+	/* The views must point into our copy, so parse the copy. */
+	if (h1_parse_response(o->head, head_len, &lim, &resp, tmp, MAX_HEADERS_CEIL, &err) !=
+		    H1_OK ||
+	    resp.head_len != head_len) {
+		free(o->head);
+		free(o);
+		return NULL;
+	}
+	o->status = resp.status;
+	o->nhdrs = resp.nheaders;
+	o->hdrs = sl_malloc((o->nhdrs ? o->nhdrs : 1) * sizeof(*o->hdrs));
+	memcpy(o->hdrs, tmp, o->nhdrs * sizeof(*o->hdrs));
+	o->key = sl_malloc(key_len);
+	memcpy(o->key, key, key_len);
+	o->key_len = key_len;
+	o->vary = sl_malloc(vary_len ? vary_len : 1);
+	memcpy(o->vary, vary, vary_len);
+	o->vary_len = vary_len;
+	o->hash = cache_key_hash(key, key_len);
+	o->meta = *meta;
+	o->body_hint = body_hint;
+	o->charge = sizeof(*o) + head_len + o->nhdrs * sizeof(*o->hdrs) + key_len + vary_len;
+	return o;
+}
+
+void cache_obj_append(struct cache_obj *o, const void *p, size_t n)
+{
+	SL_CHECK_OBJ(o, CACHE_OBJ_MAGIC);
+	SL_ASSERT(!o->complete);
+	const char *src = p;
+	while (n > 0) {
+		struct cache_chunk *c = o->tail;
+		if (c == NULL || c->len == c->cap) {
+			/* Sized to what is still expected when the length is
+			 * known, else to at least a page; never over CACHE_CHUNK.
+			 * Small bodies cost little, large ones few chunks. */
+			uint64_t want = n;
+			if (o->body_hint > o->body_len)
+				want = SL_MAX(want, o->body_hint - o->body_len);
+			else
+				want = SL_MAX(want, (uint64_t)4096);
+			uint32_t cap = (uint32_t)SL_MIN(want, (uint64_t)CACHE_CHUNK);
+			c = sl_malloc(sizeof(*c) + cap);
+			c->next = NULL;
+			c->len = 0;
+			c->cap = cap;
+			if (o->tail)
+				o->tail->next = c;
+			else
+				o->body = c;
+			o->tail = c;
+			o->charge += sizeof(*c) + cap;
+		}
+		size_t k = SL_MIN(n, (size_t)(c->cap - c->len));
+		memcpy(c->data + c->len, src, k);
+		c->len += (uint32_t)k;
+		o->body_len += k;
+		src += k;
+		n -= k;
+	}
+}
+
+void cache_obj_done(struct cache_obj *o)
+{
+	SL_CHECK_OBJ(o, CACHE_OBJ_MAGIC);
+	o->complete = true;
+}
+
+struct cache_obj *cache_obj_ref(struct cache_obj *o)
+{
+	SL_CHECK_OBJ(o, CACHE_OBJ_MAGIC);
+	atomic_fetch_add_explicit(&o->refs, 1, memory_order_relaxed);
+	return o;
+}
+
+void cache_obj_put(struct cache_obj **op)
+{
+	struct cache_obj *o = *op;
+	if (o == NULL)
+		return;
+	*op = NULL;
+	SL_CHECK_OBJ(o, CACHE_OBJ_MAGIC);
+	if (atomic_fetch_sub_explicit(&o->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	SL_ASSERT(!o->linked);
+	for (struct cache_chunk *c = o->body, *n; c; c = n) {
+		n = c->next;
+		free(c);
+	}
+	free(o->hdrs);
+	free(o->head);
+	free(o->key);
+	free(o->vary);
+	o->magic = 0;
+	free(o);
+}
+
+/* ---- the store ---- */
+
+struct mem_store *mem_store_new(uint64_t cap)
+{
+	struct mem_store *s = sl_calloc(1, sizeof(*s));
+	pthread_mutex_init(&s->writer, NULL);
+	/* A ghost of a few times the entries a store of small objects holds. */
+	s3f_init(&s->q, cap, (size_t)SL_MIN(cap / 1024 + 1024, (uint64_t)1 << 24));
+	for (unsigned i = 0; i < CACHE_SHARDS; i++)
+		pthread_mutex_init(&s->shard[i].mu, NULL);
+	return s;
+}
+
+static struct shard *shard_of(struct mem_store *s, uint64_t h, struct cache_obj ***head)
+{
+	struct shard *sh = &s->shard[h % CACHE_SHARDS];
+	*head = &sh->bucket[(h / CACHE_SHARDS) % CACHE_BUCKETS_PER_SHARD];
+	return sh;
+}
+
+static bool same_key(const struct cache_obj *o, uint64_t h, const char *key, size_t len)
+{
+	return o->hash == h && o->key_len == len && memcmp(o->key, key, len) == 0;
+}
+
+/* Take o out of the index and the queues and drop the index's reference.
+ * Under the writer lock. */
+static void unlink_obj(struct mem_store *s, struct cache_obj *o)
+{
+	struct cache_obj **head;
+	struct shard *sh = shard_of(s, o->hash, &head);
+
+	pthread_mutex_lock(&sh->mu);
+	for (struct cache_obj **pp = head; *pp; pp = &(*pp)->chain) {
+		if (*pp == o) {
+			*pp = o->chain;
+			break;
+		}
+	}
+	o->chain = NULL;
+	o->linked = false;
+	pthread_mutex_unlock(&sh->mu);
+	s3f_remove(&s->q, &o->node);
+	s->objects--;
+	cache_obj_put(&o);
+}
+
+void mem_store_free(struct mem_store **sp)
+{
+	struct mem_store *s = *sp;
+	if (s == NULL)
+		return;
+	*sp = NULL;
+	pthread_mutex_lock(&s->writer);
+	for (unsigned i = 0; i < CACHE_SHARDS; i++)
+		for (unsigned b = 0; b < CACHE_BUCKETS_PER_SHARD; b++)
+			while (s->shard[i].bucket[b])
+				unlink_obj(s, s->shard[i].bucket[b]);
+	pthread_mutex_unlock(&s->writer);
+	for (unsigned i = 0; i < CACHE_SHARDS; i++)
+		pthread_mutex_destroy(&s->shard[i].mu);
+	pthread_mutex_destroy(&s->writer);
+	s3f_fini(&s->q);
+	free(s);
+}
+
+bool mem_insert(struct mem_store *s, struct cache_obj *o)
+{
+	SL_CHECK_OBJ(o, CACHE_OBJ_MAGIC);
+	if (!o->complete || o->linked || o->charge > s->q.cap)
+		return false;
+	struct cache_obj **head;
+	struct shard *sh = shard_of(s, o->hash, &head);
+
+	pthread_mutex_lock(&s->writer);
+	/* The variant this one replaces, if any. */
+	struct cache_obj *old = NULL;
+	pthread_mutex_lock(&sh->mu);
+	for (struct cache_obj *c = *head; c; c = c->chain)
+		if (same_key(c, o->hash, o->key, o->key_len) && c->vary_len == o->vary_len &&
+		    memcmp(c->vary, o->vary, o->vary_len) == 0)
+			old = c;
+	pthread_mutex_unlock(&sh->mu);
+	if (old)
+		unlink_obj(s, old);
+
+	cache_obj_ref(o);
+	o->node.size = o->charge;
+	o->node.hash = o->hash;
+	pthread_mutex_lock(&sh->mu);
+	o->chain = *head;
+	*head = o;
+	o->linked = true;
+	pthread_mutex_unlock(&sh->mu);
+	s3f_insert(&s->q, &o->node);
+	s->objects++;
+	struct s3f_node *v;
+	while ((v = s3f_evict(&s->q)) != NULL) {
+		/* Already out of the queues; out of the index now. */
+		unlink_obj(s, SL_CONTAINER_OF(v, struct cache_obj, node));
+	}
+	pthread_mutex_unlock(&s->writer);
+	return true;
+}
+
+struct cache_obj *mem_lookup(struct mem_store *s, const char *key, size_t key_len,
+			     const struct h1_header *req, unsigned nreq)
+{
+	uint64_t h = cache_key_hash(key, key_len);
+	struct cache_obj **head, *found = NULL;
+	struct shard *sh = shard_of(s, h, &head);
+	char vk[CACHE_VARY_KEY_MAX];
+
+	pthread_mutex_lock(&sh->mu);
+	for (struct cache_obj *c = *head; c && !found; c = c->chain) {
+		if (!same_key(c, h, key, key_len))
+			continue;
+		long n = policy_vary_key(c->hdrs, c->nhdrs, req, nreq, vk, sizeof(vk));
+		if (n >= 0 && (size_t)n == c->vary_len && memcmp(vk, c->vary, (size_t)n) == 0)
+			found = cache_obj_ref(c);
+	}
+	pthread_mutex_unlock(&sh->mu);
+	if (found)
+		s3f_hit(&found->node);
+	return found;
+}
+
+unsigned mem_purge(struct mem_store *s, const char *key, size_t key_len)
+{
+	uint64_t h = cache_key_hash(key, key_len);
+	struct cache_obj **head;
+	struct shard *sh = shard_of(s, h, &head);
+	unsigned n = 0;
+
+	pthread_mutex_lock(&s->writer);
+	for (;;) {
+		struct cache_obj *victim = NULL;
+		pthread_mutex_lock(&sh->mu);
+		for (struct cache_obj *c = *head; c && !victim; c = c->chain)
+			if (same_key(c, h, key, key_len))
+				victim = c;
+		pthread_mutex_unlock(&sh->mu);
+		if (victim == NULL)
+			break;
+		unlink_obj(s, victim);
+		n++;
+	}
+	pthread_mutex_unlock(&s->writer);
+	return n;
+}
+
+void mem_stats(struct mem_store *s, uint64_t *objects, uint64_t *bytes)
+{
+	pthread_mutex_lock(&s->writer);
+	*objects = s->objects;
+	*bytes = s3f_bytes(&s->q);
+	pthread_mutex_unlock(&s->writer);
+}

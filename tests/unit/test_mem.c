@@ -1,0 +1,256 @@
+/* test_mem.c - the memory store: hits, Vary variants, replacement, purge,
+ * capacity, references that outlive removal, and threads at once. */
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "buf/limits.h"
+#include "cache/mem.h"
+#include "unit.h"
+
+static const char head_plain[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+				 "Cache-Control: max-age=60\r\nContent-Length: 5\r\n\r\n";
+static const char head_vary[] = "HTTP/1.1 200 OK\r\nVary: Accept-Encoding\r\n"
+				"Content-Length: 5\r\n\r\n";
+
+static struct cache_obj *make(const char *key, const char *head, const char *req_ae,
+			      const char *body, size_t body_len)
+{
+	struct h1_header ae = {.name = sv_from_cstr("Accept-Encoding"),
+			       .value = sv_from_cstr(req_ae ? req_ae : "")};
+	struct h1_header vary = {.name = sv_from_cstr("Vary"),
+				 .value = sv_from_cstr("Accept-Encoding")};
+	char vk[256];
+	long n = 0;
+	if (strstr(head, "Vary"))
+		n = policy_vary_key(&vary, 1, &ae, req_ae ? 1 : 0, vk, sizeof(vk));
+	struct policy_meta m = {.lifetime = 60};
+	struct cache_obj *o =
+		cache_obj_new(key, strlen(key), vk, (size_t)n, head, strlen(head), body_len, &m);
+	if (o) {
+		cache_obj_append(o, body, body_len);
+		cache_obj_done(o);
+	}
+	return o;
+}
+
+static bool body_is(const struct cache_obj *o, const char *want, size_t len)
+{
+	size_t off = 0;
+	for (const struct cache_chunk *c = o->body; c; c = c->next) {
+		if (off + c->len > len || memcmp(want + off, c->data, c->len) != 0)
+			return false;
+		off += c->len;
+	}
+	return off == len && o->body_len == len;
+}
+
+static struct cache_obj *get(struct mem_store *s, const char *key, const char *ae)
+{
+	struct h1_header h = {.name = sv_from_cstr("Accept-Encoding"),
+			      .value = sv_from_cstr(ae ? ae : "")};
+	return mem_lookup(s, key, strlen(key), &h, ae ? 1 : 0);
+}
+
+TEST(insert_then_hit_and_miss)
+{
+	struct mem_store *s = mem_store_new(1 << 20);
+	struct cache_obj *o = make("http://a:80/x", head_plain, NULL, "hello", 5);
+	CHECK(o != NULL);
+	CHECK(mem_insert(s, o));
+	cache_obj_put(&o);
+	struct cache_obj *h = get(s, "http://a:80/x", NULL);
+	CHECK(h != NULL);
+	if (h) {
+		CHECK(body_is(h, "hello", 5));
+		CHECK_INT(h->status, 200);
+		CHECK(h1_find(h->hdrs, h->nhdrs, "content-type") != NULL);
+		CHECK_INT(h->meta.lifetime, 60);
+	}
+	cache_obj_put(&h);
+	CHECK(get(s, "http://a:80/y", NULL) == NULL);
+	CHECK(get(s, "http://a:80/x?", NULL) == NULL);
+	uint64_t n, bytes;
+	mem_stats(s, &n, &bytes);
+	CHECK_INT(n, 1);
+	CHECK(bytes > 5);
+	mem_store_free(&s);
+	CHECK(s == NULL);
+}
+
+TEST(vary_variants_are_selected_and_replaced)
+{
+	struct mem_store *s = mem_store_new(1 << 20);
+	struct cache_obj *gz = make("http://a:80/v", head_vary, "gzip", "GZIP!", 5);
+	struct cache_obj *id = make("http://a:80/v", head_vary, NULL, "plain", 5);
+	CHECK(mem_insert(s, gz) && mem_insert(s, id));
+	struct cache_obj *h = get(s, "http://a:80/v", "gzip");
+	CHECK(h && body_is(h, "GZIP!", 5));
+	cache_obj_put(&h);
+	h = get(s, "http://a:80/v", NULL);
+	CHECK(h && body_is(h, "plain", 5));
+	cache_obj_put(&h);
+	CHECK(get(s, "http://a:80/v", "br") == NULL);
+	/* A newer gzip variant replaces the old one; a reader of the old one
+	 * keeps its bytes. */
+	struct cache_obj *old = get(s, "http://a:80/v", "gzip");
+	struct cache_obj *gz2 = make("http://a:80/v", head_vary, "gzip", "NEWGZ", 5);
+	CHECK(mem_insert(s, gz2));
+	h = get(s, "http://a:80/v", "gzip");
+	CHECK(h && body_is(h, "NEWGZ", 5));
+	CHECK(old && body_is(old, "GZIP!", 5) && !old->linked);
+	uint64_t n, bytes;
+	mem_stats(s, &n, &bytes);
+	CHECK_INT(n, 2);
+	cache_obj_put(&h);
+	cache_obj_put(&old);
+	cache_obj_put(&gz);
+	cache_obj_put(&id);
+	cache_obj_put(&gz2);
+	mem_store_free(&s);
+}
+
+TEST(purge_removes_every_variant_but_not_readers)
+{
+	struct mem_store *s = mem_store_new(1 << 20);
+	struct cache_obj *a = make("http://a:80/p", head_vary, "gzip", "aaaaa", 5);
+	struct cache_obj *b = make("http://a:80/p", head_vary, NULL, "bbbbb", 5);
+	struct cache_obj *c = make("http://a:80/q", head_plain, NULL, "ccccc", 5);
+	CHECK(mem_insert(s, a) && mem_insert(s, b) && mem_insert(s, c));
+	struct cache_obj *reader = get(s, "http://a:80/p", NULL);
+	CHECK_INT(mem_purge(s, "http://a:80/p", 13), 2);
+	CHECK(get(s, "http://a:80/p", NULL) == NULL);
+	CHECK(get(s, "http://a:80/p", "gzip") == NULL);
+	struct cache_obj *other = get(s, "http://a:80/q", NULL);
+	CHECK(other != NULL);
+	CHECK(reader && body_is(reader, "bbbbb", 5));
+	CHECK_INT(mem_purge(s, "http://a:80/p", 13), 0);
+	cache_obj_put(&reader);
+	cache_obj_put(&other);
+	cache_obj_put(&a);
+	cache_obj_put(&b);
+	cache_obj_put(&c);
+	mem_store_free(&s);
+}
+
+TEST(capacity_is_kept_and_oversized_or_incomplete_refused)
+{
+	enum { CAP = 256 * 1024 };
+	struct mem_store *s = mem_store_new(CAP);
+	static char body[10000];
+	memset(body, 'x', sizeof(body));
+	for (int i = 0; i < 200; i++) {
+		char key[64];
+		snprintf(key, sizeof(key), "http://a:80/obj%d", i);
+		struct cache_obj *o = make(key, head_plain, NULL, body, sizeof(body));
+		CHECK(mem_insert(s, o));
+		cache_obj_put(&o);
+		uint64_t n, bytes;
+		mem_stats(s, &n, &bytes);
+		CHECK(bytes <= CAP);
+	}
+	uint64_t n, bytes;
+	mem_stats(s, &n, &bytes);
+	CHECK(n > 5 && n < 30);
+	/* The newest is in (not yet evicted from the small queue). */
+	struct cache_obj *h = get(s, "http://a:80/obj199", NULL);
+	CHECK(h != NULL);
+	cache_obj_put(&h);
+
+	static char big[CAP];
+	struct cache_obj *o = make("http://a:80/big", head_plain, NULL, big, sizeof(big));
+	CHECK(!mem_insert(s, o));
+	cache_obj_put(&o);
+	struct policy_meta m = {0};
+	o = cache_obj_new("k", 1, "", 0, head_plain, strlen(head_plain), 0, &m);
+	CHECK(o && !mem_insert(s, o)); /* not done */
+	cache_obj_put(&o);
+	CHECK(cache_obj_new("k", 1, "", 0, "HTTP/1.1 200\r\n", 14, 0, &m) == NULL); /* no end */
+	/* Without a length hint, bodies grow in chunks and all arrive. */
+	static char mid[3 * CACHE_CHUNK + 7];
+	for (size_t i = 0; i < sizeof(mid); i++)
+		mid[i] = (char)(i * 7);
+	o = cache_obj_new("k", 1, "", 0, head_plain, strlen(head_plain), 0, &m);
+	for (size_t off = 0; off < sizeof(mid); off += 1000)
+		cache_obj_append(o, mid + off, SL_MIN((size_t)1000, sizeof(mid) - off));
+	cache_obj_done(o);
+	CHECK(body_is(o, mid, sizeof(mid)));
+	cache_obj_put(&o);
+	mem_store_free(&s);
+}
+
+TEST(memory_charged_per_object_beyond_its_body)
+{
+	struct cache_obj *o =
+		make("http://example.com:80/index.html", head_plain, NULL, "hello", 5);
+	/* Struct, key, head copy, header views and the chunk header: with the
+	 * length known, no unused chunk room. */
+	uint64_t beyond = o->charge - 5;
+	printf("    charge beyond the body (%zu-byte head, %zu-byte key): %llu bytes\n",
+	       strlen(head_plain), o->key_len, (unsigned long long)beyond);
+	CHECK_INT(beyond, sizeof(struct cache_obj) + strlen(head_plain) + o->key_len +
+				  o->nhdrs * sizeof(struct h1_header) + sizeof(struct cache_chunk));
+	cache_obj_put(&o);
+}
+
+struct worker_arg {
+	struct mem_store *s;
+	unsigned seed;
+	unsigned hits;
+};
+
+static void *worker(void *p)
+{
+	struct worker_arg *a = p;
+	for (int i = 0; i < 20000; i++) {
+		a->seed = a->seed * 1103515245u + 12345u;
+		unsigned r = a->seed >> 8;
+		char key[64];
+		snprintf(key, sizeof(key), "http://a:80/t%u", r % 64);
+		if (r % 10 == 0) {
+			struct cache_obj *o = make(key, head_plain, NULL, key, strlen(key));
+			(void)mem_insert(a->s, o);
+			cache_obj_put(&o);
+		} else if (r % 97 == 0) {
+			(void)mem_purge(a->s, key, strlen(key));
+		} else {
+			struct cache_obj *o = get(a->s, key, NULL);
+			if (o) {
+				a->hits += body_is(o, key, strlen(key));
+				cache_obj_put(&o);
+			}
+		}
+	}
+	return NULL;
+}
+
+TEST(threads_hit_insert_and_purge_at_once)
+{
+	struct mem_store *s = mem_store_new(64 * 1024);
+	pthread_t t[4];
+	struct worker_arg a[4];
+	for (unsigned i = 0; i < 4; i++) {
+		a[i] = (struct worker_arg){.s = s, .seed = i + 1};
+		pthread_create(&t[i], NULL, worker, &a[i]);
+	}
+	unsigned hits = 0;
+	for (unsigned i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		hits += a[i].hits;
+	}
+	CHECK(hits > 1000); /* and every hit had its own key as its body */
+	uint64_t n, bytes;
+	mem_stats(s, &n, &bytes);
+	CHECK(bytes <= 64 * 1024);
+	mem_store_free(&s);
+}
+
+int main(void)
+{
+	RUN(insert_then_hit_and_miss);
+	RUN(vary_variants_are_selected_and_replaced);
+	RUN(purge_removes_every_variant_but_not_readers);
+	RUN(capacity_is_kept_and_oversized_or_incomplete_refused);
+	RUN(memory_charged_per_object_beyond_its_body);
+	RUN(threads_hit_insert_and_purge_at_once);
+	return unit_done();
+}
