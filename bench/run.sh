@@ -300,6 +300,7 @@ write_sluice() {
 listen 127.0.0.1:$SLUICE_PORT
 threads 1
 access_log off
+cache off
 connect_ports 1-65535
 max_connections 20000
 client_idle_timeout 5m

@@ -35,6 +35,8 @@
 /* Cache. The memory store's index has CACHE_SHARDS independently locked
  * hash tables of CACHE_BUCKETS_PER_SHARD chains; body bytes are kept in
  * chunks of at most CACHE_CHUNK. A cache key is the normalised URI. */
+#define CACHE_MEM_CEIL		(1ull << 40)
+#define CACHE_MAX_OBJECT_CEIL	(1u << 30)
 #define CACHE_SHARDS		64
 #define CACHE_BUCKETS_PER_SHARD 1024
 #define CACHE_CHUNK		(64 * 1024)

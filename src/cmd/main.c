@@ -19,6 +19,7 @@
 #include "dns/dns.h"
 #include "net/net.h"
 #include "obs/alog.h"
+#include "cache/mem.h"
 #include "proxy/relay.h"
 #include "proxy/worker.h"
 
@@ -154,6 +155,7 @@ int main(int argc, char **argv)
 	unsigned nw;
 	sigset_t mask;
 	int sfd, rc, exit_code = 0;
+	struct mem_store *cache = NULL;
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
@@ -200,6 +202,8 @@ int main(int argc, char **argv)
 	raise_nofile();
 	dns_cache_init(conf->dns_cache_size);
 	relay_init();
+	/* One memory cache for the process, sized at start. */
+	cache = conf->cache_mem > 0 ? mem_store_new(conf->cache_mem) : NULL;
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
@@ -226,6 +230,7 @@ int main(int argc, char **argv)
 			log_error("worker %u: %s", i, err);
 			return 1;
 		}
+		ws[i]->cache = cache;
 	}
 	for (unsigned i = 0; i < nw; i++) {
 		rc = worker_start(ws[i], make_post(conf, fds[i]));
@@ -309,6 +314,7 @@ int main(int argc, char **argv)
 	conf_unref(&conf);
 	close(sfd);
 	dns_cache_free();
+	mem_store_free(&cache);
 	ares_library_cleanup();
 	return exit_code;
 }

@@ -97,6 +97,11 @@ struct conf {
 	char *dns_servers;	 /* dns_servers IP[:PORT]...; NULL = /etc/resolv.conf.
 	                                     Stored as c-ares CSV: "1.2.3.4:53,[::1]:53" */
 	uint32_t dns_cache_size; /* dns_cache_size N; default 4096 entries, 0 = no cache */
+
+	bool cache;		   /* cache on|off; default on */
+	uint64_t cache_mem;	   /* cache_mem SIZE; default 256M; 0 = no memory cache.
+	                              Taken at start only */
+	uint32_t cache_max_object; /* cache_max_object SIZE; default 16M */
 };
 
 /* Built-in defaults (what `sluice` runs with no -c). Never fails. refs = 1. */

@@ -22,7 +22,10 @@
 	X(UPSTREAM_RETRIES, "upstream_retries", "requests retried on a fresh connection")      \
 	X(UPSTREAM_ERRORS, "upstream_errors", "upstream failures answered with 5xx")           \
 	X(BYTES_FROM_CLIENTS, "bytes_from_clients", "bytes read from clients")                 \
-	X(BYTES_TO_CLIENTS, "bytes_to_clients", "bytes written to clients")
+	X(BYTES_TO_CLIENTS, "bytes_to_clients", "bytes written to clients")                    \
+	X(CACHE_HITS, "cache_hits", "requests answered from the cache")                        \
+	X(CACHE_MISSES, "cache_misses", "cacheable requests sent to the origin")               \
+	X(CACHE_STORED, "cache_stored", "responses stored in the cache")
 
 enum counter_id {
 #define X(e, n, d) CNT_##e,

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "base/clock.h"
@@ -17,6 +18,10 @@
 #include "dns/dns.h"
 #include "http/chunked.h"
 #include "http/h1.h"
+#include "cache/key.h"
+#include "cache/mem.h"
+#include "cache/policy.h"
+#include "http/date.h"
 #include "http/uri.h"
 #include "net/net.h"
 #include "obs/alog.h"
@@ -35,6 +40,7 @@
 	X(BODY, "body")         \
 	X(TUNNEL, "tunnel")     \
 	X(LOCAL, "local")       \
+	X(HIT, "hit")           \
 	X(DONE, "done")
 
 enum txn_state {
@@ -124,6 +130,18 @@ struct txn {
 	bool splicing;
 	int lowat; /* SO_RCVLOWAT set on the upstream socket, 0: the default */
 
+	/* Cache (src/cache/). */
+	char *ckey; /* primary key of the target; NULL when the cache is not involved */
+	size_t ckey_len;
+	struct cache_obj *hit;		 /* answering from this stored response */
+	const struct cache_chunk *hit_c; /* body cursor: chunk and offset */
+	size_t hit_off;
+	struct cache_obj *fill;	  /* storing the response into this */
+	struct sbuf reqhead;	  /* the request head, kept to store its response */
+	const char *cache_fwd;	  /* Cache-Status fwd= for a forwarded response */
+	const char *cache_detail; /* why it was not stored, if it was not */
+	bool cache_invalidate;	  /* unsafe method: a non-error answer invalidates */
+
 	/* For the access log. */
 	int status;
 	const char *tag;
@@ -166,6 +184,7 @@ struct session {
 static void session_run(struct session *s);
 static void session_close(struct session *s, bool abort);
 static void set_lowat(struct txn *t);
+static void cache_fill_done(struct txn *t);
 
 /* ---- small helpers ---- */
 
@@ -292,6 +311,10 @@ static void txn_free(struct txn **tp, bool abort_upstream)
 	sbuf_free(&t->strs);
 	sbuf_free(&t->up_out);
 	sbuf_free(&t->cl_out);
+	sbuf_free(&t->reqhead);
+	cache_obj_put(&t->hit);
+	cache_obj_put(&t->fill); /* an unfinished fill is never inserted */
+	free(t->ckey);
 	conf_unref(&t->conf);
 	t->magic = 0;
 	free(t);
@@ -507,6 +530,144 @@ static void copy_str(struct txn *t, struct sv v, size_t *off, size_t *len)
 	sbuf_add_sv(&t->strs, v);
 }
 
+/* ---- the cache ---- */
+
+static int64_t wall_s(void)
+{
+	return (int64_t)(clock_wall_us() / 1000000);
+}
+
+static struct mem_store *txn_store(const struct txn *t)
+{
+	return t->conf->cache ? t->s->w->cache : NULL;
+}
+
+/* The primary key of an absolute-form target, into t->ckey. */
+static bool txn_cache_key(struct txn *t, const struct uri *u)
+{
+	char buf[CACHE_KEY_MAX];
+	if (u->query_only)
+		return false; /* "http://h?q": rare; not cached */
+	struct sv path = u->path_empty ? SV_LIT("/") : u->path;
+	long n = cache_key_make(u->host, u->host_is_ipv6, u->port, path, buf, sizeof(buf));
+	if (n < 0)
+		return false;
+	t->ckey = sl_malloc((size_t)n);
+	memcpy(t->ckey, buf, (size_t)n);
+	t->ckey_len = (size_t)n;
+	return true;
+}
+
+/* Fields a 304 from cache carries (RFC 9110 §15.4.5). */
+static bool in_304(struct sv name)
+{
+	static const char *const keep[] = {"Cache-Control", "Content-Location", "Date",
+					   "ETag",	    "Expires",		"Vary",
+					   "Last-Modified"};
+	for (size_t i = 0; i < SL_ARRAY_LEN(keep); i++)
+		if (sv_ieq_cstr(name, keep[i]))
+			return true;
+	return false;
+}
+
+/* Answer from a stored response (a reference the transaction takes). */
+static void serve_hit(struct txn *t, struct cache_obj *o, const struct h1_request *req, int64_t now)
+{
+	struct session *s = t->s;
+	int64_t age = policy_current_age(&o->meta, now);
+	bool not_mod = policy_not_modified(req->method, req->headers, req->nheaders, o->hdrs,
+					   o->nhdrs, now);
+	int status = not_mod ? 304 : o->status;
+
+	t->hit = o;
+	t->close_after = !t->client_keepalive || atomic_load(&s->w->drain);
+	sbuf_reset(&t->cl_out);
+	t->cl_off = 0;
+	sbuf_printf(&t->cl_out, "HTTP/1.1 %d %s\r\n", status, h1_status_reason(status));
+	for (unsigned i = 0; i < o->nhdrs; i++) {
+		struct sv n = o->hdrs[i].name;
+		if (sv_ieq_cstr(n, "Age") || (not_mod && !in_304(n)))
+			continue;
+		sbuf_add_sv(&t->cl_out, n);
+		sbuf_add_str(&t->cl_out, ": ");
+		sbuf_add_sv(&t->cl_out, o->hdrs[i].value);
+		sbuf_add_str(&t->cl_out, "\r\n");
+	}
+	sbuf_printf(&t->cl_out, "Age: %lld\r\n", (long long)SL_MIN(age, CC_DELTA_MAX));
+	sbuf_printf(&t->cl_out, "Cache-Status: %s; hit; ttl=%lld\r\n", t->conf->visible_hostname,
+		    (long long)(o->meta.lifetime - age));
+	if (t->conf->via)
+		sbuf_printf(&t->cl_out, "Via: 1.1 %s\r\n", t->conf->visible_hostname);
+	if (t->close_after)
+		sbuf_add_str(&t->cl_out, "Connection: close\r\n");
+	else if (t->version == 10)
+		sbuf_add_str(&t->cl_out, "Connection: keep-alive\r\n");
+	sbuf_add_str(&t->cl_out, "\r\n");
+	t->status = status;
+	t->tag = not_mod ? "TCP_IMS_HIT" : "TCP_MEM_HIT";
+	const struct h1_header *ct = h1_find(o->hdrs, o->nhdrs, "Content-Type");
+	if (ct) {
+		size_t n = SL_MIN(ct->value.len, sizeof(t->ctype) - 1);
+		memcpy(t->ctype, ct->value.p, n);
+		t->ctype[n] = '\0';
+	}
+	t->hit_c = not_mod || t->is_head ? NULL : o->body;
+	t->hit_off = 0;
+	counter_add(&s->w->cnt, CNT_CACHE_HITS, 1);
+	go_state(t, TS_HIT);
+}
+
+/* Before a request goes upstream: answer it from cache if the rules allow
+ * (true: answered), else note what the response will need. */
+static bool cache_try(struct txn *t, const struct h1_request *req, const struct uri *u)
+{
+	struct mem_store *store = txn_store(t);
+	bool get = sv_eq(req->method, SV_LIT("GET"));
+
+	if (store == NULL || t->is_connect || t->upgrade)
+		return false;
+	if (policy_method_unsafe(req->method)) {
+		t->cache_invalidate = txn_cache_key(t, u);
+		return false;
+	}
+	if ((!get && !t->is_head) || t->reqb.kind != H1_BODY_NONE || !txn_cache_key(t, u)) {
+		t->cache_fwd = "method";
+		return false;
+	}
+	struct cc rq;
+	cc_parse(req->headers, req->nheaders, &rq);
+	bool pragma = h1_has_token(req->headers, req->nheaders, "Pragma", "no-cache");
+	int64_t now = wall_s();
+	struct cache_obj *o = mem_lookup(store, t->ckey, t->ckey_len, req->headers, req->nheaders);
+	t->cache_fwd = "uri-miss";
+	if (o) {
+		enum policy_reuse r = policy_reuse(&o->meta, &rq, pragma, now);
+		bool usable = r == POLICY_REUSE_FRESH || r == POLICY_REUSE_STALE_OK;
+		if (usable && !policy_has_other_conditional(req->headers, req->nheaders)) {
+			serve_hit(t, o, req, now);
+			return true;
+		}
+		t->cache_fwd = r == POLICY_REUSE_REQ_NO_CACHE || r == POLICY_REUSE_TOO_OLD || usable
+				       ? "request"
+				       : "stale";
+		cache_obj_put(&o);
+	}
+	counter_add(&t->s->w->cnt, CNT_CACHE_MISSES, 1);
+	if (rq.flags & CC_ONLY_IF_CACHED) {
+		/* RFC 9111 §5.2.1.7 */
+		txn_local(t, 504, "not in cache (only-if-cached)", NULL, false);
+		return true;
+	}
+	if (get && t->conf->cache_max_object > 0) {
+		/* The response is stored against this request's headers
+		 * (Vary, Authorization): keep a copy of its head. */
+		sbuf_init(&t->reqhead, OUT_HEAD_MAX);
+		sbuf_add(&t->reqhead, req->method.p,
+			 req->head_len - (size_t)(req->method.p - iobuf_head(t->s->in)));
+	}
+	return false;
+}
+
 static void txn_begin(struct session *s, const struct h1_request *req)
 {
 	struct txn *t = sl_calloc(1, sizeof(*t));
@@ -652,6 +813,8 @@ static void txn_begin(struct session *s, const struct h1_request *req)
 		txn_local(t, 431, "request head too large", NULL, true);
 		return;
 	}
+	if (cache_try(t, req, &u))
+		return;
 	t->tag = t->is_connect ? "TCP_TUNNEL" : "TCP_MISS";
 	go_state(t, TS_RESOLVE);
 }
@@ -981,10 +1144,13 @@ static int frame_response(struct txn *t)
 	switch (t->respb.kind) {
 	case H1_BODY_LENGTH: {
 		size_t n = (size_t)SL_MIN((uint64_t)avail, t->resp_left);
+		if (t->fill)
+			cache_obj_append(t->fill, iobuf_head(t->uin) + t->uin_ready, n);
 		t->uin_ready += n;
 		t->resp_left -= n;
 		if (t->resp_left == 0) {
 			t->resp_framed = true;
+			cache_fill_done(t);
 			/* Bytes past the declared length: the origin is confused,
 			 * the connection must not be reused. */
 			if (iobuf_len(t->uin) > t->uin_ready) {
@@ -1030,6 +1196,124 @@ static int frame_response(struct txn *t)
 		return 0;
 	}
 	return 0;
+}
+
+/* Cache-Status for a response that came from the origin (RFC 9211). */
+static void add_cache_status(struct txn *t)
+{
+	if (t->cache_fwd == NULL || t->cl_out.len < 2)
+		return;
+	t->cl_out.len -= 2; /* before the head's final CRLF */
+	sbuf_printf(&t->cl_out, "Cache-Status: %s; fwd=%s; fwd-status=%d",
+		    t->conf->visible_hostname, t->cache_fwd, t->status);
+	if (t->fill)
+		sbuf_add_str(&t->cl_out, "; stored");
+	else if (t->cache_detail)
+		sbuf_printf(&t->cl_out, "; detail=\"%s\"", t->cache_detail);
+	sbuf_add_str(&t->cl_out, "\r\n\r\n");
+}
+
+/* A non-error answer to an unsafe method invalidates the target and the
+ * same-origin Location / Content-Location (RFC 9111 §4.4). */
+static void cache_invalidate(struct txn *t, const struct h1_response *resp)
+{
+	struct mem_store *store = txn_store(t);
+	if (!t->cache_invalidate || store == NULL || !policy_status_invalidates(resp->status))
+		return;
+	(void)mem_purge(store, t->ckey, t->ckey_len);
+	for (unsigned i = 0; i < resp->nheaders; i++) {
+		struct sv n = resp->headers[i].name, path;
+		if (!sv_ieq_cstr(n, "Location") && !sv_ieq_cstr(n, "Content-Location"))
+			continue;
+		if (policy_invalidation_path(resp->headers[i].value, sv_from_cstr(t->host), t->port,
+					     &path) < 0)
+			continue;
+		char key[CACHE_KEY_MAX];
+		bool v6 = strchr(t->host, ':') != NULL;
+		long kl =
+			cache_key_make(sv_from_cstr(t->host), v6, t->port, path, key, sizeof(key));
+		if (kl > 0)
+			(void)mem_purge(store, key, (size_t)kl);
+	}
+}
+
+/* Decide whether to store the response whose head just arrived, and if so
+ * start the object. */
+static void cache_start_fill(struct txn *t, const struct h1_response *resp)
+{
+	struct h1_header rh[MAX_HEADERS_CEIL];
+	struct h1_request rq;
+	struct h1_error herr;
+	struct h1_limits lim = {.max_head = OUT_HEAD_MAX,
+				.max_line = OUT_HEAD_MAX,
+				.max_headers = MAX_HEADERS_CEIL};
+	char vk[CACHE_VARY_KEY_MAX];
+
+	if (t->reqhead.len == 0 || txn_store(t) == NULL)
+		return;
+	if (t->respb.kind != H1_BODY_LENGTH) {
+		t->cache_detail = "length not known in advance";
+		return;
+	}
+	if (t->respb.length > t->conf->cache_max_object) {
+		t->cache_detail = "larger than cache_max_object";
+		return;
+	}
+	if (h1_parse_request(t->reqhead.p, t->reqhead.len, &lim, &rq, rh, SL_ARRAY_LEN(rh),
+			     &herr) != H1_OK)
+		return;
+	enum policy_store why = policy_storable(rq.method, rq.headers, rq.nheaders, resp->status,
+						resp->headers, resp->nheaders);
+	if (why != POLICY_STORE_OK) {
+		t->cache_detail = policy_store_str(why);
+		return;
+	}
+	struct policy_meta m;
+	policy_meta(resp->status, resp->headers, resp->nheaders, (int64_t)(t->t0_wall_us / 1000000),
+		    wall_s(), &m);
+	if (m.lifetime <= 0) {
+		/* Stale on arrival: worth keeping only to revalidate, which
+		 * this cache does not do yet. */
+		t->cache_detail = "stale on arrival";
+		return;
+	}
+	long vl = policy_vary_key(resp->headers, resp->nheaders, rq.headers, rq.nheaders, vk,
+				  sizeof(vk));
+	if (vl < 0) {
+		t->cache_detail = vl == -1 ? "Vary: *" : "Vary key too long";
+		return;
+	}
+	/* What is stored: the status line and the end-to-end fields. */
+	struct sbuf head;
+	sbuf_init(&head, MAX_RESPONSE_HEAD);
+	sbuf_printf(&head, "HTTP/1.1 %d %s\r\n", resp->status, h1_status_reason(resp->status));
+	for (unsigned i = 0; i < resp->nheaders; i++) {
+		if (policy_field_hop(resp->headers[i].name, resp->headers, resp->nheaders))
+			continue;
+		sbuf_add_sv(&head, resp->headers[i].name);
+		sbuf_add_str(&head, ": ");
+		sbuf_add_sv(&head, resp->headers[i].value);
+		sbuf_add_str(&head, "\r\n");
+	}
+	sbuf_add_str(&head, "\r\n");
+	if (!sbuf_failed(&head))
+		t->fill = cache_obj_new(t->ckey, t->ckey_len, vk, (size_t)vl, head.p, head.len,
+					t->respb.length, &m);
+	sbuf_free(&head);
+	if (t->fill == NULL)
+		t->cache_detail = "response head not storable";
+}
+
+/* The whole body is in: the object may now be served. */
+static void cache_fill_done(struct txn *t)
+{
+	struct mem_store *store = txn_store(t);
+	if (t->fill == NULL)
+		return;
+	cache_obj_done(t->fill);
+	if (store && mem_insert(store, t->fill))
+		counter_add(&t->s->w->cnt, CNT_CACHE_STORED, 1);
+	cache_obj_put(&t->fill);
 }
 
 /* Parse the response head in uin. 1: head handled, 0: need more, -1: ended. */
@@ -1106,6 +1390,9 @@ static int handle_response_head(struct txn *t)
 	    t->respb.kind != H1_BODY_CLOSE)
 		t->up_reusable = true;
 
+	cache_invalidate(t, &resp);
+	if (!(resp.status == 101 && t->upgrade))
+		cache_start_fill(t, &resp);
 	t->switching = resp.status == 101 && t->upgrade;
 	if (resp.status == 101 && !t->upgrade) {
 		txn_local(t, 502, "origin switched protocols unasked", PS_PROTOCOL, false);
@@ -1134,6 +1421,7 @@ static int handle_response_head(struct txn *t)
 		t->close_after = true;
 	sbuf_reset(&t->cl_out);
 	head_build_response(&t->cl_out, &resp, &ho, t->dechunk, conn);
+	add_cache_status(t);
 	if (sbuf_failed(&t->cl_out)) {
 		txn_local(t, 502, "response head too large", PS_PROTOCOL, false);
 		return -1;
@@ -1145,6 +1433,8 @@ static int handle_response_head(struct txn *t)
 	chunked_init(&t->resp_ck);
 	t->resp_framed = t->respb.kind == H1_BODY_NONE ||
 			 (t->respb.kind == H1_BODY_LENGTH && t->respb.length == 0);
+	if (t->resp_framed)
+		cache_fill_done(t);
 	if (t->switching)
 		t->resp_framed = true;
 	go_state(t, TS_BODY);
@@ -1196,7 +1486,7 @@ static bool want_splice(struct txn *t)
 {
 	if (t->splicing)
 		return true;
-	if (t->dechunk || (t->uin && iobuf_len(t->uin) > 0) || t->resp_framed)
+	if (t->dechunk || (t->uin && iobuf_len(t->uin) > 0) || t->resp_framed || t->fill)
 		return false;
 	if (t->respb.kind == H1_BODY_CLOSE ||
 	    (t->respb.kind == H1_BODY_LENGTH && t->resp_left >= SPLICE_MIN)) {
@@ -1482,6 +1772,59 @@ static int step_exchange(struct txn *t)
 	}
 }
 
+/* Answer from the cache: the head, then the stored body chunk by chunk. */
+static int step_hit(struct txn *t)
+{
+	struct session *s = t->s;
+	int progress = 0;
+
+	if (t->cl_off < t->cl_out.len) {
+		int rc = flush_sbuf(s->fd, &t->cl_out, &t->cl_off, &s->wr, &t->bytes_out);
+		if (rc < 0) {
+			session_close(s, true);
+			return 1;
+		}
+		if (rc == 0)
+			return 0;
+		counter_add(&s->w->cnt, CNT_BYTES_TO_CLIENTS, (int64_t)t->cl_out.len);
+		progress = 1;
+	}
+	while (t->hit_c) {
+		struct iovec iov[16];
+		int n = 0;
+		size_t off = t->hit_off;
+
+		if (!s->wr)
+			return progress;
+		for (const struct cache_chunk *c = t->hit_c; c && n < 16; c = c->next, off = 0)
+			iov[n++] = (struct iovec){.iov_base = (char *)c->data + off,
+						  .iov_len = c->len - off};
+		ssize_t w = writev(s->fd, iov, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && errno == EAGAIN) {
+			s->wr = false;
+			return progress;
+		}
+		if (w < 0) {
+			session_close(s, true);
+			return 1;
+		}
+		progress = 1;
+		t->bytes_out += (uint64_t)w;
+		counter_add(&s->w->cnt, CNT_BYTES_TO_CLIENTS, w);
+		size_t left = (size_t)w;
+		while (t->hit_c && left >= t->hit_c->len - t->hit_off) {
+			left -= t->hit_c->len - t->hit_off;
+			t->hit_c = t->hit_c->next;
+			t->hit_off = 0;
+		}
+		t->hit_off += left;
+	}
+	txn_finish(t);
+	return 1;
+}
+
 static int step_local(struct txn *t)
 {
 	struct session *s = t->s;
@@ -1623,6 +1966,9 @@ static void session_run(struct session *s)
 				break;
 			case TS_LOCAL:
 				rc = step_local(t);
+				break;
+			case TS_HIT:
+				rc = step_hit(t);
 				break;
 			default:
 				SL_ASSERT(0);

@@ -19,6 +19,7 @@
 #define WORKER_MAGIC 0x3a0c3a0cu
 
 struct dns;
+struct mem_store;
 struct session;
 struct upstream;
 struct listener;
@@ -39,6 +40,7 @@ struct worker {
 	struct dns *dns;
 	struct conf *conf; /* current snapshot, owned reference */
 	struct counters cnt;
+	struct mem_store *cache; /* the process's memory cache (shared), or NULL */
 
 	struct listener *listeners;
 	struct session *sessions; /* every open client connection */

@@ -1,0 +1,224 @@
+"""The shared cache in forward mode: what is stored, what is served from it,
+and what every answer says about it (Age, Cache-Status, the origin's count)."""
+import time
+
+from lib import asserts as A
+from lib.client import build_request
+
+
+def counting(headers=(), body=b"body"):
+    """A handler answering 200 with `headers` and a body naming the request
+    count, so a cached answer is told apart from a fresh one."""
+    def h(req, c):
+        n = len(c.origin.requests)
+        data = body + b" #%d" % n
+        c.respond(200, data if req.method != "HEAD" else b"", list(headers) +
+                  ([("Content-Length", str(len(data)))] if req.method == "HEAD" else []))
+    return h
+
+
+def cs(r):
+    return r.header("Cache-Status") or ""
+
+
+def test_cache001_fresh_response_served_from_cache(t):
+    p = t.sluice()
+    o = t.origin(counting([("Cache-Control", "max-age=60"), ("Content-Type", "text/plain")]))
+    r1 = t.get(p, o.url("/a"))
+    A.status(r1, 200)
+    A.eq(r1.body, b"body #1", "first body")
+    A.contains(cs(r1), "fwd=uri-miss", "first Cache-Status")
+    A.contains(cs(r1), "stored", "first Cache-Status")
+    r2 = t.get(p, o.url("/a"))
+    A.status(r2, 200)
+    A.eq(r2.body, b"body #1", "second body comes from cache")
+    A.contains(cs(r2), "; hit", "second Cache-Status")
+    A.eq(r2.header("Content-Type"), "text/plain", "stored Content-Type")
+    age = r2.header("Age")
+    if age is None or not age.isdigit() or int(age) > 5:
+        raise AssertionError(f"Age on a hit: {age!r}")
+    A.eq(len(o.requests), 1, "requests at origin")
+
+
+def test_cache002_no_store_private_and_unfresh_not_stored(t):
+    p = t.sluice()
+    for cc, why in (("no-store", "response no-store"), ("private, max-age=60", "response private")):
+        o = t.origin(counting([("Cache-Control", cc)]))
+        r1 = t.get(p, o.url("/x"))
+        A.contains(cs(r1), why, f"Cache-Status for {cc}")
+        r2 = t.get(p, o.url("/x"))
+        A.eq(r2.body, b"body #2", f"second answer for {cc} comes from the origin")
+        A.eq(len(o.requests), 2, f"requests at origin for {cc}")
+    # No freshness information at all: nothing to serve later.
+    o = t.origin(counting())
+    A.contains(cs(t.get(p, o.url("/plain"))), "stale on arrival", "Cache-Status")
+    t.get(p, o.url("/plain"))
+    A.eq(len(o.requests), 2, "requests at origin without freshness")
+
+
+def test_cache003_vary_keeps_one_variant_per_header_value(t):
+    p = t.sluice()
+
+    def h(req, c):
+        enc = req.header("Accept-Encoding") or "none"
+        c.respond(200, f"{enc} #{len(c.origin.requests)}".encode(),
+                  [("Cache-Control", "max-age=60"), ("Vary", "Accept-Encoding")])
+    o = t.origin(h)
+    gz = [("Accept-Encoding", "gzip")]
+    A.eq(t.get(p, o.url("/v"), gz).body, b"gzip #1", "gzip, first")
+    A.eq(t.get(p, o.url("/v")).body, b"none #2", "no Accept-Encoding, first")
+    A.eq(t.get(p, o.url("/v"), [("Accept-Encoding", "gzip")]).body, b"gzip #1",
+         "gzip again: cached variant")
+    A.eq(t.get(p, o.url("/v")).body, b"none #2", "none again: cached variant")
+    A.eq(t.get(p, o.url("/v"), [("Accept-Encoding", "br")]).body, b"br #3", "br: a miss")
+    A.eq(len(o.requests), 3, "requests at origin")
+
+
+def test_cache004_head_answered_from_a_stored_get(t):
+    p = t.sluice()
+    o = t.origin(counting([("Cache-Control", "max-age=60")]))
+    A.status(t.get(p, o.url("/h")), 200)
+    r = t.get(p, o.url("/h"), method="HEAD")
+    A.status(r, 200)
+    A.eq(r.body, b"", "HEAD has no body")
+    A.eq(r.header("Content-Length"), str(len(b"body #1")), "Content-Length of the stored GET")
+    A.contains(cs(r), "; hit", "Cache-Status")
+    A.eq([q.method for q in o.requests], ["GET"], "origin saw only the GET")
+
+
+def test_cache005_request_directives_bypass_the_stored_response(t):
+    p = t.sluice()
+    o = t.origin(counting([("Cache-Control", "max-age=60")]))
+    t.get(p, o.url("/r"))
+    for hdrs in ([("Cache-Control", "no-cache")], [("Pragma", "no-cache")]):
+        r = t.get(p, o.url("/r"), hdrs)
+        A.contains(cs(r), "fwd=request", f"Cache-Status with {hdrs}")
+    # max-age=0 refuses only an age above 0 (RFC 9111 §5.2.1.1): a second on.
+    A.contains(cs(t.get(p, o.url("/r"), [("Cache-Control", "max-age=0")])), "; hit",
+               "max-age=0 at age 0")
+    time.sleep(1.1)
+    r = t.get(p, o.url("/r"), [("Cache-Control", "max-age=0")])
+    A.contains(cs(r), "fwd=request", "max-age=0 at age 1")
+    A.eq(len(o.requests), 4, "requests at origin")
+    # The last of them was stored again; a plain request hits it.
+    r = t.get(p, o.url("/r"))
+    A.contains(cs(r), "; hit", "plain request after them")
+    A.eq(r.body, b"body #4", "the newest stored response")
+
+
+def test_cache006_expired_response_goes_back_to_the_origin(t):
+    p = t.sluice()
+    o = t.origin(counting([("Cache-Control", "max-age=1")]))
+    t.get(p, o.url("/e"))
+    A.contains(cs(t.get(p, o.url("/e"))), "; hit", "within its second")
+    time.sleep(2.2)
+    r = t.get(p, o.url("/e"))
+    A.contains(cs(r), "fwd=stale", "after expiry")
+    A.eq(r.body, b"body #2", "fresh body")
+    A.eq(len(o.requests), 2, "requests at origin")
+
+
+def test_cache007_only_if_cached(t):
+    p = t.sluice()
+    o = t.origin(counting([("Cache-Control", "max-age=60")]))
+    oic = [("Cache-Control", "only-if-cached")]
+    A.status(t.get(p, o.url("/o"), oic), 504)
+    A.eq(len(o.requests), 0, "a miss with only-if-cached does not reach the origin")
+    t.get(p, o.url("/o"))
+    r = t.get(p, o.url("/o"), oic)
+    A.status(r, 200)
+    A.eq(r.body, b"body #1", "hit with only-if-cached")
+
+
+def test_cache008_unsafe_method_invalidates(t):
+    p = t.sluice()
+
+    def h(req, c):
+        if req.method == "POST":
+            c.respond(303, b"", [("Location", "/other")])
+        else:
+            c.respond(200, f"{req.target} #{len(c.origin.requests)}".encode(),
+                      [("Cache-Control", "max-age=60")])
+    o = t.origin(h)
+    t.get(p, o.url("/page"))
+    t.get(p, o.url("/other"))
+    A.contains(cs(t.get(p, o.url("/page"))), "; hit", "page before the POST")
+    A.status(t.get(p, o.url("/page"), method="POST", body=b"x=1"), 303)
+    r = t.get(p, o.url("/page"))
+    A.eq(r.body, b"/page #4", "page after the POST comes from the origin")
+    r = t.get(p, o.url("/other"))
+    A.eq(r.body, b"/other #5", "the Location target was invalidated too")
+
+
+def test_cache009_client_conditional_answered_with_304(t):
+    p = t.sluice()
+    o = t.origin(counting([("Cache-Control", "max-age=60"), ("ETag", '"v1"')]))
+    t.get(p, o.url("/c"))
+    r = t.get(p, o.url("/c"), [("If-None-Match", 'W/"v1"')])
+    A.status(r, 304)
+    A.eq(r.body, b"", "304 has no body")
+    A.eq(r.header("ETag"), '"v1"', "ETag on the 304")
+    r = t.get(p, o.url("/c"), [("If-None-Match", '"v0"')])
+    A.status(r, 200)
+    A.eq(r.body, b"body #1", "non-matching tag: the stored body")
+    A.eq(len(o.requests), 1, "requests at origin")
+
+
+def test_cache010_authorization_needs_public(t):
+    p = t.sluice()
+    auth = [("Authorization", "Basic dTpw")]
+    o = t.origin(counting([("Cache-Control", "max-age=60")]))
+    A.contains(cs(t.get(p, o.url("/s"), auth)), "Authorization", "Cache-Status")
+    t.get(p, o.url("/s"))
+    A.eq(len(o.requests), 2, "an authorised answer was not shared")
+    o2 = t.origin(counting([("Cache-Control", "public, max-age=60")]))
+    t.get(p, o2.url("/s"), auth)
+    A.contains(cs(t.get(p, o2.url("/s"))), "; hit", "public answer is shared")
+
+
+def test_cache011_large_bodies_and_cache_max_object(t):
+    p = t.sluice("cache_max_object 300K\n")
+    big = bytes(range(256)) * 1000  # 256,000 bytes: several chunks
+    o = t.origin(lambda req, c: c.respond(200, big, [("Cache-Control", "max-age=60")]))
+    t.get(p, o.url("/big"))
+    r = t.get(p, o.url("/big"), timeout=10)
+    A.contains(cs(r), "; hit", "Cache-Status")
+    A.eq(len(r.body), len(big), "length of the cached body")
+    A.eq(r.body == big, True, "cached body intact")
+    huge = big * 2
+    o2 = t.origin(lambda req, c: c.respond(200, huge, [("Cache-Control", "max-age=60")]))
+    r = t.get(p, o2.url("/huge"), timeout=10)
+    A.contains(cs(r), "larger than cache_max_object", "Cache-Status")
+    A.eq(r.body == huge, True, "body passed through")
+    t.get(p, o2.url("/huge"), timeout=10)
+    A.eq(len(o2.requests), 2, "too large: not stored")
+
+
+def test_cache012_cache_off(t):
+    p = t.sluice("cache off\n")
+    o = t.origin(counting([("Cache-Control", "max-age=60")]))
+    r1 = t.get(p, o.url("/a"))
+    r2 = t.get(p, o.url("/a"))
+    A.eq(r2.body, b"body #2", "second answer from the origin")
+    A.eq(r1.header("Cache-Status"), None, "no Cache-Status with the cache off")
+    A.eq(len(o.requests), 2, "requests at origin")
+
+
+def test_cache013_body_cut_short_is_not_stored(t):
+    p = t.sluice()
+
+    def h(req, c):
+        if len(c.origin.requests) == 1:
+            c.send(b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\n"
+                   b"Content-Length: 100\r\n\r\n" + b"x" * 50)
+            return "close"
+        c.respond(200, b"y" * 100, [("Cache-Control", "max-age=60")])
+    o = t.origin(h)
+    c = t.client(p)
+    c.send(build_request("GET", o.url("/cut")))
+    r = c.read_response()
+    A.eq(r.complete, False, "the client sees an incomplete response")
+    r = t.get(p, o.url("/cut"))
+    A.eq(r.body, b"y" * 100, "next request goes to the origin")
+    A.contains(cs(t.get(p, o.url("/cut"))), "; hit", "the whole one was stored")
+    A.eq(len(o.requests), 2, "requests at origin")
