@@ -85,6 +85,7 @@ struct txn {
 	char key[HOST_NAME_MAX_LEN + 8];
 	int version;
 	bool is_connect, is_head, client_keepalive, upgrade, idempotent;
+	bool expect_continue; /* Expect: 100-continue */
 
 	/* Request body, client -> upstream. */
 	struct h1_body reqb;
@@ -128,7 +129,6 @@ struct txn {
 	int pipe[2];
 	size_t pipe_bytes, pipe_cap;
 	bool splicing;
-	int lowat; /* SO_RCVLOWAT set on the upstream socket, 0: the default */
 
 	/* Cache (src/cache/). */
 	char *ckey; /* primary key of the target; NULL when the cache is not involved */
@@ -183,7 +183,6 @@ struct session {
 
 static void session_run(struct session *s);
 static void session_close(struct session *s, bool abort);
-static void set_lowat(struct txn *t);
 static void cache_fill_done(struct txn *t);
 
 /* ---- small helpers ---- */
@@ -490,6 +489,24 @@ static void txn_abort(struct txn *t, const char *why)
 
 /* ---- transaction finish ---- */
 
+/* Nothing may be left unread on a connection that goes back to the pool: a
+ * pooled connection is handed out without a probe, and readiness the
+ * transaction already took (edge-triggered) would never be reported again,
+ * so stray bytes would be read as the next request's answer, and a FIN
+ * would leave the next request waiting for a dead peer. The last read
+ * having come up short (up_rd false) proves the socket was empty then, and
+ * any byte since would have been reported; otherwise a one-byte peek tells. */
+static bool upstream_clean(struct txn *t)
+{
+	char c;
+	if (t->up_rdhup)
+		return false;
+	if (!t->up_rd)
+		return true;
+	ssize_t n = recv(t->up->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+	return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
 static void txn_finish(struct txn *t)
 {
 	struct session *s = t->s;
@@ -497,10 +514,8 @@ static void txn_finish(struct txn *t)
 		    !s->rd_eof;
 
 	if (t->up) {
-		if (t->lowat)
-			set_lowat(t); /* the pool wants every byte reported */
 		if (t->up_reusable && t->req_framed && t->cin_ready == 0 && t->uin == NULL &&
-		    t->up_off == t->up_out.len)
+		    t->up_off == t->up_out.len && upstream_clean(t))
 			upstream_pool_put(&t->up);
 		else
 			upstream_close(&t->up, false);
@@ -701,6 +716,7 @@ static void txn_begin(struct session *s, const struct h1_request *req)
 	t->is_connect = sv_eq(req->method, SV_LIT("CONNECT"));
 	t->is_head = sv_eq(req->method, SV_LIT("HEAD"));
 	t->idempotent = h1_method_idempotent(req->method);
+	t->expect_continue = h1_has_token(req->headers, req->nheaders, "Expect", "100-continue");
 	if (req->version == 11)
 		t->client_keepalive =
 			!h1_has_token(req->headers, req->nheaders, "Connection", "close");
@@ -1046,9 +1062,12 @@ static int pump_request(struct txn *t)
 	int moved = 0;
 
 	if (t->up_off < t->up_out.len) {
+		size_t off0 = t->up_off;
 		int rc = flush_sbuf(t->up->fd, &t->up_out, &t->up_off, &t->up_wr, NULL);
 		if (rc < 0)
 			return rc; /* reported by the caller as an upstream failure */
+		if (t->up_off != off0)
+			s->moved = true;
 		if (rc == 0)
 			return 0;
 		moved = 1;
@@ -1503,24 +1522,6 @@ static bool want_splice(struct txn *t)
 	return false;
 }
 
-/* While a long body of known length streams in, be woken only when half a
- * pipe can be filled, or the rest of the body is in: a wakeup per segment
- * costs the sender's CPU an interrupt each. 0 puts the default back. */
-static void set_lowat(struct txn *t)
-{
-	int want = 0;
-
-	if (t->splicing && t->respb.kind == H1_BODY_LENGTH && !t->resp_framed)
-		want = (int)SL_MIN(t->resp_left, (uint64_t)t->pipe_cap / 2);
-	if (want <= 1)
-		want = 0;
-	if (want == t->lowat)
-		return;
-	int v = want ? want : 1;
-	if (setsockopt(t->up->fd, SOL_SOCKET, SO_RCVLOWAT, &v, sizeof(v)) == 0)
-		t->lowat = want;
-}
-
 /* Move body bytes upstream -> pipe -> client. The pipe is filled only when
  * empty, so an EAGAIN on filling can only mean the socket is empty.
  * 1: progress, 0: blocked, -1: the transaction was aborted. */
@@ -1562,7 +1563,6 @@ static int splice_body(struct txn *t)
 			continue;
 		if (n < 0 && errno == EAGAIN) {
 			t->up_rd = false;
-			set_lowat(t);
 			return progress;
 		}
 		if (n == 0 && t->respb.kind == H1_BODY_CLOSE) {
@@ -1617,6 +1617,7 @@ static int flush_head(struct txn *t)
 			return -errno;
 		}
 		size_t h = SL_MIN((size_t)n, head), b = (size_t)n - h;
+		s->moved = true; /* even a partial write is progress for the timer */
 		t->cl_off += h;
 		t->bytes_out += (uint64_t)n;
 		if (b > 0) {
@@ -1677,7 +1678,13 @@ static int step_exchange(struct txn *t)
 		 * (and one segment for a small response). */
 		if (!t->switching && !t->resp_framed && t->uin &&
 		    iobuf_len(t->uin) > t->uin_ready && frame_response(t) < 0) {
-			txn_abort(t, t->resp_ck.error ? t->resp_ck.error : "bad chunked response");
+			char d[160];
+			snprintf(d, sizeof(d), "invalid response from origin (%s)",
+				 t->resp_ck.error ? t->resp_ck.error : "bad chunked body");
+			if (t->cl_off == 0) /* nothing of it reached the client yet */
+				txn_local(t, 502, d, PS_PROTOCOL, false);
+			else
+				txn_abort(t, d);
 			return 1;
 		}
 		rc = flush_head(t);
@@ -1779,11 +1786,14 @@ static int step_hit(struct txn *t)
 	int progress = 0;
 
 	if (t->cl_off < t->cl_out.len) {
+		size_t off0 = t->cl_off;
 		int rc = flush_sbuf(s->fd, &t->cl_out, &t->cl_off, &s->wr, &t->bytes_out);
 		if (rc < 0) {
 			session_close(s, true);
 			return 1;
 		}
+		if (t->cl_off != off0)
+			s->moved = true;
 		if (rc == 0)
 			return 0;
 		counter_add(&s->w->cnt, CNT_BYTES_TO_CLIENTS, (int64_t)t->cl_out.len);
@@ -1828,7 +1838,10 @@ static int step_hit(struct txn *t)
 static int step_local(struct txn *t)
 {
 	struct session *s = t->s;
+	size_t off0 = t->cl_off;
 	int rc = flush_sbuf(s->fd, &t->cl_out, &t->cl_off, &s->wr, &t->bytes_out);
+	if (t->cl_off != off0)
+		s->moved = true;
 	if (rc < 0) {
 		session_close(s, true);
 		return 1;
@@ -2068,7 +2081,9 @@ static void timer_cb(struct ev_loop *loop, struct ev_timer *tm)
 	case TS_EXCHANGE: {
 		char d[HOST_NAME_MAX_LEN + 64];
 		if (!t->req_framed && t->cin_ready == 0 && t->up_off == t->up_out.len &&
-		    !t->req_abandoned) {
+		    !t->req_abandoned && !(t->expect_continue && !t->resp_started)) {
+			/* (A client waiting for a 100 Continue that never
+			 * came is not late: the origin is.) */
 			/* Everything the client sent is out: it is the one late. */
 			txn_local(t, 408, "request body not received in time", NULL, true);
 		} else {

@@ -231,3 +231,61 @@ def test_keepalive012_pooled_after_a_long_body(t):
     A.eq(o.accepted, 1, "upstream connections (the pooled one reused)")
     if time.monotonic() - t0 > 1 * scale():
         raise AssertionError(f"small answer took {time.monotonic() - t0:.2f}s")
+
+
+def test_keepalive013_bytes_after_a_response_never_reach_the_next_client(t):
+    """An origin that sends more than the response (a stray second response in
+    the same write, the first filling the proxy's read buffer exactly): the
+    connection must not be pooled, or the next client reads the stray bytes."""
+    def h(req, c):
+        if len(c.origin.requests) == 1:
+            for body_len in range(16384 - 100, 16384):
+                head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % body_len
+                if len(head) + body_len == 16384:
+                    break
+            c.send(head + b"a" * body_len +
+                   b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nSTRAY")
+        else:
+            c.respond(200, req.target.encode())
+    p = t.sluice(threads=1)
+    o = t.origin(h)
+    r = t.get(p, o.url("/first"))
+    A.status(r, 200)
+    A.eq(len(r.body) > 16000, True, "first body")
+    time.sleep(0.2)
+    r2 = t.get(p, o.url("/second"))
+    A.eq(r2.body, b"/second", "second client's body")
+    A.eq(o.accepted, 2, "upstream connections (the first one not reused)")
+
+
+def test_keepalive014_origin_fin_during_a_response_is_not_pooled(t):
+    """The origin half-closes right after a long response while the proxy is
+    still sending it to a slow client: that connection must not go back to
+    the pool, or the next request waits for an answer that never comes."""
+    import socket as _s
+    from lib.client import Client
+
+    def h(req, c):
+        if len(c.origin.requests) == 1:
+            c.send(O.build_response(200, b"z" * (10 << 20)))
+            c.sock.shutdown(_s.SHUT_WR)  # FIN, but it keeps reading
+        else:
+            c.respond(200, req.target.encode())
+    p = t.sluice("read_timeout 4s\n", threads=1)
+    o = t.origin(h)
+    c1 = Client(p.addr, timeout=20, connect=False)
+    c1.sock = _s.socket(_s.AF_INET, _s.SOCK_STREAM)
+    c1.sock.setsockopt(_s.SOL_SOCKET, _s.SO_RCVBUF, 4096)
+    c1.sock.connect(p.addr)
+    t._clients.append(c1)
+    c1.send(build_request("GET", o.url("/big")))
+    time.sleep(2.0)  # the FIN arrives while the transaction owns the connection
+    A.status(c1.read_response(timeout=20), 200)
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    r2 = t.get(p, o.url("/second"), timeout=15)
+    dt = time.monotonic() - t0
+    A.status(r2, 200)
+    A.eq(r2.body, b"/second", "second body")
+    if dt > 2.0 * scale():
+        raise AssertionError(f"second request took {dt:.1f}s (a dead pooled connection?)")

@@ -186,3 +186,39 @@ def test_origin015_error_to_head_has_no_body(t):
         r = c.request(build_request("GET", good.url("/")))
         A.status(r, 200)
         A.eq(r.body, b"good", "response after the 502 to HEAD")
+
+
+def test_origin016_slow_steady_long_body_is_not_timed_out(t):
+    """A long body that trickles in (1 KiB every 200 ms) keeps moving: no
+    read_timeout while bytes flow, and the client gets them as they come."""
+    p = t.sluice("read_timeout 3s\n", threads=1)
+    o = t.origin(O.drip(1 << 20, 1024, 200))
+    c = t.client(p, timeout=20)
+    c.send(build_request("GET", o.url("/slow")))
+    A.status(c.read_head(timeout=5), 200)
+    got, t0 = 0, time.monotonic()
+    while time.monotonic() - t0 < 8:
+        d = c.recv_some(timeout=5)
+        if not d:
+            break
+        got += len(d)
+    A.eq(c.eof, False, f"connection cut after {time.monotonic() - t0:.1f}s with {got} bytes")
+    if got < 20 * 1024:
+        raise AssertionError(f"only {got} body bytes in 8 s at 5 KiB/s")
+
+
+def test_origin017_bad_chunked_body_in_the_first_read_is_a_502(t):
+    p = t.sluice()
+    o = t.origin(O.raw(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n"))
+    r = t.get(p, o.url("/bad"))
+    A.proxy_error(r, 502)
+
+
+def test_origin018_origin_silent_after_expect_continue_is_504(t):
+    p = t.sluice("read_timeout 2s\n")
+    o = t.origin(O.never())
+    c = t.client(p, timeout=15)
+    c.send(build_request("POST", o.url("/up"), [("Expect", "100-continue"),
+                                                 ("Content-Length", "5")]))
+    r = c.read_response(timeout=10)
+    A.status(r, 504)
