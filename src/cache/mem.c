@@ -14,9 +14,10 @@ struct shard {
 };
 
 struct mem_store {
-	pthread_mutex_t writer; /* insert, purge, evict; taken before any shard */
-	struct s3f q;		/* under writer */
-	uint64_t objects;	/* under writer */
+	pthread_mutex_t writer;	   /* insert, purge, evict; taken before any shard */
+	struct s3f q;		   /* under writer */
+	uint64_t objects;	   /* under writer */
+	_Atomic uint64_t reserved; /* bodies being received for storing */
 	struct shard shard[CACHE_SHARDS];
 };
 
@@ -213,16 +214,24 @@ bool mem_insert(struct mem_store *s, struct cache_obj *o)
 	struct shard *sh = shard_of(s, o->hash, &head);
 
 	pthread_mutex_lock(&s->writer);
-	/* The variant this one replaces, if any. */
-	struct cache_obj *old = NULL;
+	/* The variant this one replaces, if any, or the oldest variant when
+	 * the key has its fill of them (the chain is newest first). */
+	struct cache_obj *old = NULL, *oldest = NULL;
+	unsigned variants = 0;
 	pthread_mutex_lock(&sh->mu);
-	for (struct cache_obj *c = *head; c; c = c->chain)
-		if (same_key(c, o->hash, o->key, o->key_len) && c->vary_len == o->vary_len &&
-		    memcmp(c->vary, o->vary, o->vary_len) == 0)
+	for (struct cache_obj *c = *head; c; c = c->chain) {
+		if (!same_key(c, o->hash, o->key, o->key_len))
+			continue;
+		variants++;
+		oldest = c;
+		if (c->vary_len == o->vary_len && memcmp(c->vary, o->vary, o->vary_len) == 0)
 			old = c;
+	}
 	pthread_mutex_unlock(&sh->mu);
 	if (old)
 		unlink_obj(s, old);
+	else if (variants >= CACHE_MAX_VARIANTS)
+		unlink_obj(s, oldest);
 
 	cache_obj_ref(o);
 	o->node.size = o->charge;
@@ -287,6 +296,23 @@ unsigned mem_purge(struct mem_store *s, const char *key, size_t key_len)
 	}
 	pthread_mutex_unlock(&s->writer);
 	return n;
+}
+
+bool mem_reserve(struct mem_store *s, uint64_t n)
+{
+	uint64_t cur = atomic_load_explicit(&s->reserved, memory_order_relaxed);
+	do {
+		if (cur + n > s->q.cap / 4)
+			return false;
+	} while (!atomic_compare_exchange_weak_explicit(
+		&s->reserved, &cur, cur + n, memory_order_relaxed, memory_order_relaxed));
+	return true;
+}
+
+void mem_release(struct mem_store *s, uint64_t n)
+{
+	if (s && n)
+		atomic_fetch_sub_explicit(&s->reserved, n, memory_order_relaxed);
 }
 
 void mem_stats(struct mem_store *s, uint64_t *objects, uint64_t *bytes)

@@ -76,8 +76,10 @@ struct mem_store *mem_store_new(uint64_t cap);
 void mem_store_free(struct mem_store **sp);
 
 /* Insert a complete object (the store takes its own reference). A stored
- * object with the same key and secondary key is replaced. Then objects are
- * evicted until the store is within its capacity. Returns false if the
+ * object with the same key and secondary key is replaced; a key keeps at
+ * most CACHE_MAX_VARIANTS variants (the oldest goes), so a Vary on a field
+ * with endless values cannot make one chain long. Then objects are evicted
+ * until the store is within its capacity. Returns false if the
  * object alone is larger than the store, or is not complete. */
 bool mem_insert(struct mem_store *s, struct cache_obj *o);
 
@@ -90,6 +92,13 @@ struct cache_obj *mem_lookup(struct mem_store *s, const char *key, size_t key_le
 
 /* Remove every stored response for key (all variants). Returns how many. */
 unsigned mem_purge(struct mem_store *s, const char *key, size_t key_len);
+
+/* Responses being received to be stored are not in the store yet, but their
+ * bodies take memory: a fill reserves its body's length first, and at most
+ * a quarter of the capacity may be reserved at once. Returns false if this
+ * one does not fit now. mem_release() gives the bytes back. */
+bool mem_reserve(struct mem_store *s, uint64_t n) SL_WUR;
+void mem_release(struct mem_store *s, uint64_t n);
 
 /* Objects and bytes (charged) in the store. */
 void mem_stats(struct mem_store *s, uint64_t *objects, uint64_t *bytes);

@@ -54,9 +54,10 @@ static bool cc_next(struct sv *rest, struct sv *name, struct sv *arg, bool *has_
 				if (arg->len == 0)
 					*bad = true;
 			}
-			while (p < end && (*p == ' ' || *p == '\t'))
-				p++;
 		}
+		/* OWS before the list's comma (but none before "="). */
+		while (p < end && (*p == ' ' || *p == '\t'))
+			p++;
 		if (p < end && *p != ',') {
 			/* Junk after the directive: skip to the next comma
 			 * outside quotes and report this element bad. */
@@ -213,6 +214,8 @@ enum policy_store policy_storable(struct sv method, const struct h1_header *req,
 		return POLICY_STORE_STATUS;
 	if (status == 206)
 		return POLICY_STORE_PARTIAL;
+	if (status == 304)
+		return POLICY_STORE_STATUS; /* a validation answer, not a response to keep */
 	cc_parse(req, nreq, &rq);
 	cc_parse(resp, nresp, &rs);
 	/* §3: must-understand limits storing to understood status codes and,
@@ -234,6 +237,8 @@ enum policy_store policy_storable(struct sv method, const struct h1_header *req,
 	for (unsigned i = 0; i < nresp; i++)
 		if (sv_ieq_cstr(resp[i].name, "vary") && sv_list_has_token(resp[i].value, "*"))
 			return POLICY_STORE_VARY_STAR;
+	if (has_field(resp, nresp, "set-cookie"))
+		return POLICY_STORE_SET_COOKIE;
 	if (has_field(resp, nresp, "expires") || rs.max_age >= 0 || rs.s_maxage >= 0 ||
 	    rs.bad_freshness || (rs.flags & CC_PUBLIC) || policy_status_heuristic(status))
 		return POLICY_STORE_OK;

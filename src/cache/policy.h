@@ -69,7 +69,8 @@ void cc_parse(const struct h1_header *h, unsigned n, struct cc *out);
 	X(PRIVATE, "response private")                                           \
 	X(AUTHORIZATION, "request with Authorization, response not shareable")   \
 	X(NO_FRESHNESS, "no explicit freshness and not heuristically cacheable") \
-	X(VARY_STAR, "Vary: *")
+	X(VARY_STAR, "Vary: *")                                                  \
+	X(SET_COOKIE, "response sets a cookie")
 
 enum policy_store {
 #define X(n, s) POLICY_STORE_##n,
@@ -87,7 +88,9 @@ bool policy_status_understood(int status);
 /* May this response to this request be stored by a shared cache (§3)?
  * method: the request's; req/resp: header lists. Only GET responses are
  * stored (HEAD is answered from a stored GET); 206 is not stored (this cache
- * keeps whole objects only). */
+ * keeps whole objects only), nor a 304 (it validates, it is not a response
+ * to keep). Stricter than the RFC on one point: a response with Set-Cookie
+ * is not stored, so one user's cookie is never replayed to others. */
 enum policy_store policy_storable(struct sv method, const struct h1_header *req, unsigned nreq,
 				  int status, const struct h1_header *resp, unsigned nresp);
 

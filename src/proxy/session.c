@@ -137,7 +137,8 @@ struct txn {
 	const struct cache_chunk *hit_c; /* body cursor: chunk and offset */
 	size_t hit_off;
 	struct cache_obj *fill;	  /* storing the response into this */
-	struct sbuf reqhead;	  /* the request head, kept to store its response */
+	bool cache_store;	  /* the response may be stored (judged when it comes) */
+	uint64_t fill_reserved;	  /* bytes reserved in the store for the fill */
 	const char *cache_fwd;	  /* Cache-Status fwd= for a forwarded response */
 	const char *cache_detail; /* why it was not stored, if it was not */
 	bool cache_invalidate;	  /* unsafe method: a non-error answer invalidates */
@@ -310,9 +311,10 @@ static void txn_free(struct txn **tp, bool abort_upstream)
 	sbuf_free(&t->strs);
 	sbuf_free(&t->up_out);
 	sbuf_free(&t->cl_out);
-	sbuf_free(&t->reqhead);
 	cache_obj_put(&t->hit);
 	cache_obj_put(&t->fill); /* an unfinished fill is never inserted */
+	if (t->fill_reserved)
+		mem_release(t->s->w->cache, t->fill_reserved);
 	free(t->ckey);
 	conf_unref(&t->conf);
 	t->magic = 0;
@@ -590,7 +592,10 @@ static void serve_hit(struct txn *t, struct cache_obj *o, const struct h1_reques
 {
 	struct session *s = t->s;
 	int64_t age = policy_current_age(&o->meta, now);
-	bool not_mod = policy_not_modified(req->method, req->headers, req->nheaders, o->hdrs,
+	/* Conditionals apply only where the answer would be a 2xx (RFC 9110
+	 * §13.2.1): a stored 404 is a 404 whatever the client holds. */
+	bool not_mod = o->status >= 200 && o->status < 300 &&
+		       policy_not_modified(req->method, req->headers, req->nheaders, o->hdrs,
 					   o->nhdrs, now);
 	int status = not_mod ? 304 : o->status;
 
@@ -673,13 +678,12 @@ static bool cache_try(struct txn *t, const struct h1_request *req, const struct 
 		txn_local(t, 504, "not in cache (only-if-cached)", NULL, false);
 		return true;
 	}
-	if (get && t->conf->cache_max_object > 0) {
-		/* The response is stored against this request's headers
-		 * (Vary, Authorization): keep a copy of its head. */
-		sbuf_init(&t->reqhead, OUT_HEAD_MAX);
-		sbuf_add(&t->reqhead, req->method.p,
-			 req->head_len - (size_t)(req->method.p - iobuf_head(t->s->in)));
-	}
+	/* An answer shaped by Range or a precondition is not the plain
+	 * response for the key. */
+	if (get && t->conf->cache_max_object > 0 &&
+	    !h1_find(req->headers, req->nheaders, "Range") &&
+	    !policy_has_other_conditional(req->headers, req->nheaders))
+		t->cache_store = true;
 	return false;
 }
 
@@ -1268,7 +1272,7 @@ static void cache_start_fill(struct txn *t, const struct h1_response *resp)
 				.max_headers = MAX_HEADERS_CEIL};
 	char vk[CACHE_VARY_KEY_MAX];
 
-	if (t->reqhead.len == 0 || txn_store(t) == NULL)
+	if (!t->cache_store || txn_store(t) == NULL)
 		return;
 	if (t->respb.kind != H1_BODY_LENGTH) {
 		t->cache_detail = "length not known in advance";
@@ -1278,8 +1282,10 @@ static void cache_start_fill(struct txn *t, const struct h1_response *resp)
 		t->cache_detail = "larger than cache_max_object";
 		return;
 	}
-	if (h1_parse_request(t->reqhead.p, t->reqhead.len, &lim, &rq, rh, SL_ARRAY_LEN(rh),
-			     &herr) != H1_OK)
+	/* Judged against the request as the origin got it (what Vary and
+	 * Authorization refer to), not as the client sent it. */
+	if (h1_parse_request(t->up_out.p, t->up_out.len, &lim, &rq, rh, SL_ARRAY_LEN(rh), &herr) !=
+	    H1_OK)
 		return;
 	enum policy_store why = policy_storable(rq.method, rq.headers, rq.nheaders, resp->status,
 						resp->headers, resp->nheaders);
@@ -1307,7 +1313,10 @@ static void cache_start_fill(struct txn *t, const struct h1_response *resp)
 	sbuf_init(&head, MAX_RESPONSE_HEAD);
 	sbuf_printf(&head, "HTTP/1.1 %d %s\r\n", resp->status, h1_status_reason(resp->status));
 	for (unsigned i = 0; i < resp->nheaders; i++) {
-		if (policy_field_hop(resp->headers[i].name, resp->headers, resp->nheaders))
+		/* Content-Length frames the stored body: a Connection field
+		 * naming it does not remove it (as on the way through). */
+		if (!sv_ieq_cstr(resp->headers[i].name, "Content-Length") &&
+		    policy_field_hop(resp->headers[i].name, resp->headers, resp->nheaders))
 			continue;
 		sbuf_add_sv(&head, resp->headers[i].name);
 		sbuf_add_str(&head, ": ");
@@ -1315,6 +1324,12 @@ static void cache_start_fill(struct txn *t, const struct h1_response *resp)
 		sbuf_add_str(&head, "\r\n");
 	}
 	sbuf_add_str(&head, "\r\n");
+	if (!mem_reserve(txn_store(t), t->respb.length)) {
+		sbuf_free(&head);
+		t->cache_detail = "too much being stored at once";
+		return;
+	}
+	t->fill_reserved = t->respb.length;
 	if (!sbuf_failed(&head))
 		t->fill = cache_obj_new(t->ckey, t->ckey_len, vk, (size_t)vl, head.p, head.len,
 					t->respb.length, &m);
@@ -1333,6 +1348,8 @@ static void cache_fill_done(struct txn *t)
 	if (store && mem_insert(store, t->fill))
 		counter_add(&t->s->w->cnt, CNT_CACHE_STORED, 1);
 	cache_obj_put(&t->fill);
+	mem_release(t->s->w->cache, t->fill_reserved);
+	t->fill_reserved = 0;
 }
 
 /* Parse the response head in uin. 1: head handled, 0: need more, -1: ended. */

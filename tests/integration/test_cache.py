@@ -222,3 +222,49 @@ def test_cache013_body_cut_short_is_not_stored(t):
     A.eq(r.body, b"y" * 100, "next request goes to the origin")
     A.contains(cs(t.get(p, o.url("/cut"))), "; hit", "the whole one was stored")
     A.eq(len(o.requests), 2, "requests at origin")
+
+
+def test_cache014_stored_error_is_not_turned_into_304(t):
+    p = t.sluice()
+    o = t.origin(lambda req, c: c.respond(404, b"gone", [("Cache-Control", "max-age=60")]))
+    A.status(t.get(p, o.url("/missing")), 404)
+    r = t.get(p, o.url("/missing"), [("If-None-Match", "*")])
+    A.status(r, 404)
+    A.contains(cs(r), "; hit", "Cache-Status")
+    A.eq(r.body, b"gone", "stored body")
+
+
+def test_cache015_hit_keeps_content_length_named_in_connection(t):
+    p = t.sluice()
+    o = t.origin(lambda req, c: c.respond(200, b"12345", [("Cache-Control", "max-age=60"),
+                                                         ("Connection", "Content-Length")]))
+    t.get(p, o.url("/cl"))
+    c = t.client(p)
+    for i in range(2):  # two hits on one connection: the framing must hold
+        c.send(build_request("GET", o.url("/cl")))
+        r = c.read_response()
+        A.eq(r.header("Content-Length"), "5", f"Content-Length on hit {i}")
+        A.eq(r.body, b"12345", f"body of hit {i}")
+
+
+def test_cache016_range_answers_and_cookies_are_not_stored(t):
+    p = t.sluice()
+
+    def h(req, c):
+        n = len(c.origin.requests)
+        if req.header("Range"):
+            c.respond(416, b"", [("Cache-Control", "max-age=60")])
+        elif req.target == "/cookie":
+            c.respond(200, b"c%d" % n, [("Cache-Control", "max-age=60"),
+                                         ("Set-Cookie", f"session={n}")])
+        else:
+            c.respond(200, b"r%d" % n, [("Cache-Control", "max-age=60")])
+    o = t.origin(h)
+    A.status(t.get(p, o.url("/r"), [("Range", "bytes=99999-")]), 416)
+    r = t.get(p, o.url("/r"))
+    A.status(r, 200)
+    A.eq(r.body, b"r2", "the plain GET is not answered with the stored 416")
+    r = t.get(p, o.url("/cookie"))
+    A.contains(cs(r), "sets a cookie", "Cache-Status")
+    r = t.get(p, o.url("/cookie"))
+    A.eq(r.header("Set-Cookie"), "session=4", "the second client gets its own cookie")

@@ -192,6 +192,41 @@ TEST(memory_charged_per_object_beyond_its_body)
 	cache_obj_put(&o);
 }
 
+TEST(a_key_keeps_a_bounded_number_of_variants)
+{
+	struct mem_store *s = mem_store_new(16 << 20);
+	char ae[32];
+	for (int i = 0; i < CACHE_MAX_VARIANTS + 5; i++) {
+		snprintf(ae, sizeof(ae), "x-%d", i);
+		struct cache_obj *o = make("http://a:80/many", head_vary, ae, "vvvvv", 5);
+		CHECK(mem_insert(s, o));
+		cache_obj_put(&o);
+	}
+	uint64_t n, bytes;
+	mem_stats(s, &n, &bytes);
+	CHECK_INT(n, CACHE_MAX_VARIANTS);
+	struct cache_obj *h = get(s, "http://a:80/many", "x-0");
+	CHECK(h == NULL); /* the oldest went */
+	h = get(s, "http://a:80/many", "x-36");
+	CHECK(h != NULL);
+	cache_obj_put(&h);
+	mem_store_free(&s);
+}
+
+TEST(reservations_for_bodies_in_flight_are_bounded)
+{
+	struct mem_store *s = mem_store_new(4000);
+	CHECK(mem_reserve(s, 600));
+	CHECK(mem_reserve(s, 400));
+	CHECK(!mem_reserve(s, 1)); /* a quarter of 4000 is taken */
+	mem_release(s, 400);
+	CHECK(mem_reserve(s, 400));
+	mem_release(s, 1000);
+	CHECK(mem_reserve(s, 1000));
+	mem_release(s, 1000);
+	mem_store_free(&s);
+}
+
 struct worker_arg {
 	struct mem_store *s;
 	unsigned seed;
@@ -251,6 +286,8 @@ int main(void)
 	RUN(purge_removes_every_variant_but_not_readers);
 	RUN(capacity_is_kept_and_oversized_or_incomplete_refused);
 	RUN(memory_charged_per_object_beyond_its_body);
+	RUN(a_key_keeps_a_bounded_number_of_variants);
+	RUN(reservations_for_bodies_in_flight_are_bounded);
 	RUN(threads_hit_insert_and_purge_at_once);
 	return unit_done();
 }

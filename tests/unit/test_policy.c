@@ -80,6 +80,12 @@ TEST(s5_2_directives_case_insensitive_token_or_quoted)
 	CHECK(c.bad_freshness);
 	CHECK(!(c.flags & CC_NO_STORE)); /* junk after a directive: not that directive */
 	CHECK(!cc_of(HL("Other: x")).present);
+	/* OWS before a comma, after a directive without a value. */
+	c = cc_of(HL("Cache-Control: private , no-store\t, max-age=600 "));
+	CHECK(c.flags & CC_PRIVATE);
+	CHECK(c.flags & CC_NO_STORE);
+	CHECK_INT(c.max_age, 600);
+	CHECK(!c.bad_freshness);
 }
 
 TEST(s5_2_2_4_qualified_no_cache_and_private_treated_as_unqualified)
@@ -133,6 +139,11 @@ TEST(s3_storable_status_method_and_directives)
 	CHECK_INT(storable(200, HL("Cache-Control: no-store"), NONE), POLICY_STORE_REQ_NO_STORE);
 	CHECK_INT(storable(200, NONE, HL("Cache-Control: private")), POLICY_STORE_PRIVATE);
 	CHECK_INT(storable(200, NONE, HL("Vary: Accept, *")), POLICY_STORE_VARY_STAR);
+	CHECK_INT(storable(304, NONE, HL("Cache-Control: max-age=60")), POLICY_STORE_STATUS);
+	CHECK_INT(storable(200, NONE, HL("Cache-Control: max-age=60", "Set-Cookie: s=1")),
+		  POLICY_STORE_SET_COOKIE);
+	CHECK_INT(storable(200, NONE, HL("Cache-Control: private , max-age=600")),
+		  POLICY_STORE_PRIVATE);
 	CHECK_INT(policy_storable(sv_from_cstr("POST"), NULL, 0, 200, NULL, 0),
 		  POLICY_STORE_METHOD);
 	CHECK_INT(policy_storable(sv_from_cstr("HEAD"), NULL, 0, 200, NULL, 0),
