@@ -112,3 +112,14 @@ bool sv_is_token(struct sv a)
 			return false;
 	return true;
 }
+
+int sv_hexval(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}

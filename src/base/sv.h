@@ -54,6 +54,9 @@ bool sv_next_list_elem(struct sv *rest, struct sv *elem);
  * element's parameters after ';' are ignored). */
 bool sv_list_has_token(struct sv list, const char *tok);
 
+/* The value of a hex digit (either case), or -1. */
+int sv_hexval(unsigned char c);
+
 /* tchar per RFC 9110 §5.6.2. */
 bool sv_is_tchar(unsigned char c);
 /* True if every byte is a tchar and the view is non-empty. */

@@ -25,17 +25,6 @@ static void puts_(struct out *o, const char *s)
 		put(o, *s++);
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* RFC 3986 §2.3 */
 static bool unreserved(int c)
 {
@@ -70,7 +59,8 @@ long cache_key_make(struct sv host, bool ipv6, uint16_t port, struct sv path, ch
 		}
 		if (i + 2 >= path.len)
 			return -1;
-		int hi = hexval(path.p[i + 1]), lo = hexval(path.p[i + 2]);
+		int hi = sv_hexval((unsigned char)path.p[i + 1]);
+		int lo = sv_hexval((unsigned char)path.p[i + 2]);
 		if (hi < 0 || lo < 0)
 			return -1;
 		int v = hi * 16 + lo;

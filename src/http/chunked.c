@@ -64,17 +64,6 @@ static bool is_ws(unsigned char ch)
 	return ch == ' ' || ch == '\t';
 }
 
-static int hexval(unsigned char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
 /* qdtext (RFC 9110 §5.6.4): HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text */
 static bool is_qdtext(unsigned char ch)
 {
@@ -96,7 +85,7 @@ static long size_line_byte(struct chunked *c, unsigned char ch)
 
 	switch (c->state) {
 	case S_SIZE: {
-		int d = hexval(ch);
+		int d = sv_hexval(ch);
 		if (d >= 0) {
 			if (c->line_len > CHUNK_SIZE_DIGITS)
 				return fail(c, "chunk size has too many digits", 0);

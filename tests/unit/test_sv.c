@@ -49,8 +49,20 @@ TEST(sv_token_chars_per_rfc9110)
 	CHECK(!sv_is_token(SV_LIT("a\x7f")));
 }
 
+TEST(hex_digits_either_case)
+{
+	CHECK_INT(sv_hexval('0'), 0);
+	CHECK_INT(sv_hexval('9'), 9);
+	CHECK_INT(sv_hexval('a'), 10);
+	CHECK_INT(sv_hexval('F'), 15);
+	CHECK_INT(sv_hexval('g'), -1);
+	CHECK_INT(sv_hexval(' '), -1);
+	CHECK_INT(sv_hexval(0xff), -1);
+}
+
 int main(void)
 {
+	RUN(hex_digits_either_case);
 	RUN(sv_ieq_is_ascii_case_insensitive);
 	RUN(sv_to_u64_strict);
 	RUN(sv_list_iterates_and_skips_empty_elements);
