@@ -98,6 +98,8 @@ static parse_fn p_dns_servers, p_include;
 	  "memory for cached objects; 0 = no memory cache")                                        \
 	X(cache_max_object, p_size, F(cache_max_object), 1, 1, 0, CACHE_MAX_OBJECT_CEIL, "SIZE",   \
 	  "16M", "largest response the cache stores")                                              \
+	X(cache_purge_allow, p_allow, F(purge_allow), 1, MANY, 0, 0, "CIDR|all|none...", "none",   \
+	  "clients that may PURGE cached URLs")                                                    \
 	X(include, p_include, NOFIELD, 1, 1, 0, 0, "PATH", NULL,                                   \
 	  "read other files (glob pattern) in place")
 
@@ -599,6 +601,15 @@ bool conf_client_allowed(const struct conf *c, const struct sockaddr *sa)
 	return false;
 }
 
+bool conf_purge_allowed(const struct conf *c, const struct sockaddr *sa)
+{
+	SL_CHECK_OBJ(c, CONF_MAGIC);
+	for (size_t i = 0; i < c->npurge_allow; i++)
+		if (conf_cidr_match(&c->purge_allow[i], sa))
+			return true;
+	return false;
+}
+
 bool conf_connect_port_allowed(const struct conf *c, uint16_t port)
 {
 	SL_CHECK_OBJ(c, CONF_MAGIC);
@@ -834,14 +845,29 @@ static int p_threads(struct loader *l, const struct directive *d, size_t argc, c
 	return 0;
 }
 
+/* The address list a directive fills: allow or cache_purge_allow. */
+static void cidr_list(struct loader *l, const struct directive *d, struct conf_cidr ***v,
+		      size_t **n)
+{
+	if (strcmp(d->name, "cache_purge_allow") == 0) {
+		*v = &l->c->purge_allow;
+		*n = &l->c->npurge_allow;
+	} else {
+		*v = &l->c->allow;
+		*n = &l->c->nallow;
+	}
+}
+
 static int add_cidr(struct loader *l, const struct directive *d, const struct conf_cidr *cidr)
 {
-	struct conf *c = l->c;
+	struct conf_cidr **v;
+	size_t *n;
 
-	if (c->nallow >= CONF_MAX_CIDRS)
+	cidr_list(l, d, &v, &n);
+	if (*n >= CONF_MAX_CIDRS)
 		return fail(l, "%s: too many networks (at most %d)", d->name, CONF_MAX_CIDRS);
-	c->allow = list_append(c->allow, &c->nallow, sizeof(*c->allow));
-	c->allow[c->nallow - 1] = *cidr;
+	*v = list_append(*v, n, sizeof(**v));
+	(*v)[*n - 1] = *cidr;
 	return 0;
 }
 
@@ -850,8 +876,12 @@ static int p_allow(struct loader *l, const struct directive *d, size_t argc, cha
 	static const struct conf_cidr all4 = {.family = AF_INET, .prefix = 0};
 	static const struct conf_cidr all6 = {.family = AF_INET6, .prefix = 0};
 
+	struct conf_cidr **v;
+	size_t *n;
+
+	cidr_list(l, d, &v, &n);
 	if (l->first)
-		l->c->nallow = 0;
+		*n = 0;
 	for (size_t i = 0; i < argc; i++) {
 		struct conf_cidr cidr;
 		char suggest[INET6_ADDRSTRLEN + 8];
@@ -860,7 +890,7 @@ static int p_allow(struct loader *l, const struct directive *d, size_t argc, cha
 		if (strcmp(argv[i], "none") == 0) {
 			if (argc != 1)
 				return fail(l, "%s: none must be alone on its line", d->name);
-			l->c->nallow = 0;
+			*n = 0;
 			continue;
 		}
 		if (strcmp(argv[i], "all") == 0) {
@@ -1406,6 +1436,7 @@ static void conf_free(struct conf *c)
 	free(c->source);
 	free(c->listen);
 	free(c->allow);
+	free(c->purge_allow);
 	free(c->connect_ports);
 	free(c->visible_hostname);
 	free(c->access_log);

@@ -98,10 +98,12 @@ struct conf {
 	                                     Stored as c-ares CSV: "1.2.3.4:53,[::1]:53" */
 	uint32_t dns_cache_size; /* dns_cache_size N; default 4096 entries, 0 = no cache */
 
-	bool cache;		   /* cache on|off; default on */
-	uint64_t cache_mem;	   /* cache_mem SIZE; default 256M; 0 = no memory cache.
+	bool cache;		       /* cache on|off; default on */
+	uint64_t cache_mem;	       /* cache_mem SIZE; default 256M; 0 = no memory cache.
 	                              Taken at start only */
-	uint32_t cache_max_object; /* cache_max_object SIZE; default 16M */
+	uint32_t cache_max_object;     /* cache_max_object SIZE; default 16M */
+	struct conf_cidr *purge_allow; /* cache_purge_allow CIDR|all|none...; default none */
+	size_t npurge_allow;
 };
 
 /* Built-in defaults (what `sluice` runs with no -c). Never fails. refs = 1. */
@@ -140,6 +142,8 @@ struct conf *conf_ref(struct conf *c);
 void conf_unref(struct conf **cp);
 
 /* Policy helpers (pure). */
+/* Whether a client address may PURGE (cache_purge_allow). */
+bool conf_purge_allowed(const struct conf *c, const struct sockaddr *sa);
 bool conf_client_allowed(const struct conf *c, const struct sockaddr *sa);
 bool conf_connect_port_allowed(const struct conf *c, uint16_t port);
 /* Match one address against one CIDR (IPv4-mapped IPv6 addresses match IPv4 CIDRs,

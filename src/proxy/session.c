@@ -687,6 +687,26 @@ static bool cache_try(struct txn *t, const struct h1_request *req, const struct 
 	return false;
 }
 
+/* PURGE URL: drop every stored response for it (all Vary variants), for
+ * clients in cache_purge_allow only; never forwarded. */
+static void txn_purge(struct txn *t, const struct uri *u)
+{
+	struct mem_store *store = txn_store(t);
+	char d[64];
+
+	t->tag = "NONE";
+	if (!conf_purge_allowed(t->conf, &t->s->peer.sa)) {
+		counter_add(&t->s->w->cnt, CNT_REQUESTS_DENIED, 1);
+		t->tag = "TCP_DENIED";
+		txn_local(t, 403, "PURGE not allowed from this address (cache_purge_allow)", NULL,
+			  false);
+		return;
+	}
+	unsigned n = store && txn_cache_key(t, u) ? mem_purge(store, t->ckey, t->ckey_len) : 0;
+	snprintf(d, sizeof(d), "purged %u stored response%s", n, n == 1 ? "" : "s");
+	txn_local(t, n ? 200 : 404, n ? d : "not in cache", NULL, false);
+}
+
 static void txn_begin(struct session *s, const struct h1_request *req)
 {
 	struct txn *t = sl_calloc(1, sizeof(*t));
@@ -793,6 +813,10 @@ static void txn_begin(struct session *s, const struct h1_request *req)
 	t->host[u.host.len] = '\0';
 	t->port = u.port;
 	upstream_key(t->host, t->port, t->key, sizeof(t->key));
+	if (sv_eq(req->method, SV_LIT("PURGE"))) {
+		txn_purge(t, &u);
+		return;
+	}
 
 	/* Max-Forwards (RFC 9110 §7.6.2) applies to OPTIONS and TRACE. */
 	h = h1_find(req->headers, req->nheaders, "Max-Forwards");

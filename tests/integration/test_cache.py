@@ -268,3 +268,33 @@ def test_cache016_range_answers_and_cookies_are_not_stored(t):
     A.contains(cs(r), "sets a cookie", "Cache-Status")
     r = t.get(p, o.url("/cookie"))
     A.eq(r.header("Set-Cookie"), "session=4", "the second client gets its own cookie")
+
+
+def test_cache017_purge_only_from_allowed_clients(t):
+    p = t.sluice()
+    o = t.origin(counting([("Cache-Control", "max-age=60")]))
+    t.get(p, o.url("/p"))
+    r = t.get(p, o.url("/p"), method="PURGE")
+    A.proxy_error(r, 403)
+    A.contains(r.body.decode(), "cache_purge_allow", "the reason names the directive")
+    A.contains(cs(t.get(p, o.url("/p"))), "; hit", "still cached after a refused PURGE")
+    A.eq([q.method for q in o.requests], ["GET"], "PURGE is never forwarded")
+
+
+def test_cache018_purge_drops_every_variant(t):
+    p = t.sluice("cache_purge_allow 127.0.0.1 ::1\n")
+
+    def h(req, c):
+        enc = req.header("Accept-Encoding") or "none"
+        c.respond(200, f"{enc} #{len(c.origin.requests)}".encode(),
+                  [("Cache-Control", "max-age=60"), ("Vary", "Accept-Encoding")])
+    o = t.origin(h)
+    t.get(p, o.url("/v"), [("Accept-Encoding", "gzip")])
+    t.get(p, o.url("/v"))
+    r = t.get(p, o.url("/v"), method="PURGE")
+    A.status(r, 200)
+    A.contains(r.body.decode(), "purged 2 stored responses", "PURGE answer")
+    A.eq(t.get(p, o.url("/v")).body, b"none #3", "after PURGE: from the origin")
+    A.eq(t.get(p, o.url("/v"), [("Accept-Encoding", "gzip")]).body, b"gzip #4",
+         "the other variant went too")
+    A.status(t.get(p, o.url("/nothing"), method="PURGE"), 404)
