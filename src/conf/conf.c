@@ -35,7 +35,7 @@ struct directive;
  * within the directive's bounds. Returns 0 or -1 after calling fail(). */
 typedef int parse_fn(struct loader *l, const struct directive *d, size_t argc, char **argv);
 
-static parse_fn p_bool, p_count, p_size, p_size64, p_duration, p_string, p_hostname;
+static parse_fn p_bool, p_count, p_size, p_duration, p_string, p_hostname;
 static parse_fn p_listen, p_threads, p_allow, p_connect_ports, p_access_log, p_log_level;
 static parse_fn p_dns_servers, p_include;
 
@@ -94,7 +94,7 @@ static parse_fn p_dns_servers, p_include;
 	X(dns_cache_size, p_count, F(dns_cache_size), 1, 1, 0, MAX_DNS_CACHE, "N", "4096",         \
 	  "DNS cache entries; 0 = no cache")                                                       \
 	X(cache, p_bool, F(cache), 1, 1, 0, 0, "on|off", "on", "keep a shared HTTP cache")         \
-	X(cache_mem, p_size64, F(cache_mem), 1, 1, 0, CACHE_MEM_CEIL, "SIZE", "256M",              \
+	X(cache_mem, p_size, F(cache_mem), 1, 1, 0, CACHE_MEM_CEIL, "SIZE", "256M",                \
 	  "memory for cached objects; 0 = no memory cache")                                        \
 	X(cache_max_object, p_size, F(cache_max_object), 1, 1, 0, CACHE_MAX_OBJECT_CEIL, "SIZE",   \
 	  "16M", "largest response the cache stores")                                              \
@@ -673,19 +673,11 @@ static int p_size(struct loader *l, const struct directive *d, size_t argc, char
 	if (conf_parse_size(argv[0], &v) < 0 || v < d->lo || v > d->hi)
 		return fail(l, "%s: expected a size %s..%s (bytes, or with K, M, G), got %s",
 			    d->name, fmt_size(d->lo).s, fmt_size(d->hi).s, quote(argv[0]).s);
-	set_u32(l, d, v);
-	return 0;
-}
-
-static int p_size64(struct loader *l, const struct directive *d, size_t argc, char **argv)
-{
-	uint64_t v;
-
-	(void)argc;
-	if (conf_parse_size(argv[0], &v) < 0 || v < d->lo || v > d->hi)
-		return fail(l, "%s: expected a size %s..%s (bytes, or with K, M, G), got %s",
-			    d->name, fmt_size(d->lo).s, fmt_size(d->hi).s, quote(argv[0]).s);
-	*(uint64_t *)field(l, d) = v;
+	/* Sizes that may pass 4G (cache_mem) live in a uint64_t field. */
+	if (d->hi > UINT32_MAX)
+		*(uint64_t *)field(l, d) = v;
+	else
+		set_u32(l, d, v);
 	return 0;
 }
 

@@ -1193,8 +1193,28 @@ TEST(docs_and_example_config)
 	conf_unref(&c);
 }
 
+TEST(cache_directives)
+{
+	struct conf *c = load("cache_mem 3G\ncache_max_object 1M\ncache off\n"
+			      "cache_purge_allow 10.0.0.0/8\ncache_purge_allow ::1\n");
+	CHECK(c != NULL);
+	if (c) {
+		CHECK(c->cache_mem == 3ull << 30); /* past 4G's 32 bits: a 64-bit field */
+		CHECK_INT(c->cache_max_object, 1 << 20);
+		CHECK(!c->cache);
+		CHECK_INT(c->npurge_allow, 2);
+		CHECK_INT(c->nallow, 2); /* allow keeps its own default */
+	}
+	conf_unref(&c);
+	c = load("");
+	CHECK(c && c->cache && c->cache_mem == 256ull << 20 && c->npurge_allow == 0);
+	conf_unref(&c);
+	CHECK(strstr(load_err("cache_mem 2T\n"), "cache_mem: expected a size 0..1T") != NULL);
+}
+
 int main(void)
 {
+	RUN(cache_directives);
 	RUN(defaults_are_safe_and_documented);
 	RUN(empty_file_is_the_defaults);
 	RUN(comments_blank_lines_and_crlf);
