@@ -137,6 +137,7 @@ struct txn {
 	const struct cache_chunk *hit_c; /* body cursor: chunk and offset */
 	size_t hit_off;
 	struct cache_obj *fill;	  /* storing the response into this */
+	struct cache_obj *reval;  /* stale stored response being validated upstream */
 	bool cache_store;	  /* the response may be stored (judged when it comes) */
 	uint64_t fill_reserved;	  /* bytes reserved in the store for the fill */
 	const char *cache_fwd;	  /* Cache-Status fwd= for a forwarded response */
@@ -185,6 +186,7 @@ struct session {
 static void session_run(struct session *s);
 static void session_close(struct session *s, bool abort);
 static void cache_fill_done(struct txn *t);
+static bool upstream_clean(struct txn *t);
 
 /* ---- small helpers ---- */
 
@@ -312,6 +314,7 @@ static void txn_free(struct txn **tp, bool abort_upstream)
 	sbuf_free(&t->up_out);
 	sbuf_free(&t->cl_out);
 	cache_obj_put(&t->hit);
+	cache_obj_put(&t->reval);
 	cache_obj_put(&t->fill); /* an unfinished fill is never inserted */
 	if (t->fill_reserved)
 		mem_release(t->s->w->cache, t->fill_reserved);
@@ -588,15 +591,15 @@ static bool in_304(struct sv name)
 }
 
 /* Answer from a stored response (a reference the transaction takes). */
-static void serve_hit(struct txn *t, struct cache_obj *o, const struct h1_request *req, int64_t now)
+/* Answer from a stored response (a reference the transaction takes): a
+ * 304 if not_mod, else the stored status, head and (but for HEAD) body.
+ * fwd: NULL for a plain hit, else the Cache-Status fwd= of a response
+ * validated with the origin just now. */
+static void serve_hit(struct txn *t, struct cache_obj *o, bool not_mod, int64_t now,
+		      const char *fwd)
 {
 	struct session *s = t->s;
 	int64_t age = policy_current_age(&o->meta, now);
-	/* Conditionals apply only where the answer would be a 2xx (RFC 9110
-	 * §13.2.1): a stored 404 is a 404 whatever the client holds. */
-	bool not_mod = o->status >= 200 && o->status < 300 &&
-		       policy_not_modified(req->method, req->headers, req->nheaders, o->hdrs,
-					   o->nhdrs, now);
 	int status = not_mod ? 304 : o->status;
 
 	t->hit = o;
@@ -614,8 +617,12 @@ static void serve_hit(struct txn *t, struct cache_obj *o, const struct h1_reques
 		sbuf_add_str(&t->cl_out, "\r\n");
 	}
 	sbuf_printf(&t->cl_out, "Age: %lld\r\n", (long long)SL_MIN(age, CC_DELTA_MAX));
-	sbuf_printf(&t->cl_out, "Cache-Status: %s; hit; ttl=%lld\r\n", t->conf->visible_hostname,
-		    (long long)(o->meta.lifetime - age));
+	if (fwd)
+		sbuf_printf(&t->cl_out, "Cache-Status: %s; fwd=%s; fwd-status=304; stored\r\n",
+			    t->conf->visible_hostname, fwd);
+	else
+		sbuf_printf(&t->cl_out, "Cache-Status: %s; hit; ttl=%lld\r\n",
+			    t->conf->visible_hostname, (long long)(o->meta.lifetime - age));
 	if (t->conf->via)
 		sbuf_printf(&t->cl_out, "Via: 1.1 %s\r\n", t->conf->visible_hostname);
 	if (t->close_after)
@@ -624,7 +631,7 @@ static void serve_hit(struct txn *t, struct cache_obj *o, const struct h1_reques
 		sbuf_add_str(&t->cl_out, "Connection: keep-alive\r\n");
 	sbuf_add_str(&t->cl_out, "\r\n");
 	t->status = status;
-	t->tag = not_mod ? "TCP_IMS_HIT" : "TCP_MEM_HIT";
+	t->tag = fwd ? "TCP_REFRESH_UNMODIFIED" : not_mod ? "TCP_IMS_HIT" : "TCP_MEM_HIT";
 	const struct h1_header *ct = h1_find(o->hdrs, o->nhdrs, "Content-Type");
 	if (ct) {
 		size_t n = SL_MIN(ct->value.len, sizeof(t->ctype) - 1);
@@ -633,8 +640,40 @@ static void serve_hit(struct txn *t, struct cache_obj *o, const struct h1_reques
 	}
 	t->hit_c = not_mod || t->is_head ? NULL : o->body;
 	t->hit_off = 0;
-	counter_add(&s->w->cnt, CNT_CACHE_HITS, 1);
+	if (!fwd)
+		counter_add(&s->w->cnt, CNT_CACHE_HITS, 1);
 	go_state(t, TS_HIT);
+}
+
+static bool client_conditional(const struct h1_request *req)
+{
+	return h1_find(req->headers, req->nheaders, "If-None-Match") ||
+	       h1_find(req->headers, req->nheaders, "If-Modified-Since") ||
+	       h1_find(req->headers, req->nheaders, "Range") ||
+	       policy_has_other_conditional(req->headers, req->nheaders);
+}
+
+/* Make the request to the origin conditional on the stored response's
+ * validators (RFC 9111 §4.3.1). False if it has none (or is not a 200). */
+static bool add_validators(struct txn *t, const struct cache_obj *o)
+{
+	const struct h1_header *et = h1_find(o->hdrs, o->nhdrs, "ETag");
+	const struct h1_header *lm = h1_find(o->hdrs, o->nhdrs, "Last-Modified");
+	if (o->status != 200 || (et == NULL && lm == NULL) || t->up_out.len < 2)
+		return false;
+	t->up_out.len -= 2; /* before the head's final CRLF */
+	if (et) {
+		sbuf_add_str(&t->up_out, "If-None-Match: ");
+		sbuf_add_sv(&t->up_out, et->value);
+		sbuf_add_str(&t->up_out, "\r\n");
+	}
+	if (lm) {
+		sbuf_add_str(&t->up_out, "If-Modified-Since: ");
+		sbuf_add_sv(&t->up_out, lm->value);
+		sbuf_add_str(&t->up_out, "\r\n");
+	}
+	sbuf_add_str(&t->up_out, "\r\n");
+	return !sbuf_failed(&t->up_out);
 }
 
 /* Before a request goes upstream: answer it from cache if the rules allow
@@ -664,13 +703,21 @@ static bool cache_try(struct txn *t, const struct h1_request *req, const struct 
 		enum policy_reuse r = policy_reuse(&o->meta, &rq, pragma, now);
 		bool usable = r == POLICY_REUSE_FRESH || r == POLICY_REUSE_STALE_OK;
 		if (usable && !policy_has_other_conditional(req->headers, req->nheaders)) {
-			serve_hit(t, o, req, now);
+			/* Conditionals apply only where the answer would be a
+			 * 2xx (RFC 9110 §13.2.1): a stored 404 stays a 404. */
+			bool not_mod = o->status >= 200 && o->status < 300 &&
+				       policy_not_modified(req->method, req->headers, req->nheaders,
+							   o->hdrs, o->nhdrs, now);
+			serve_hit(t, o, not_mod, now, NULL);
 			return true;
 		}
 		t->cache_fwd = r == POLICY_REUSE_REQ_NO_CACHE || r == POLICY_REUSE_TOO_OLD || usable
 				       ? "request"
 				       : "stale";
-		cache_obj_put(&o);
+		if (!usable && !client_conditional(req) && add_validators(t, o))
+			t->reval = o; /* a 304 refreshes it (RFC 9111 §4.3) */
+		else
+			cache_obj_put(&o);
 	}
 	counter_add(&t->s->w->cnt, CNT_CACHE_MISSES, 1);
 	if (rq.flags & CC_ONLY_IF_CACHED) {
@@ -1284,6 +1331,62 @@ static void cache_invalidate(struct txn *t, const struct h1_response *resp)
 	}
 }
 
+/* The origin says the stale stored response is still good (304 to our
+ * conditional request): store it again with the 304's fields merged in
+ * (RFC 9111 §3.2, §4.3.4), with new freshness, and answer from it. */
+static void cache_refresh(struct txn *t, const struct h1_response *resp)
+{
+	struct mem_store *store = txn_store(t);
+	struct cache_obj *o = t->reval, *n = NULL;
+	struct h1_header merged[MAX_HEADERS_CEIL];
+	int64_t now = wall_s();
+
+	t->reval = NULL;
+	int nm = policy_merge_304(o->hdrs, o->nhdrs, resp->headers, resp->nheaders, merged,
+				  SL_ARRAY_LEN(merged));
+	if (nm >= 0 && store) {
+		struct policy_meta m;
+		struct sbuf head;
+		policy_meta(o->status, merged, (unsigned)nm, (int64_t)(t->t0_wall_us / 1000000),
+			    now, &m);
+		sbuf_init(&head, MAX_RESPONSE_HEAD);
+		sbuf_printf(&head, "HTTP/1.1 %d %s\r\n", o->status, h1_status_reason(o->status));
+		for (int i = 0; i < nm; i++) {
+			sbuf_add_sv(&head, merged[i].name);
+			sbuf_add_str(&head, ": ");
+			sbuf_add_sv(&head, merged[i].value);
+			sbuf_add_str(&head, "\r\n");
+		}
+		sbuf_add_str(&head, "\r\n");
+		if (!sbuf_failed(&head))
+			n = cache_obj_new(o->key, o->key_len, o->vary, o->vary_len, head.p,
+					  head.len, o->body_len, &m);
+		sbuf_free(&head);
+		if (n) {
+			for (const struct cache_chunk *c = o->body; c; c = c->next)
+				cache_obj_append(n, c->data, c->len);
+			cache_obj_done(n);
+			if (mem_insert(store, n))
+				counter_add(&t->s->w->cnt, CNT_CACHE_STORED, 1);
+		}
+	}
+	/* The 304 has no body: the origin connection is free again. */
+	iobuf_consume(t->uin, resp->head_len);
+	bool clean = iobuf_len(t->uin) == 0;
+	iobuf_put(&t->uin);
+	if (clean && t->up_reusable && t->req_framed && t->up_off == t->up_out.len &&
+	    upstream_clean(t))
+		upstream_pool_put(&t->up);
+	else
+		upstream_close(&t->up, false);
+	if (n) {
+		cache_obj_put(&o);
+		serve_hit(t, n, false, now, "stale");
+	} else {
+		serve_hit(t, o, false, now, "stale");
+	}
+}
+
 /* Decide whether to store the response whose head just arrived, and if so
  * start the object. */
 static void cache_start_fill(struct txn *t, const struct h1_response *resp)
@@ -1320,10 +1423,10 @@ static void cache_start_fill(struct txn *t, const struct h1_response *resp)
 	struct policy_meta m;
 	policy_meta(resp->status, resp->headers, resp->nheaders, (int64_t)(t->t0_wall_us / 1000000),
 		    wall_s(), &m);
-	if (m.lifetime <= 0) {
-		/* Stale on arrival: worth keeping only to revalidate, which
-		 * this cache does not do yet. */
-		t->cache_detail = "stale on arrival";
+	if (m.lifetime <= 0 && !h1_find(resp->headers, resp->nheaders, "ETag") &&
+	    !h1_find(resp->headers, resp->nheaders, "Last-Modified")) {
+		/* Stale on arrival and no validator to refresh it with. */
+		t->cache_detail = "stale on arrival, no validator";
 		return;
 	}
 	long vl = policy_vary_key(resp->headers, resp->nheaders, rq.headers, rq.nheaders, vk,
@@ -1450,6 +1553,11 @@ static int handle_response_head(struct txn *t)
 	    t->respb.kind != H1_BODY_CLOSE)
 		t->up_reusable = true;
 
+	if (t->reval && resp.status == 304) {
+		cache_refresh(t, &resp);
+		return 1;
+	}
+	cache_obj_put(&t->reval); /* a full answer replaces it, if storable */
 	cache_invalidate(t, &resp);
 	if (!(resp.status == 101 && t->upgrade))
 		cache_start_fill(t, &resp);

@@ -300,3 +300,56 @@ def test_cache018_purge_drops_every_variant(t):
     A.eq(t.get(p, o.url("/v"), [("Accept-Encoding", "gzip")]).body, b"gzip #4",
          "the other variant went too")
     A.status(t.get(p, o.url("/nothing"), method="PURGE"), 404)
+
+
+def validating(etag_of):
+    """A handler with validators: 304 when the request's If-None-Match names
+    the current tag, else 200 with a body naming the request count."""
+    def h(req, c):
+        n = len(c.origin.requests)
+        tag = etag_of(n)
+        if req.header("If-None-Match") == tag:
+            c.send(b"HTTP/1.1 304 Not Modified\r\nETag: " + tag.encode() +
+                   b"\r\nCache-Control: no-cache\r\nX-Validated: %d\r\n\r\n" % n)
+            return None
+        c.respond(200, b"v #%d" % n, [("ETag", tag), ("Cache-Control", "no-cache")])
+    return h
+
+
+def test_cache019_stale_response_revalidated_with_the_origin(t):
+    p = t.sluice()
+    o = t.origin(validating(lambda n: '"v1"'))
+    r1 = t.get(p, o.url("/rv"))
+    A.eq(r1.body, b"v #1", "first body")
+    r2 = t.get(p, o.url("/rv"))
+    A.status(r2, 200)
+    A.eq(r2.body, b"v #1", "the stored body, validated")
+    A.contains(cs(r2), "fwd=stale; fwd-status=304", "Cache-Status")
+    A.eq(r2.header("X-Validated"), "2", "a field of the 304 is merged in")
+    A.eq(o.requests[1].header("If-None-Match"), '"v1"', "the origin got a conditional")
+    r3 = t.get(p, o.url("/rv"), method="HEAD")
+    A.status(r3, 200)
+    A.eq(r3.body, b"", "HEAD validated too")
+    A.eq(len(o.requests), 3, "no-cache: every use is validated")
+
+
+def test_cache020_changed_response_replaces_the_stored_one(t):
+    p = t.sluice()
+    o = t.origin(validating(lambda n: f'"v{n}"'))  # a new tag every time
+    t.get(p, o.url("/ch"))
+    r = t.get(p, o.url("/ch"))
+    A.eq(r.body, b"v #2", "the new body")
+    A.contains(cs(r), "fwd=stale; fwd-status=200; stored", "Cache-Status")
+    t.get(p, o.url("/ch"))
+    A.eq(o.requests[2].header("If-None-Match"), '"v2"', "validated against the new one")
+
+
+def test_cache021_client_conditional_on_a_stale_entry_goes_through(t):
+    p = t.sluice()
+    o = t.origin(validating(lambda n: '"v1"'))
+    t.get(p, o.url("/cc"))
+    r = t.get(p, o.url("/cc"), [("If-None-Match", '"v1"')])
+    A.status(r, 304)
+    A.eq(o.requests[1].header("If-None-Match"), '"v1"', "the client's own conditional")
+    r = t.get(p, o.url("/cc"))
+    A.eq(r.body, b"v #1", "the stored response is still there")
