@@ -594,9 +594,9 @@ static bool in_304(struct sv name)
 /* Answer from a stored response (a reference the transaction takes): a
  * 304 if not_mod, else the stored status, head and (but for HEAD) body.
  * fwd: NULL for a plain hit, else the Cache-Status fwd= of a response
- * validated with the origin just now. */
+ * validated with the origin just now, and whether that copy was stored. */
 static void serve_hit(struct txn *t, struct cache_obj *o, bool not_mod, int64_t now,
-		      const char *fwd)
+		      const char *fwd, bool stored)
 {
 	struct session *s = t->s;
 	int64_t age = policy_current_age(&o->meta, now);
@@ -618,8 +618,8 @@ static void serve_hit(struct txn *t, struct cache_obj *o, bool not_mod, int64_t 
 	}
 	sbuf_printf(&t->cl_out, "Age: %lld\r\n", (long long)SL_MIN(age, CC_DELTA_MAX));
 	if (fwd)
-		sbuf_printf(&t->cl_out, "Cache-Status: %s; fwd=%s; fwd-status=304; stored\r\n",
-			    t->conf->visible_hostname, fwd);
+		sbuf_printf(&t->cl_out, "Cache-Status: %s; fwd=%s; fwd-status=304%s\r\n",
+			    t->conf->visible_hostname, fwd, stored ? "; stored" : "");
 	else
 		sbuf_printf(&t->cl_out, "Cache-Status: %s; hit; ttl=%lld\r\n",
 			    t->conf->visible_hostname, (long long)(o->meta.lifetime - age));
@@ -659,9 +659,11 @@ static bool add_validators(struct txn *t, const struct cache_obj *o)
 {
 	const struct h1_header *et = h1_find(o->hdrs, o->nhdrs, "ETag");
 	const struct h1_header *lm = h1_find(o->hdrs, o->nhdrs, "Last-Modified");
-	if (o->status != 200 || (et == NULL && lm == NULL) || t->up_out.len < 2)
-		return false;
-	t->up_out.len -= 2; /* before the head's final CRLF */
+	size_t need = (et ? et->value.len + 17 : 0) + (lm ? lm->value.len + 21 : 0);
+	if (o->status != 200 || (et == NULL && lm == NULL) || t->up_out.len < 2 ||
+	    t->up_out.len + need > t->up_out.max)
+		return false; /* (checked first: a half-written head must never go out) */
+	t->up_out.len -= 2;   /* before the head's final CRLF */
 	if (et) {
 		sbuf_add_str(&t->up_out, "If-None-Match: ");
 		sbuf_add_sv(&t->up_out, et->value);
@@ -708,7 +710,7 @@ static bool cache_try(struct txn *t, const struct h1_request *req, const struct 
 			bool not_mod = o->status >= 200 && o->status < 300 &&
 				       policy_not_modified(req->method, req->headers, req->nheaders,
 							   o->hdrs, o->nhdrs, now);
-			serve_hit(t, o, not_mod, now, NULL);
+			serve_hit(t, o, not_mod, now, NULL, false);
 			return true;
 		}
 		t->cache_fwd = r == POLICY_REUSE_REQ_NO_CACHE || r == POLICY_REUSE_TOO_OLD || usable
@@ -1341,10 +1343,42 @@ static void cache_refresh(struct txn *t, const struct h1_response *resp)
 	struct h1_header merged[MAX_HEADERS_CEIL];
 	int64_t now = wall_s();
 
+	struct h1_header kept[MAX_HEADERS_CEIL], rh[MAX_HEADERS_CEIL];
+	struct h1_request rq;
+	struct h1_error herr;
+	struct h1_limits lim = {.max_head = OUT_HEAD_MAX,
+				.max_line = OUT_HEAD_MAX,
+				.max_headers = MAX_HEADERS_CEIL};
+	char vk[CACHE_VARY_KEY_MAX];
+	unsigned nk = 0;
+	long vl = -1;
+
 	t->reval = NULL;
-	int nm = policy_merge_304(o->hdrs, o->nhdrs, resp->headers, resp->nheaders, merged,
+	/* The stored Age was the old copy's; the 304's, if any, is the new. */
+	for (unsigned i = 0; i < o->nhdrs; i++)
+		if (!sv_ieq_cstr(o->hdrs[i].name, "Age"))
+			kept[nk++] = o->hdrs[i];
+	int nm = policy_merge_304(kept, nk, resp->headers, resp->nheaders, merged,
 				  SL_ARRAY_LEN(merged));
-	if (nm >= 0 && store) {
+	/* The refreshed copy must be storable on its own terms (the 304 may
+	 * bring Set-Cookie, private, no-store), and is filed under the Vary
+	 * it now carries. */
+	bool storable = nm >= 0 && store &&
+			h1_parse_request(t->up_out.p, t->up_out.len, &lim, &rq, rh,
+					 SL_ARRAY_LEN(rh), &herr) == H1_OK &&
+			policy_storable(SV_LIT("GET"), rq.headers, rq.nheaders, o->status, merged,
+					(unsigned)nm) == POLICY_STORE_OK;
+	if (storable)
+		vl = policy_vary_key(merged, (unsigned)nm, rq.headers, rq.nheaders, vk, sizeof(vk));
+	if (!storable || vl < 0) {
+		/* Not to be kept: what was stored goes too. This client still
+		 * gets the refreshed copy (with, say, its own Set-Cookie). */
+		if (store)
+			(void)mem_purge(store, o->key, o->key_len);
+		storable = false;
+		vl = 0;
+	}
+	if (nm >= 0) {
 		struct policy_meta m;
 		struct sbuf head;
 		policy_meta(o->status, merged, (unsigned)nm, (int64_t)(t->t0_wall_us / 1000000),
@@ -1359,14 +1393,14 @@ static void cache_refresh(struct txn *t, const struct h1_response *resp)
 		}
 		sbuf_add_str(&head, "\r\n");
 		if (!sbuf_failed(&head))
-			n = cache_obj_new(o->key, o->key_len, o->vary, o->vary_len, head.p,
-					  head.len, o->body_len, &m);
+			n = cache_obj_new(o->key, o->key_len, vk, (size_t)vl, head.p, head.len,
+					  o->body_len, &m);
 		sbuf_free(&head);
 		if (n) {
 			for (const struct cache_chunk *c = o->body; c; c = c->next)
 				cache_obj_append(n, c->data, c->len);
 			cache_obj_done(n);
-			if (mem_insert(store, n))
+			if (storable && mem_insert(store, n))
 				counter_add(&t->s->w->cnt, CNT_CACHE_STORED, 1);
 		}
 	}
@@ -1381,9 +1415,9 @@ static void cache_refresh(struct txn *t, const struct h1_response *resp)
 		upstream_close(&t->up, false);
 	if (n) {
 		cache_obj_put(&o);
-		serve_hit(t, n, false, now, "stale");
+		serve_hit(t, n, false, now, "stale", storable);
 	} else {
-		serve_hit(t, o, false, now, "stale");
+		serve_hit(t, o, false, now, "stale", false);
 	}
 }
 
@@ -1423,10 +1457,11 @@ static void cache_start_fill(struct txn *t, const struct h1_response *resp)
 	struct policy_meta m;
 	policy_meta(resp->status, resp->headers, resp->nheaders, (int64_t)(t->t0_wall_us / 1000000),
 		    wall_s(), &m);
-	if (m.lifetime <= 0 && !h1_find(resp->headers, resp->nheaders, "ETag") &&
-	    !h1_find(resp->headers, resp->nheaders, "Last-Modified")) {
+	if (m.lifetime <= 0 &&
+	    (resp->status != 200 || (!h1_find(resp->headers, resp->nheaders, "ETag") &&
+				     !h1_find(resp->headers, resp->nheaders, "Last-Modified")))) {
 		/* Stale on arrival and no validator to refresh it with. */
-		t->cache_detail = "stale on arrival, no validator";
+		t->cache_detail = "stale on arrival, nothing to validate";
 		return;
 	}
 	long vl = policy_vary_key(resp->headers, resp->nheaders, rq.headers, rq.nheaders, vk,

@@ -353,3 +353,43 @@ def test_cache021_client_conditional_on_a_stale_entry_goes_through(t):
     A.eq(o.requests[1].header("If-None-Match"), '"v1"', "the client's own conditional")
     r = t.get(p, o.url("/cc"))
     A.eq(r.body, b"v #1", "the stored response is still there")
+
+
+def test_cache022_refresh_that_sets_a_cookie_is_not_kept(t):
+    """A 304 that brings Set-Cookie (or private) makes the refreshed copy
+    unstorable: this client gets it, with its cookie; nobody else does."""
+    p = t.sluice()
+
+    def h(req, c):
+        n = len(c.origin.requests)
+        if req.header("If-None-Match") == '"v1"':
+            c.send(b'HTTP/1.1 304 Not Modified\r\nETag: "v1"\r\nSet-Cookie: s=%d\r\n\r\n' % n)
+            return None
+        c.respond(200, b"v #%d" % n, [("ETag", '"v1"'), ("Cache-Control", "no-cache")])
+    o = t.origin(h)
+    t.get(p, o.url("/ck"))
+    r = t.get(p, o.url("/ck"))
+    A.eq(r.body, b"v #1", "the validated body")
+    A.eq(r.header("Set-Cookie"), "s=2", "this client's cookie")
+    A.not_contains(cs(r), "stored", "Cache-Status")
+    r = t.get(p, o.url("/ck"))
+    A.eq(r.header("Set-Cookie"), None, "the next client gets no one's cookie")
+    A.eq(r.body, b"v #3", "and a fresh answer: nothing was kept")
+
+
+def test_cache023_refresh_takes_the_304s_age_not_the_old_one(t):
+    p = t.sluice()
+
+    def h(req, c):
+        if req.header("If-None-Match") == '"a"':
+            c.send(b'HTTP/1.1 304 Not Modified\r\nETag: "a"\r\n'
+                   b'Cache-Control: max-age=100\r\n\r\n')
+            return None
+        c.respond(200, b"aged", [("ETag", '"a"'), ("Age", "5000"),
+                                  ("Cache-Control", "max-age=100")])
+    o = t.origin(h)
+    t.get(p, o.url("/age"))            # stored already stale (Age 5000 > 100)
+    t.get(p, o.url("/age"))            # revalidated: 304, no Age
+    r = t.get(p, o.url("/age"))
+    A.contains(cs(r), "; hit", "fresh after the refresh")
+    A.eq(len(o.requests), 2, "requests at origin")
