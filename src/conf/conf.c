@@ -592,22 +592,24 @@ bool conf_cidr_match(const struct conf_cidr *cidr, const struct sockaddr *sa)
 	return prefix_eq(bytes, c.addr, c.prefix);
 }
 
+static bool cidrs_match(const struct conf_cidr *v, size_t n, const struct sockaddr *sa)
+{
+	for (size_t i = 0; i < n; i++)
+		if (conf_cidr_match(&v[i], sa))
+			return true;
+	return false;
+}
+
 bool conf_client_allowed(const struct conf *c, const struct sockaddr *sa)
 {
 	SL_CHECK_OBJ(c, CONF_MAGIC);
-	for (size_t i = 0; i < c->nallow; i++)
-		if (conf_cidr_match(&c->allow[i], sa))
-			return true;
-	return false;
+	return cidrs_match(c->allow, c->nallow, sa);
 }
 
 bool conf_purge_allowed(const struct conf *c, const struct sockaddr *sa)
 {
 	SL_CHECK_OBJ(c, CONF_MAGIC);
-	for (size_t i = 0; i < c->npurge_allow; i++)
-		if (conf_cidr_match(&c->purge_allow[i], sa))
-			return true;
-	return false;
+	return cidrs_match(c->purge_allow, c->npurge_allow, sa);
 }
 
 bool conf_connect_port_allowed(const struct conf *c, uint16_t port)

@@ -1333,6 +1333,46 @@ static void cache_invalidate(struct txn *t, const struct h1_response *resp)
 	}
 }
 
+/* The request as the origin got it (the head this proxy sent), which is
+ * what a stored response is judged against (Vary, Authorization). */
+static bool origin_request(const struct txn *t, struct h1_request *rq, struct h1_header *rh,
+			   unsigned cap)
+{
+	struct h1_error herr;
+	struct h1_limits lim = {.max_head = OUT_HEAD_MAX,
+				.max_line = OUT_HEAD_MAX,
+				.max_headers = MAX_HEADERS_CEIL};
+	return h1_parse_request(t->up_out.p, t->up_out.len, &lim, rq, rh, cap, &herr) == H1_OK;
+}
+
+/* A cache object for this transaction's key holding a response with these
+ * fields: the status line and the end-to-end fields (Content-Length always,
+ * for it frames the stored body, even when a Connection field names it).
+ * NULL if the head does not fit or parse. */
+static struct cache_obj *stored_obj(const struct txn *t, int status, const struct h1_header *h,
+				    unsigned n, const char *vk, size_t vl, uint64_t body_len,
+				    const struct policy_meta *m)
+{
+	struct cache_obj *o = NULL;
+	struct sbuf head;
+
+	sbuf_init(&head, MAX_RESPONSE_HEAD);
+	sbuf_printf(&head, "HTTP/1.1 %d %s\r\n", status, h1_status_reason(status));
+	for (unsigned i = 0; i < n; i++) {
+		if (!sv_ieq_cstr(h[i].name, "Content-Length") && policy_field_hop(h[i].name, h, n))
+			continue;
+		sbuf_add_sv(&head, h[i].name);
+		sbuf_add_str(&head, ": ");
+		sbuf_add_sv(&head, h[i].value);
+		sbuf_add_str(&head, "\r\n");
+	}
+	sbuf_add_str(&head, "\r\n");
+	if (!sbuf_failed(&head))
+		o = cache_obj_new(t->ckey, t->ckey_len, vk, vl, head.p, head.len, body_len, m);
+	sbuf_free(&head);
+	return o;
+}
+
 /* The origin says the stale stored response is still good (304 to our
  * conditional request): store it again with the 304's fields merged in
  * (RFC 9111 §3.2, §4.3.4), with new freshness, and answer from it. */
@@ -1345,10 +1385,6 @@ static void cache_refresh(struct txn *t, const struct h1_response *resp)
 
 	struct h1_header kept[MAX_HEADERS_CEIL], rh[MAX_HEADERS_CEIL];
 	struct h1_request rq;
-	struct h1_error herr;
-	struct h1_limits lim = {.max_head = OUT_HEAD_MAX,
-				.max_line = OUT_HEAD_MAX,
-				.max_headers = MAX_HEADERS_CEIL};
 	char vk[CACHE_VARY_KEY_MAX];
 	unsigned nk = 0;
 	long vl = -1;
@@ -1363,9 +1399,7 @@ static void cache_refresh(struct txn *t, const struct h1_response *resp)
 	/* The refreshed copy must be storable on its own terms (the 304 may
 	 * bring Set-Cookie, private, no-store), and is filed under the Vary
 	 * it now carries. */
-	bool storable = nm >= 0 && store &&
-			h1_parse_request(t->up_out.p, t->up_out.len, &lim, &rq, rh,
-					 SL_ARRAY_LEN(rh), &herr) == H1_OK &&
+	bool storable = nm >= 0 && store && origin_request(t, &rq, rh, SL_ARRAY_LEN(rh)) &&
 			policy_storable(SV_LIT("GET"), rq.headers, rq.nheaders, o->status, merged,
 					(unsigned)nm) == POLICY_STORE_OK;
 	if (storable)
@@ -1380,22 +1414,9 @@ static void cache_refresh(struct txn *t, const struct h1_response *resp)
 	}
 	if (nm >= 0) {
 		struct policy_meta m;
-		struct sbuf head;
 		policy_meta(o->status, merged, (unsigned)nm, (int64_t)(t->t0_wall_us / 1000000),
 			    now, &m);
-		sbuf_init(&head, MAX_RESPONSE_HEAD);
-		sbuf_printf(&head, "HTTP/1.1 %d %s\r\n", o->status, h1_status_reason(o->status));
-		for (int i = 0; i < nm; i++) {
-			sbuf_add_sv(&head, merged[i].name);
-			sbuf_add_str(&head, ": ");
-			sbuf_add_sv(&head, merged[i].value);
-			sbuf_add_str(&head, "\r\n");
-		}
-		sbuf_add_str(&head, "\r\n");
-		if (!sbuf_failed(&head))
-			n = cache_obj_new(o->key, o->key_len, vk, (size_t)vl, head.p, head.len,
-					  o->body_len, &m);
-		sbuf_free(&head);
+		n = stored_obj(t, o->status, merged, (unsigned)nm, vk, (size_t)vl, o->body_len, &m);
 		if (n) {
 			for (const struct cache_chunk *c = o->body; c; c = c->next)
 				cache_obj_append(n, c->data, c->len);
@@ -1427,10 +1448,6 @@ static void cache_start_fill(struct txn *t, const struct h1_response *resp)
 {
 	struct h1_header rh[MAX_HEADERS_CEIL];
 	struct h1_request rq;
-	struct h1_error herr;
-	struct h1_limits lim = {.max_head = OUT_HEAD_MAX,
-				.max_line = OUT_HEAD_MAX,
-				.max_headers = MAX_HEADERS_CEIL};
 	char vk[CACHE_VARY_KEY_MAX];
 
 	if (!t->cache_store || txn_store(t) == NULL)
@@ -1443,10 +1460,7 @@ static void cache_start_fill(struct txn *t, const struct h1_response *resp)
 		t->cache_detail = "larger than cache_max_object";
 		return;
 	}
-	/* Judged against the request as the origin got it (what Vary and
-	 * Authorization refer to), not as the client sent it. */
-	if (h1_parse_request(t->up_out.p, t->up_out.len, &lim, &rq, rh, SL_ARRAY_LEN(rh), &herr) !=
-	    H1_OK)
+	if (!origin_request(t, &rq, rh, SL_ARRAY_LEN(rh)))
 		return;
 	enum policy_store why = policy_storable(rq.method, rq.headers, rq.nheaders, resp->status,
 						resp->headers, resp->nheaders);
@@ -1470,32 +1484,13 @@ static void cache_start_fill(struct txn *t, const struct h1_response *resp)
 		t->cache_detail = vl == -1 ? "Vary: *" : "Vary key too long";
 		return;
 	}
-	/* What is stored: the status line and the end-to-end fields. */
-	struct sbuf head;
-	sbuf_init(&head, MAX_RESPONSE_HEAD);
-	sbuf_printf(&head, "HTTP/1.1 %d %s\r\n", resp->status, h1_status_reason(resp->status));
-	for (unsigned i = 0; i < resp->nheaders; i++) {
-		/* Content-Length frames the stored body: a Connection field
-		 * naming it does not remove it (as on the way through). */
-		if (!sv_ieq_cstr(resp->headers[i].name, "Content-Length") &&
-		    policy_field_hop(resp->headers[i].name, resp->headers, resp->nheaders))
-			continue;
-		sbuf_add_sv(&head, resp->headers[i].name);
-		sbuf_add_str(&head, ": ");
-		sbuf_add_sv(&head, resp->headers[i].value);
-		sbuf_add_str(&head, "\r\n");
-	}
-	sbuf_add_str(&head, "\r\n");
 	if (!mem_reserve(txn_store(t), t->respb.length)) {
-		sbuf_free(&head);
 		t->cache_detail = "too much being stored at once";
 		return;
 	}
-	t->fill_reserved = t->respb.length;
-	if (!sbuf_failed(&head))
-		t->fill = cache_obj_new(t->ckey, t->ckey_len, vk, (size_t)vl, head.p, head.len,
-					t->respb.length, &m);
-	sbuf_free(&head);
+	t->fill_reserved = t->respb.length; /* given back in txn_free() if never done */
+	t->fill = stored_obj(t, resp->status, resp->headers, resp->nheaders, vk, (size_t)vl,
+			     t->respb.length, &m);
 	if (t->fill == NULL)
 		t->cache_detail = "response head not storable";
 }

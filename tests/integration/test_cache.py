@@ -393,3 +393,23 @@ def test_cache023_refresh_takes_the_304s_age_not_the_old_one(t):
     r = t.get(p, o.url("/age"))
     A.contains(cs(r), "; hit", "fresh after the refresh")
     A.eq(len(o.requests), 2, "requests at origin")
+
+
+def test_cache024_vary_is_judged_on_what_the_origin_got(t):
+    """A field the client named in Connection is not forwarded, so the
+    origin's answer is for "no Accept-Language": it must not be filed under
+    the client's value and served to real French requests."""
+    p = t.sluice()
+
+    def h(req, c):
+        lang = req.header("Accept-Language") or "en"
+        c.respond(200, lang.encode(), [("Cache-Control", "max-age=60"),
+                                       ("Vary", "Accept-Language")])
+    o = t.origin(h)
+    r = t.get(p, o.url("/l"), [("Connection", "accept-language"), ("Accept-Language", "fr")])
+    A.eq(r.body, b"en", "the origin saw no Accept-Language")
+    r = t.get(p, o.url("/l"), [("Accept-Language", "fr")])
+    A.eq(r.body, b"fr", "a French request is not served the English copy")
+    r = t.get(p, o.url("/l"))
+    A.eq(r.body, b"en", "a request without the field gets the stored one")
+    A.contains(cs(r), "; hit", "Cache-Status")
