@@ -50,6 +50,10 @@
 #define CONF_MAX_LISTEN	     64
 #define CONF_MAX_CIDRS	     4096
 #define CONF_MAX_PORT_RANGES 256
+#define CONF_MAX_BACKENDS    1024
+#define CONF_MAX_SERVERS     64 /* per backend: the tried set of a request is a 64-bit mask */
+#define CONF_MAX_ROUTES	     4096
+#define CONF_NAME_MAX	     63
 
 /* DNS. */
 #define DNS_CACHE_SIZE_DEFAULT 4096

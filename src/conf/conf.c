@@ -37,7 +37,7 @@ typedef int parse_fn(struct loader *l, const struct directive *d, size_t argc, c
 
 static parse_fn p_bool, p_count, p_size, p_duration, p_string, p_hostname;
 static parse_fn p_listen, p_threads, p_allow, p_connect_ports, p_access_log, p_log_level;
-static parse_fn p_dns_servers, p_include;
+static parse_fn p_dns_servers, p_include, p_backend, p_route;
 
 #define F(field) offsetof(struct conf, field)
 #define NOFIELD	 0
@@ -100,6 +100,15 @@ static parse_fn p_dns_servers, p_include;
 	  "16M", "largest response the cache stores")                                              \
 	X(cache_purge_allow, p_allow, F(purge_allow), 1, MANY, 0, 0, "CIDR|all|none...", "none",   \
 	  "clients that may PURGE cached URLs")                                                    \
+	X(backend, p_backend, NOFIELD, 2, MANY, 0, 0,                                              \
+	  "NAME HOST:PORT... [balance roundrobin|leastconn|hash]", NULL,                           \
+	  "a group of origin servers for reverse mode; repeatable")                                \
+	X(route, p_route, NOFIELD, 2, 2, 0, 0, "[HOST][/PREFIX] BACKEND", NULL,                    \
+	  "send requests for a host and path to a backend; repeatable")                            \
+	X(forward, p_bool, F(forward), 1, 1, 0, 0, "on|off", "on",                                 \
+	  "forward-proxy absolute-form and CONNECT requests")                                      \
+	X(backend_fail_timeout, p_duration, F(backend_fail_timeout_ms), 1, 1, 1, DAY_MS,           \
+	  "DURATION", "10s", "time a backend server that failed is skipped")                       \
 	X(include, p_include, NOFIELD, 1, 1, 0, 0, "PATH", NULL,                                   \
 	  "read other files (glob pattern) in place")
 
@@ -823,6 +832,152 @@ static int p_listen(struct loader *l, const struct directive *d, size_t argc, ch
 	return 0;
 }
 
+/* A backend server: HOST:PORT with HOST an IPv4 literal, [IPv6] or a name. */
+static int parse_server(const char *s, struct conf_server *out)
+{
+	const char *colon;
+	size_t hl;
+
+	memset(out, 0, sizeof(*out));
+	if (s[0] == '[') {
+		const char *rb = strchr(s, ']');
+		if (rb == NULL || rb[1] != ':')
+			return -1;
+		hl = (size_t)(rb - s - 1);
+		colon = rb + 1;
+		if (hl == 0 || !copy_host(out->host, sizeof(out->host), s + 1, hl))
+			return -1;
+		struct in6_addr a6;
+		if (inet_pton(AF_INET6, out->host, &a6) != 1)
+			return -1;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon == NULL)
+			return -1;
+		hl = (size_t)(colon - s);
+		if (!copy_host(out->host, sizeof(out->host), s, hl) ||
+		    !valid_hostname(out->host, HOST_NAME_MAX_LEN))
+			return -1;
+	}
+	if (parse_port(colon + 1, &out->port) < 0)
+		return -1;
+	for (char *p = out->host; *p; p++)
+		*p = (char)lower((unsigned char)*p);
+	snprintf(out->text, sizeof(out->text), "%s%s%s:%u", s[0] == '[' ? "[" : "", out->host,
+		 s[0] == '[' ? "]" : "", out->port);
+	return 0;
+}
+
+static const struct choice balances[] = {
+	{"roundrobin", BALANCE_ROUNDROBIN},
+	{"leastconn", BALANCE_LEASTCONN},
+	{"hash", BALANCE_HASH},
+};
+
+static int p_backend(struct loader *l, const struct directive *d, size_t argc, char **argv)
+{
+	struct conf *c = l->c;
+	struct conf_backend *b;
+	size_t nsrv = argc - 1;
+	int bal = BALANCE_ROUNDROBIN;
+
+	if (!valid_hostname(argv[0], CONF_NAME_MAX))
+		return fail(l, "%s: expected a name (1..%d letters, digits, '-', '.', '_'), got %s",
+			    d->name, CONF_NAME_MAX, quote(argv[0]).s);
+	for (size_t i = 0; i < c->nbackends; i++)
+		if (strcmp(c->backends[i].name, argv[0]) == 0)
+			return fail(l, "%s: %s is defined twice", d->name, argv[0]);
+	if (argc >= 3 && strcmp(argv[argc - 2], "balance") == 0) {
+		if (parse_choice(l, d, argv[argc - 1], balances, SL_ARRAY_LEN(balances), &bal) < 0)
+			return -1;
+		nsrv -= 2;
+	}
+	if (nsrv == 0)
+		return fail(l, "%s: %s has no servers (usage: %s %s)", d->name, argv[0], d->name,
+			    d->usage);
+	if (nsrv > CONF_MAX_SERVERS)
+		return fail(l, "%s: too many servers (at most %d)", d->name, CONF_MAX_SERVERS);
+	if (c->nbackends >= CONF_MAX_BACKENDS)
+		return fail(l, "%s: too many backends (at most %d)", d->name, CONF_MAX_BACKENDS);
+	struct conf_server *srv = sl_calloc(nsrv, sizeof(*srv));
+	for (size_t i = 0; i < nsrv; i++) {
+		if (parse_server(argv[1 + i], &srv[i]) < 0) {
+			free(srv);
+			return fail(l,
+				    "%s: expected HOST:PORT (an IPv6 address in brackets), got %s",
+				    d->name, quote(argv[1 + i]).s);
+		}
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(srv[j].text, srv[i].text) == 0) {
+				free(srv);
+				return fail(l, "%s: server %s is given twice", d->name,
+					    argv[1 + i]);
+			}
+	}
+	c->backends = list_append(c->backends, &c->nbackends, sizeof(*c->backends));
+	b = &c->backends[c->nbackends - 1];
+	snprintf(b->name, sizeof(b->name), "%s", argv[0]);
+	b->servers = srv;
+	b->nservers = nsrv;
+	b->balance = (enum conf_balance)bal;
+	return 0;
+}
+
+/* route [HOST[:PORT]][/PREFIX] BACKEND. The backend may be defined later in
+ * the load: names are resolved in finish(). */
+static int p_route(struct loader *l, const struct directive *d, size_t argc, char **argv)
+{
+	struct conf *c = l->c;
+	struct conf_route r = {0};
+	const char *a = argv[0], *slash = strchr(a, '/');
+	size_t hl = slash ? (size_t)(slash - a) : strlen(a);
+
+	(void)argc;
+	if (hl > 0) {
+		struct conf_server hp;
+		char tmp[HOST_NAME_MAX_LEN + 8];
+		if (hl >= sizeof(tmp))
+			return fail(l, "%s: host too long in %s", d->name, quote(a).s);
+		memcpy(tmp, a, hl);
+		tmp[hl] = '\0';
+		if (parse_server(tmp, &hp) == 0) {
+			snprintf(r.host, sizeof(r.host), "%s", hp.host);
+			r.port = hp.port;
+		} else if (tmp[0] != '[' && valid_hostname(tmp, HOST_NAME_MAX_LEN)) {
+			for (size_t i = 0; i < hl; i++)
+				r.host[i] = (char)lower((unsigned char)tmp[i]);
+		} else {
+			return fail(l, "%s: expected HOST[:PORT][/PREFIX] or /PREFIX, got %s",
+				    d->name, quote(a).s);
+		}
+	}
+	if (slash) {
+		for (const char *p = slash; *p; p++)
+			if ((unsigned char)*p <= ' ' || *p == '?' || *p == '#' || *p == 0x7f)
+				return fail(l,
+					    "%s: a path prefix may not hold spaces, '?' or '#': %s",
+					    d->name, quote(a).s);
+		r.prefix_len = strlen(slash);
+	}
+	if (hl == 0 && r.prefix_len == 0)
+		return fail(l, "%s: expected HOST[:PORT][/PREFIX] or /PREFIX, got %s", d->name,
+			    quote(a).s);
+	for (size_t i = 0; i < c->nroutes; i++)
+		if (strcmp(c->routes[i].host, r.host) == 0 && c->routes[i].port == r.port &&
+		    c->routes[i].prefix_len == r.prefix_len &&
+		    memcmp(c->routes[i].prefix, slash ? slash : "", r.prefix_len) == 0)
+			return fail(l, "%s: %s is routed twice", d->name, a);
+	if (c->nroutes >= CONF_MAX_ROUTES)
+		return fail(l, "%s: too many routes (at most %d)", d->name, CONF_MAX_ROUTES);
+	r.prefix = sl_strndup(slash ? slash : "", r.prefix_len);
+	r.backend_name = sl_strndup(argv[1], strlen(argv[1]));
+	r.file = sl_strndup(l->cur->name, strlen(l->cur->name));
+	r.line = l->cur->line;
+	c->routes = list_append(c->routes, &c->nroutes, sizeof(*c->routes));
+	c->routes[c->nroutes - 1] = r;
+	return 0;
+}
+
 static int p_threads(struct loader *l, const struct directive *d, size_t argc, char **argv)
 {
 	uint64_t v;
@@ -1384,6 +1539,17 @@ static int finish(struct loader *l)
 	struct conf *c = l->c;
 	const struct loc *rl = &l->where[D_max_request_line];
 
+	for (size_t i = 0; i < c->nroutes; i++) {
+		struct conf_route *r = &c->routes[i];
+		size_t j = 0;
+		while (j < c->nbackends && strcmp(c->backends[j].name, r->backend_name) != 0)
+			j++;
+		if (j == c->nbackends)
+			return fail_at(l, r->file, r->line, "route: no backend named %s",
+				       quote(r->backend_name).s);
+		r->backend = j;
+	}
+
 	if (!l->seen[D_max_request_line]) {
 		/* Only the default is in the way: shrink it with max_header_size
 		 * rather than reject a config that never mentioned it. */
@@ -1435,6 +1601,15 @@ static void conf_free(struct conf *c)
 	free(c->visible_hostname);
 	free(c->access_log);
 	free(c->dns_servers);
+	for (size_t i = 0; i < c->nbackends; i++)
+		free(c->backends[i].servers);
+	free(c->backends);
+	for (size_t i = 0; i < c->nroutes; i++) {
+		free(c->routes[i].prefix);
+		free(c->routes[i].backend_name);
+		free(c->routes[i].file);
+	}
+	free(c->routes);
 	c->magic = 0;
 	free(c);
 }

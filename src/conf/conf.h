@@ -23,6 +23,7 @@
 
 #include "base/base.h"
 #include "base/log.h"
+#include "buf/limits.h"
 
 #define CONF_MAGIC 0xc0f1c0f1u
 
@@ -44,6 +45,42 @@ struct conf_cidr {
 
 struct conf_ports {
 	uint16_t lo, hi; /* inclusive */
+};
+
+/* Reverse (accelerator) mode: backends, their servers and the routes to them.
+ * A snapshot is immutable but for the servers' health fields, which all
+ * workers share (atomics): a reload starts every server healthy. */
+enum conf_balance {
+	BALANCE_ROUNDROBIN,
+	BALANCE_LEASTCONN,
+	BALANCE_HASH, /* by URL (Host and path): one URL goes to one server */
+};
+
+struct conf_server {
+	char host[HOST_NAME_MAX_LEN + 1]; /* name or IP literal, no brackets */
+	uint16_t port;
+	char text[HOST_NAME_MAX_LEN + 10]; /* as configured: "10.0.0.1:8080", "[::1]:80" */
+	_Atomic uint64_t down_until_ms;	   /* passive health: skipped until then (monotonic) */
+	atomic_uint active;		   /* requests in flight to it (leastconn) */
+};
+
+struct conf_backend {
+	char name[CONF_NAME_MAX + 1];
+	struct conf_server *servers;
+	size_t nservers; /* 1..CONF_MAX_SERVERS */
+	enum conf_balance balance;
+	atomic_uint rr; /* round-robin cursor */
+};
+
+struct conf_route {
+	char host[HOST_NAME_MAX_LEN + 1]; /* lower case, "" = any host */
+	uint16_t port;			  /* 0 = any port */
+	char *prefix;			  /* path prefix, "" = any path */
+	size_t prefix_len;
+	size_t backend;	    /* index into conf->backends */
+	char *backend_name; /* resolved to backend at the end of a load */
+	char *file;	    /* where the route was given, for that error */
+	unsigned line;
 };
 
 enum alog_format {
@@ -104,6 +141,13 @@ struct conf {
 	uint32_t cache_max_object;     /* cache_max_object SIZE; default 16M */
 	struct conf_cidr *purge_allow; /* cache_purge_allow CIDR|all|none...; default none */
 	size_t npurge_allow;
+
+	struct conf_backend *backends; /* backend NAME ADDR:PORT... [balance ...] (repeatable) */
+	size_t nbackends;
+	struct conf_route *routes; /* route [HOST][/PREFIX] BACKEND (repeatable) */
+	size_t nroutes;
+	bool forward;			  /* forward on|off; default on */
+	uint32_t backend_fail_timeout_ms; /* backend_fail_timeout DURATION; default 10s */
 };
 
 /* Built-in defaults (what `sluice` runs with no -c). Never fails. refs = 1. */

@@ -216,6 +216,20 @@ int uri_parse_host(struct sv value, uint16_t default_port, struct uri *out)
 	return 0;
 }
 
+int uri_parse_origin(struct sv target, struct sv host, struct uri *out)
+{
+	if (uri_parse_host(host, 80, out) != 0)
+		return -1;
+	if (target.len == 0 || target.p[0] != '/' || !path_ok(target)) {
+		uri_clear(out);
+		return -1;
+	}
+	out->scheme = SV_LIT("http");
+	out->path = target;
+	out->path_empty = false;
+	return 0;
+}
+
 bool uri_host_eq(struct sv a, struct sv b)
 {
 	return sv_ieq(a, b);

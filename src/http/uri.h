@@ -41,6 +41,12 @@ int uri_parse_authority(struct sv target, struct uri *out) SL_WUR;
  * absent). Returns 0 or -1. */
 int uri_parse_host(struct sv value, uint16_t default_port, struct uri *out) SL_WUR;
 
+/* Parse an origin-form target "/path[?query]" with the Host value that
+ * names its authority (RFC 9112 §3.2.1, §3.3): the URL a server in front of
+ * an origin is asked for. The port defaults to 80. The path's characters are
+ * checked as for uri_parse_absolute(). Returns 0 or -1. */
+int uri_parse_origin(struct sv target, struct sv host, struct uri *out) SL_WUR;
+
 /* True if two hosts name the same thing: case-insensitive comparison. */
 bool uri_host_eq(struct sv a, struct sv b);
 

@@ -55,6 +55,8 @@ static void add_common(struct sbuf *out, const struct h1_header *hdrs, unsigned 
 			continue;
 		if (dechunk && sv_ieq_cstr(name, "Transfer-Encoding"))
 			continue;
+		if (is_request && o->reverse && sv_ieq_cstr(name, "X-Forwarded-Proto"))
+			continue;
 		add_field(out, name, hdrs[i].value);
 	}
 	if (o->max_forwards >= 0) {
@@ -72,6 +74,14 @@ static void add_common(struct sbuf *out, const struct h1_header *hdrs, unsigned 
 		sbuf_add_str(out, o->xff);
 		sbuf_add(out, "\r\n", 2);
 	}
+	if (is_request && o->reverse && o->xff) {
+		bool v6 = strchr(o->xff, ':') != NULL;
+		sbuf_add_str(out, v6 ? "Forwarded: for=\"[" : "Forwarded: for=");
+		sbuf_add_str(out, o->xff);
+		sbuf_add_str(out, v6 ? "]\";host=\"" : ";host=\"");
+		sbuf_add_sv(out, o->host);
+		sbuf_add_str(out, "\";proto=http\r\nX-Forwarded-Proto: http\r\n");
+	}
 }
 
 void head_build_request(struct sbuf *out, const struct h1_request *req, const struct uri *u,
@@ -88,14 +98,16 @@ void head_build_request(struct sbuf *out, const struct h1_request *req, const st
 		sbuf_add_sv(out, u->path);
 	}
 	sbuf_add_str(out, " HTTP/1.1\r\nHost: ");
-	if (u->host_is_ipv6) {
+	if (o->reverse) {
+		sbuf_add_sv(out, o->host);
+	} else if (u->host_is_ipv6) {
 		sbuf_add_char(out, '[');
 		sbuf_add_sv(out, u->host);
 		sbuf_add_char(out, ']');
 	} else {
 		sbuf_add_sv(out, u->host);
 	}
-	if (u->port != 80) {
+	if (!o->reverse && u->port != 80) {
 		sbuf_add_char(out, ':');
 		sbuf_add_u64(out, u->port);
 	}

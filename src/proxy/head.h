@@ -3,7 +3,8 @@
  * Forwarding rules of RFC 9110 §7.6: hop-by-hop fields (Connection and every
  * field it names, Proxy-Connection, Keep-Alive, TE, Trailer, Upgrade unless
  * upgrading, Proxy-Authorization, Proxy-Authenticate) are not forwarded;
- * Via is appended; Host is rewritten from the target URI (RFC 9112 §3.2.2).
+ * Via is appended; Host is rewritten from the target URI (RFC 9112 §3.2.2),
+ * or in reverse mode passed through.
  * Output goes into a capped sbuf; the caller checks sbuf_failed(). */
 #ifndef SLUICE_HEAD_H
 #define SLUICE_HEAD_H
@@ -20,6 +21,11 @@ struct head_opts {
 	const char *xff;      /* client address for X-Forwarded-For, or NULL */
 	bool upgrade;	      /* keep Upgrade and send Connection: upgrade */
 	int max_forwards;     /* >= 0: send this Max-Forwards value instead */
+	/* Reverse mode: Host is sent as the client gave it, and Forwarded
+	 * (RFC 7239) and X-Forwarded-Proto are added for xff; a client's own
+	 * X-Forwarded-Proto is dropped (it would lie about the scheme). */
+	bool reverse;
+	struct sv host;
 };
 
 /* Request line in origin-form plus forwarded fields. */

@@ -25,6 +25,7 @@
 #include "http/uri.h"
 #include "net/net.h"
 #include "obs/alog.h"
+#include "proxy/backend.h"
 #include "proxy/head.h"
 #include "proxy/relay.h"
 #include "proxy/upstream.h"
@@ -129,6 +130,14 @@ struct txn {
 	int pipe[2];
 	size_t pipe_bytes, pipe_cap;
 	bool splicing;
+
+	/* Reverse mode: the backend and server this request goes to. host
+	 * and port above are then the URL's (the public name), srv the
+	 * address dialled. */
+	struct conf_backend *be;
+	struct conf_server *srv;
+	uint64_t tried;	   /* servers of be tried so far (bit i = server i) */
+	uint64_t url_hash; /* for balance hash */
 
 	/* Cache (src/cache/). */
 	char *ckey; /* primary key of the target; NULL when the cache is not involved */
@@ -318,6 +327,8 @@ static void txn_free(struct txn **tp, bool abort_upstream)
 	cache_obj_put(&t->fill); /* an unfinished fill is never inserted */
 	if (t->fill_reserved)
 		mem_release(t->s->w->cache, t->fill_reserved);
+	if (t->srv)
+		atomic_fetch_sub_explicit(&t->srv->active, 1, memory_order_relaxed);
 	free(t->ckey);
 	conf_unref(&t->conf);
 	t->magic = 0;
@@ -756,6 +767,107 @@ static void txn_purge(struct txn *t, const struct uri *u)
 	txn_local(t, n ? 200 : 404, n ? d : "not in cache", NULL, false);
 }
 
+/* ---- reverse mode ---- */
+
+/* Where the connection goes: the backend server, or the URL's origin. */
+static const char *dial_host(const struct txn *t)
+{
+	return t->srv ? t->srv->host : t->host;
+}
+
+static uint16_t dial_port(const struct txn *t)
+{
+	return t->srv ? t->srv->port : t->port;
+}
+
+/* Take the next server of the backend; false when every one was tried. */
+static bool pick_server(struct txn *t)
+{
+	int i = backend_pick(t->be, t->tried, t->url_hash, now_ms(t->s));
+	if (i < 0)
+		return false;
+	if (t->srv)
+		atomic_fetch_sub_explicit(&t->srv->active, 1, memory_order_relaxed);
+	t->srv = &t->be->servers[i];
+	t->tried |= 1ull << i;
+	atomic_fetch_add_explicit(&t->srv->active, 1, memory_order_relaxed);
+	upstream_key(t->srv->host, t->srv->port, t->key, sizeof(t->key));
+	return true;
+}
+
+/* The server failed (refused, reset, timed out, did not resolve): mark
+ * it down and, if the request can go again, move it to the next server.
+ * It can when nothing of it reached the failed one (still connecting) or
+ * when it is idempotent, has no body and no response byte came. */
+static bool next_server(struct txn *t, const char *why)
+{
+	if (t->srv == NULL)
+		return false;
+	backend_failed(t->srv, now_ms(t->s), t->conf->backend_fail_timeout_ms);
+	log_warn("backend %s: server %s failed (%s); skipped for %ums", t->be->name, t->srv->text,
+		 why, t->conf->backend_fail_timeout_ms);
+	bool unsent = t->state == TS_RESOLVE || t->state == TS_CONNECT;
+	bool again = t->idempotent && t->reqb.kind == H1_BODY_NONE && !t->resp_started;
+	if (t->head_sent || !(unsent || again) || !pick_server(t))
+		return false;
+	counter_add(&t->s->w->cnt, CNT_UPSTREAM_RETRIES, 1);
+	dns_cancel(&t->dq);
+	upstream_connect_cancel(&t->conn);
+	upstream_close(&t->up, true);
+	iobuf_put(&t->uin);
+	t->up_off = 0;
+	t->reused = t->retried = false;
+	t->req_abandoned = false;
+	t->close_after = false;
+	t->have_upaddr = false;
+	go_state(t, TS_RESOLVE);
+	return true;
+}
+
+/* The authority the request names: its Host field for an origin-form
+ * target, else the target's own (which then overrides Host, RFC 9112
+ * §3.2.2). Both were validated already. */
+static struct sv url_authority(const struct h1_request *req)
+{
+	struct sv a = req->target;
+	if (a.len > 0 && a.p[0] == '/') {
+		const struct h1_header *h = h1_find(req->headers, req->nheaders, "Host");
+		return h ? h->value : SV_NULL;
+	}
+	const char *p = memchr(a.p, ':', a.len);
+	size_t start = (size_t)(p - a.p) + 3, end = start; /* past "://" */
+	while (end < a.len && a.p[end] != '/' && a.p[end] != '?')
+		end++;
+	return sv_make(a.p + start, end - start);
+}
+
+/* Route an origin-form request (or, with forward off, an absolute-form
+ * one) to a backend. u holds the URL: its host and port from the target
+ * or the Host field, its path. Answers the client itself and returns
+ * false when no route serves it. */
+static bool reverse_route(struct txn *t, const struct uri *u)
+{
+	int status = 0;
+	const struct conf_route *r = backend_route(t->conf, u->host, u->port, u->path, &status);
+	if (r == NULL) {
+		counter_add(&t->s->w->cnt, CNT_REQUESTS_DENIED, 1);
+		txn_local(t, status,
+			  status == 421 ? "this server does not serve that host"
+					: "no route for this path",
+			  NULL, false);
+		return false;
+	}
+	t->be = &t->conf->backends[r->backend];
+	t->url_hash = cache_key_hash(u->host.p, u->host.len) ^
+		      (cache_key_hash(u->path.p, u->path.len) * 31);
+	/* Nothing is tried yet, so there is a server: a backend has one. */
+	if (!pick_server(t)) {
+		txn_local(t, 503, "backend has no servers", NULL, false);
+		return false;
+	}
+	return true;
+}
+
 static void txn_begin(struct session *s, const struct h1_request *req)
 {
 	struct txn *t = sl_calloc(1, sizeof(*t));
@@ -809,20 +921,20 @@ static void txn_begin(struct session *s, const struct h1_request *req)
 		t->req_framed = true;
 	chunked_init(&t->req_ck);
 
-	if (!conf_client_allowed(t->conf, &s->peer.sa)) {
-		net_addr_str(&s->peer.sa, addr, sizeof(addr), false);
-		counter_add(&w->cnt, CNT_REQUESTS_DENIED, 1);
-		t->tag = "TCP_DENIED";
-		txn_local(t, 403, "client address not allowed", NULL, true);
-		log_info("denied client %s", addr);
-		return;
-	}
 	if (head_via_has(req->headers, req->nheaders, t->conf->visible_hostname)) {
 		txn_local(t, 508, "request loops back to this proxy", PS_LOOP, false);
 		return;
 	}
 
+	/* Routed requests (reverse mode) are for whoever can reach the
+	 * listener, as an origin's are; forward proxying is for the allowed
+	 * clients only. */
+	bool routed = false;
 	if (t->is_connect) {
+		if (!t->conf->forward) {
+			txn_local(t, 403, "forward proxying is off here", NULL, false);
+			return;
+		}
 		if (uri_parse_authority(req->target, &u) < 0) {
 			txn_local(t, 400, "invalid CONNECT target", NULL, true);
 			return;
@@ -841,8 +953,27 @@ static void txn_begin(struct session *s, const struct h1_request *req)
 			txn_local(t, 200, "this is sluice, an HTTP proxy", NULL, false);
 			return;
 		}
-		txn_local(t, 400, "not a proxy request (origin-form target)", NULL, true);
-		return;
+		if (t->conf->nroutes == 0) {
+			txn_local(t, 400, "not a proxy request (origin-form target)", NULL, true);
+			return;
+		}
+		h = h1_find(req->headers, req->nheaders, "Host");
+		if (h == NULL || h1_find(h + 1, req->nheaders - (unsigned)(h + 1 - req->headers),
+					 "Host") != NULL) {
+			txn_local(t, 400, "a request needs exactly one Host header", NULL, true);
+			return;
+		}
+		if (uri_parse_origin(req->target, h->value, &u) < 0) {
+			txn_local(t, 400, "invalid Host header or request target", NULL, true);
+			return;
+		}
+		routed = true;
+		/* The access log names the whole URL, as for a proxy request. */
+		t->url_off = t->strs.len;
+		sbuf_add_str(&t->strs, "http://");
+		sbuf_add_sv(&t->strs, h->value);
+		sbuf_add_sv(&t->strs, req->target);
+		t->url_len = t->strs.len - t->url_off;
 	} else {
 		int rc = uri_parse_absolute(req->target, &u);
 		if (rc == -2) {
@@ -853,6 +984,15 @@ static void txn_begin(struct session *s, const struct h1_request *req)
 			txn_local(t, 400, "invalid URL", NULL, true);
 			return;
 		}
+		routed = !t->conf->forward;
+	}
+	if (!routed && !conf_client_allowed(t->conf, &s->peer.sa)) {
+		net_addr_str(&s->peer.sa, addr, sizeof(addr), false);
+		counter_add(&w->cnt, CNT_REQUESTS_DENIED, 1);
+		t->tag = "TCP_DENIED";
+		txn_local(t, 403, "client address not allowed", NULL, true);
+		log_info("denied client %s", addr);
+		return;
 	}
 	if (u.host.len > HOST_NAME_MAX_LEN) {
 		txn_local(t, 400, "host name too long", NULL, true);
@@ -862,6 +1002,8 @@ static void txn_begin(struct session *s, const struct h1_request *req)
 	t->host[u.host.len] = '\0';
 	t->port = u.port;
 	upstream_key(t->host, t->port, t->key, sizeof(t->key));
+	if (routed && !reverse_route(t, &u))
+		return;
 	if (sv_eq(req->method, SV_LIT("PURGE"))) {
 		txn_purge(t, &u);
 		return;
@@ -892,9 +1034,13 @@ static void txn_begin(struct session *s, const struct h1_request *req)
 			     h1_find(req->headers, req->nheaders, "Upgrade") != NULL;
 		ho.via_name = t->conf->via ? t->conf->visible_hostname : NULL;
 		ho.upgrade = t->upgrade;
-		if (t->conf->forwarded_for) {
+		if (t->conf->forwarded_for || t->be) {
 			net_addr_str(&s->peer.sa, addr, sizeof(addr), false);
 			ho.xff = addr;
+		}
+		if (t->be) {
+			ho.reverse = true;
+			ho.host = url_authority(req);
 		}
 		head_build_request(&t->up_out, req, &u, &ho);
 		if (sbuf_failed(&t->up_out)) {
@@ -920,7 +1066,9 @@ static void upstream_event(void *owner, uint32_t revents);
 static void dns_failed(struct txn *t, const struct dns_result *res)
 {
 	char detail[HOST_NAME_MAX_LEN + 64];
-	snprintf(detail, sizeof(detail), "DNS lookup failed for %s (%s)", t->host,
+	if (next_server(t, "no address"))
+		return;
+	snprintf(detail, sizeof(detail), "DNS lookup failed for %s (%s)", dial_host(t),
 		 dns_error_str(res->error));
 	txn_local(t, 502, detail, PS_DNS, false);
 }
@@ -950,7 +1098,7 @@ static int step_resolve(struct txn *t)
 	struct dns_result res;
 	if (t->dq != NULL)
 		return 0;
-	if (dns_lookup(t->s->w->dns, t->host, &res, on_resolved, t, &t->dq) == 1)
+	if (dns_lookup(t->s->w->dns, dial_host(t), &res, on_resolved, t, &t->dq) == 1)
 		return 0;
 	resolved(t, &res);
 	return 1;
@@ -1008,10 +1156,11 @@ static void on_connected(void *arg, struct upstream *up, int err)
 	t->conn = NULL;
 	if (up == NULL) {
 		char detail[HOST_NAME_MAX_LEN + 96];
-		snprintf(detail, sizeof(detail), "cannot connect to %s port %u: %s", t->host,
-			 t->port, strerror(-err));
-		txn_local(t, 502, detail, err == -ECONNREFUSED ? PS_REFUSED : PS_UNAVAILABLE,
-			  false);
+		snprintf(detail, sizeof(detail), "cannot connect to %s port %u: %s", dial_host(t),
+			 dial_port(t), strerror(-err));
+		if (!next_server(t, strerror(-err)))
+			txn_local(t, 502, detail,
+				  err == -ECONNREFUSED ? PS_REFUSED : PS_UNAVAILABLE, false);
 	} else {
 		got_upstream(t, up);
 	}
@@ -1038,7 +1187,7 @@ static int step_connect(struct txn *t)
 		}
 	}
 	t->reused = false;
-	t->conn = upstream_connect(s->w, &t->dres, t->port, t->key, on_connected, t);
+	t->conn = upstream_connect(s->w, &t->dres, dial_port(t), t->key, on_connected, t);
 	return 0;
 }
 
@@ -1537,6 +1686,8 @@ static int handle_response_head(struct txn *t)
 		txn_local(t, 502, d, PS_PROTOCOL, false);
 		return -1;
 	}
+	if (t->srv)
+		backend_ok(t->srv);
 	if (resp.status >= 100 && resp.status < 200 && resp.status != 101) {
 		/* Interim response: pass it on to HTTP/1.1 clients (RFC 9110
 		 * §15.2), then wait for the final one. */
@@ -1665,7 +1816,8 @@ static void upstream_failed(struct txn *t, int err)
 		txn_abort(t, "upstream failed mid-response");
 		return;
 	}
-	if (try_retry(t))
+	if (try_retry(t) ||
+	    next_server(t, err == -1 ? "closed without a response" : strerror(-err)))
 		return;
 	if (err == -1) {
 		snprintf(d, sizeof(d), "origin %s closed the connection without a response",
@@ -2251,6 +2403,10 @@ static void timer_cb(struct ev_loop *loop, struct ev_timer *tm)
 	case TS_RESOLVE:
 	case TS_CONNECT: {
 		char d[HOST_NAME_MAX_LEN + 64];
+		if (next_server(t, "timed out")) {
+			session_run(s);
+			return;
+		}
 		snprintf(d, sizeof(d), "%s %s timed out",
 			 t->state == TS_RESOLVE ? "DNS lookup of" : "connection to", t->key);
 		txn_local(t, 504, d, t->state == TS_RESOLVE ? PS_DNS : PS_CONN_TIMEOUT, false);
@@ -2265,7 +2421,7 @@ static void timer_cb(struct ev_loop *loop, struct ev_timer *tm)
 			 * came is not late: the origin is.) */
 			/* Everything the client sent is out: it is the one late. */
 			txn_local(t, 408, "request body not received in time", NULL, true);
-		} else {
+		} else if (!next_server(t, "no response in time")) {
 			snprintf(d, sizeof(d), "no response from %s in time", t->key);
 			txn_local(t, 504, d, PS_RESP_TIMEOUT, false);
 		}

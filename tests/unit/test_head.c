@@ -54,6 +54,28 @@ TEST(rfc9112_3_2_request_head_rewritten)
 	sbuf_free(&out);
 }
 
+TEST(rfc7239_reverse_mode_host_passed_through_forwarded_added)
+{
+	struct h1_header h[] = {H("Host", "WWW.example:8080"), H("X-Forwarded-Proto", "https"),
+				H("X-Forwarded-For", "10.1.1.1")};
+	struct h1_request req = {
+		.method = SV_LIT("GET"), .version = 11, .headers = h, .nheaders = SL_ARRAY_LEN(h)};
+	struct uri u;
+	struct sbuf out;
+	struct head_opts o = {.xff = "::1",
+			      .max_forwards = -1,
+			      .reverse = true,
+			      .host = SV_LIT("WWW.example:8080")};
+	CHECK_INT(uri_parse_origin(SV_LIT("/p?q"), h[0].value, &u), 0);
+	sbuf_init(&out, 4096);
+	head_build_request(&out, &req, &u, &o);
+	CHECK_STR(out.p, "GET /p?q HTTP/1.1\r\nHost: WWW.example:8080\r\n"
+			 "X-Forwarded-For: 10.1.1.1\r\nX-Forwarded-For: ::1\r\n"
+			 "Forwarded: for=\"[::1]\";host=\"WWW.example:8080\";proto=http\r\n"
+			 "X-Forwarded-Proto: http\r\n\r\n");
+	sbuf_free(&out);
+}
+
 TEST(rfc9112_3_2_4_options_empty_path_is_asterisk_port80_omitted)
 {
 	struct h1_request req = {.method = SV_LIT("OPTIONS"), .version = 11};
@@ -128,6 +150,7 @@ int main(void)
 	RUN(connection_cannot_strip_framing_fields);
 	RUN(rfc9112_3_2_request_head_rewritten);
 	RUN(rfc9112_3_2_4_options_empty_path_is_asterisk_port80_omitted);
+	RUN(rfc7239_reverse_mode_host_passed_through_forwarded_added);
 	RUN(response_head_dechunked_with_connection);
 	RUN(rfc9110_7_6_3_via_loop_detection);
 	RUN(alog_squid_and_combined_lines);

@@ -1,0 +1,275 @@
+"""Reverse (accelerator) mode: origin-form requests routed to backends by
+host and path, balanced over their servers, with passive health checks and
+retries; what the backend receives and what the client gets back."""
+import re
+import subprocess
+import threading
+import time
+
+from lib import asserts as A
+from lib.origin import CLOSE
+from lib.util import bin_path, scale, wait_until
+
+
+def named(name):
+    """A handler answering 200 with the server's name and request count."""
+    def h(req, c):
+        c.respond(200, f"{name} #{len(c.origin.requests)} {req.target}".encode())
+    return h
+
+
+def rget(t, p, path, host="www.example", headers=(), method="GET", body=None):
+    return t.get(p, path, [("Host", host)] + list(headers), method=method, body=body)
+
+
+def test_reverse001_routed_request_reaches_backend_with_forwarding_fields(t):
+    o = t.origin(named("web"))
+    p = t.sluice(f"backend web {o.hostport}\nroute /  web\n")
+    r = rget(t, p, "/index.html?x=1", host="www.example:8080",
+             headers=[("X-Forwarded-Proto", "https"), ("X-Forwarded-For", "10.9.8.7")])
+    A.status(r, 200)
+    A.eq(r.body, b"web #1 /index.html?x=1", "body from the backend")
+    req = o.requests[0]
+    A.eq(req.target, "/index.html?x=1", "target sent to the backend")
+    A.eq(req.headers_named("Host"), ["www.example:8080"], "Host passed through")
+    A.eq(req.headers_named("X-Forwarded-For"), ["10.9.8.7", "127.0.0.1"],
+         "X-Forwarded-For keeps the chain and adds the client")
+    A.eq(req.headers_named("X-Forwarded-Proto"), ["http"],
+         "X-Forwarded-Proto: the client's own is replaced")
+    A.eq(req.header("Forwarded"), 'for=127.0.0.1;host="www.example:8080";proto=http',
+         "Forwarded")
+    A.contains(req.header("Via") or "", "testhost", "Via")
+    line = p.wait_log(lambda l: "/index.html" in l, what="access log line")
+    A.contains(line, "TCP_MISS/200", "access log status")
+    A.contains(line, " GET http://www.example:8080/index.html?x=1 ", "access log URL")
+
+
+def test_reverse002_most_specific_route_wins(t):
+    names = ["api", "site", "static", "any"]
+    o = {n: t.origin(named(n)) for n in names}
+    p = t.sluice(f"backend api {o['api'].hostport}\n"
+                 f"backend site {o['site'].hostport}\n"
+                 f"backend static {o['static'].hostport}\n"
+                 f"backend any {o['any'].hostport}\n"
+                 "route /api api\n"
+                 "route www.example site\n"
+                 "route WWW.example/static static\n"
+                 "route / any\n")
+    for host, path, want in (("www.example", "/static/a.css", "static"),
+                             ("www.example", "/static", "static"),
+                             ("www.example", "/staticx", "site"),
+                             ("www.example", "/api/v1", "site"),
+                             ("other.example", "/api/v1", "api"),
+                             ("other.example", "/api?q=1", "api"),
+                             ("other.example", "/apis", "any"),
+                             ("Other.Example:81", "/", "any")):
+        r = rget(t, p, path, host=host)
+        A.status(r, 200)
+        A.eq(r.body.split(b" ")[0].decode(), want, f"backend for {host}{path}")
+
+
+def test_reverse003_unrouted_requests_get_404_or_421(t):
+    o = t.origin(named("web"))
+    p = t.sluice(f"backend web {o.hostport}\nroute www.example/app web\n"
+                 f"route api.example:8080 web\n")
+    A.proxy_error(rget(t, p, "/other", host="www.example"), 404, "no route for this path")
+    A.proxy_error(rget(t, p, "/app", host="elsewhere.example"), 421,
+                  "does not serve that host")
+    A.proxy_error(rget(t, p, "/", host="api.example:8081"), 421)
+    A.status(rget(t, p, "/x", host="api.example:8080"), 200)
+    A.status(rget(t, p, "/app/x", host="www.example"), 200)
+    A.eq(len(o.requests), 2, "requests at the backend")
+
+
+def test_reverse004_host_header_required_once(t):
+    o = t.origin(named("web"))
+    p = t.sluice(f"backend web {o.hostport}\nroute / web\n")
+    c = t.client(p)
+    c.send(b"GET / HTTP/1.1\r\n\r\n")
+    A.proxy_error(c.read_response(), 400, "exactly one Host")
+    c = t.client(p)
+    c.send(b"GET / HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n\r\n")
+    A.proxy_error(c.read_response(), 400, "exactly one Host")
+    c = t.client(p)
+    c.send(b"GET / HTTP/1.1\r\nHost: a.example/x\r\n\r\n")
+    A.proxy_error(c.read_response(), 400, "invalid Host")
+    A.eq(len(o.requests), 0, "nothing reached the backend")
+
+
+def test_reverse005_roundrobin_spreads_requests(t):
+    a, b = t.origin(named("a")), t.origin(named("b"))
+    p = t.sluice(f"backend web {a.hostport} {b.hostport}\nroute / web\n", threads=1)
+    seen = [rget(t, p, f"/{i}").body.split(b" ")[0] for i in range(6)]
+    A.eq(sorted(seen), [b"a"] * 3 + [b"b"] * 3, "three requests each")
+    A.eq(seen[0] != seen[1], True, "alternating")
+
+
+def test_reverse006_refused_server_is_skipped_and_request_retried(t):
+    good = t.origin(named("good"))
+    dead = t.origin(named("dead"))
+    dead_addr = dead.hostport
+    dead.stop()
+    p = t.sluice(f"backend web {dead_addr} {good.hostport}\nroute / web\n", threads=1)
+    for i in range(4):
+        r = rget(t, p, f"/{i}", method="POST", body=b"data")
+        A.status(r, 200)
+        A.contains(r.body.decode(), "good", f"request {i} answered by the live server")
+    A.eq(len(good.requests), 4, "all at the live server")
+    A.eq(good.requests[0].body, b"data", "the body came through once")
+    text = wait_until(lambda: "server " + dead_addr + " failed" in p.stderr_text() and
+                      p.stderr_text(), 3, "health log line")
+    A.eq(text.count("server " + dead_addr + " failed"), 1,
+         "the dead server is tried once, then skipped")
+
+
+def test_reverse007_silent_server_times_out_idempotent_retried_post_not(t):
+    hold = threading.Event()
+    t.defer(hold.set)
+
+    def silent(req, c):
+        hold.wait(10)
+        return CLOSE
+    slow = t.origin(silent)
+    good = t.origin(named("good"))
+    p = t.sluice(f"read_timeout 1s\nbackend_fail_timeout 30s\n"
+                 f"backend web {slow.hostport} {good.hostport}\nroute / web\n", threads=1)
+    # Round robin starts at the silent server for the first request.
+    r = rget(t, p, "/get")
+    A.status(r, 200)
+    A.contains(r.body.decode(), "good", "GET retried on the next server")
+    A.eq(len(slow.heads), 1, "the silent server got it first")
+    # It is now skipped: a POST goes straight to the good one.
+    r = rget(t, p, "/post", method="POST", body=b"x")
+    A.status(r, 200)
+    A.eq(len(slow.heads), 1, "the silent server is skipped while down")
+
+
+def test_reverse008_post_not_retried_after_it_was_sent(t):
+    hold = threading.Event()
+    t.defer(hold.set)
+
+    def silent(req, c):
+        hold.wait(10)
+        return CLOSE
+    slow = t.origin(silent)
+    p = t.sluice(f"read_timeout 1s\nbackend web {slow.hostport}\nroute / web\n")
+    r = rget(t, p, "/post", method="POST", body=b"x")
+    A.proxy_error(r, 504, "no response")
+    A.eq(len(slow.heads), 1, "sent once, not again")
+
+
+def test_reverse009_leastconn_avoids_a_busy_server(t):
+    hold = threading.Event()
+    t.defer(hold.set)
+
+    def busy(req, c):
+        if req.target == "/slow":
+            hold.wait(10)
+        c.respond(200, b"busy")
+    a, b = t.origin(busy), t.origin(named("idle"))
+    p = t.sluice(f"backend web {a.hostport} {b.hostport} balance leastconn\nroute / web\n",
+                 threads=1)
+    # Make one request stick on whichever server takes /slow.
+    c = t.client(p)
+    c.send(b"GET /slow HTTP/1.1\r\nHost: w\r\n\r\n")
+    deadline = time.time() + 5
+    while not a.heads and not b.heads and time.time() < deadline:
+        time.sleep(0.02)
+    if b.heads:
+        # /slow went to the named server: it answers at once, so retry.
+        A.eq(c.read_response().status, 200, "slow on b")
+        c = t.client(p)
+        c.send(b"GET /slow HTTP/1.1\r\nHost: w\r\n\r\n")
+        deadline = time.time() + 5
+        while not a.heads and time.time() < deadline:
+            time.sleep(0.02)
+    A.eq(len(a.heads), 1, "one request held at the busy server")
+    for i in range(4):
+        A.eq(rget(t, p, f"/{i}", host="w").body.split(b" ")[0], b"idle",
+             f"request {i} goes to the idle server")
+    hold.set()
+    A.eq(c.read_response().body, b"busy", "the held request completes")
+
+
+def test_reverse010_hash_keeps_a_url_on_one_server(t):
+    a, b = t.origin(named("a")), t.origin(named("b"))
+    p = t.sluice(f"backend web {a.hostport} {b.hostport} balance hash\nroute / web\n")
+    first = {}
+    for rnd in range(2):
+        for i in range(16):
+            who = rget(t, p, f"/obj{i}").body.split(b" ")[0]
+            if rnd == 0:
+                first[i] = who
+            else:
+                A.eq(who, first[i], f"/obj{i} stays on its server")
+    A.eq(set(first.values()), {b"a", b"b"}, "URLs spread over both servers")
+
+
+def test_reverse011_forward_off_routes_absolute_form_and_refuses_connect(t):
+    o = t.origin(named("web"))
+    p = t.sluice(f"forward off\nbackend web {o.hostport}\nroute www.example web\n")
+    r = t.get(p, "http://www.example/abs")
+    A.status(r, 200)
+    A.eq(o.requests[0].header("Host"), "www.example", "Host from the absolute URL")
+    A.proxy_error(t.get(p, "http://not-routed.example/"), 421)
+    c = t.client(p)
+    c.send(b"CONNECT www.example:443 HTTP/1.1\r\nHost: www.example:443\r\n\r\n")
+    A.proxy_error(c.read_response(), 403, "forward proxying is off")
+    A.eq(len(o.requests), 1, "requests at the backend")
+
+
+def test_reverse012_routes_open_to_all_forwarding_only_to_allowed(t):
+    o = t.origin(named("web"))
+    p = t.sluice(f"allow none\nbackend web {o.hostport}\nroute www.example web\n")
+    A.status(rget(t, p, "/", host="www.example"), 200)
+    A.proxy_error(t.get(p, o.url("/direct")), 403, "client address not allowed")
+    A.eq(len(o.requests), 1, "only the routed request arrived")
+
+
+def test_reverse013_cache_serves_hits_in_front_of_the_backend(t):
+    def h(req, c):
+        c.respond(200, f"v{len(c.origin.requests)}".encode(),
+                  [("Cache-Control", "max-age=60")])
+    o = t.origin(h)
+    p = t.sluice(f"backend web {o.hostport}\nroute / web\n")
+    r1 = rget(t, p, "/page", host="www.example")
+    A.contains(r1.header("Cache-Status") or "", "stored", "first Cache-Status")
+    r2 = rget(t, p, "/page", host="WWW.EXAMPLE")
+    A.eq(r2.body, b"v1", "second from cache")
+    A.contains(r2.header("Cache-Status") or "", "hit", "second Cache-Status")
+    A.eq(rget(t, p, "/page", host="other.example").body, b"v2",
+         "another host is another URL")
+    # A POST invalidates the URL it names.
+    A.status(rget(t, p, "/page", host="www.example", method="POST", body=b""), 200)
+    A.eq(rget(t, p, "/page", host="www.example").body, b"v4", "after POST: from the backend")
+    A.eq(len(o.requests), 4, "requests at the backend")
+
+
+def test_reverse014_backend_connections_are_reused(t):
+    o = t.origin(named("web"))
+    p = t.sluice(f"backend web {o.hostport}\nroute / web\ncache off\n")
+    c = t.client(p)
+    for i in range(3):
+        c.send(f"GET /k{i} HTTP/1.1\r\nHost: w\r\n\r\n".encode())
+        A.status(c.read_response(), 200)
+    A.eq(o.accepted, 1, "one backend connection for three requests")
+
+
+def test_reverse015_config_errors_name_file_and_line(t):
+    for text, line, why in (
+            ("backend web 127.0.0.1:1\nroute / nosuch\n", 2, "route: no backend named"),
+            ("backend web\n", 1, "expected at least 2 arguments"),
+            ("backend web 127.0.0.1\n", 1, "expected HOST:PORT"),
+            ("backend web a:1 balance random\n", 1, "expected roundrobin, leastconn or hash"),
+            ("backend web a:1\nbackend web b:1\n", 2, "defined twice"),
+            ("backend web a:1\nroute x?y web\n", 2, "expected HOST"),
+            ("backend web a:1\nroute /a web\nroute /a web\n", 3, "routed twice")):
+        path = t.path("bad.conf")
+        with open(path, "w") as f:
+            f.write(text)
+        r = subprocess.run([bin_path(), "-t", "-c", "bad.conf"], cwd=t.tmpdir,
+                           capture_output=True, timeout=10 * scale(), text=True)
+        A.eq(r.returncode, 1, f"exit status of -t for {text!r} (stderr {r.stderr!r})")
+        if not re.search(rf"(^|\n)bad\.conf:{line}: .*{re.escape(why)}", r.stderr):
+            raise AssertionError(f"stderr for {text!r} should say 'bad.conf:{line}: ...{why}', "
+                                 f"got {r.stderr!r}")
