@@ -147,6 +147,8 @@ struct txn {
 	size_t hit_off;
 	struct cache_obj *fill;	  /* storing the response into this */
 	struct cache_obj *reval;  /* stale stored response being validated upstream */
+	struct cache_obj *stale;  /* served if the origin fails (stale-if-error) */
+	bool stale_cond;	  /* the client's conditionals make that a 304 */
 	bool cache_store;	  /* the response may be stored (judged when it comes) */
 	uint64_t fill_reserved;	  /* bytes reserved in the store for the fill */
 	const char *cache_fwd;	  /* Cache-Status fwd= for a forwarded response */
@@ -324,6 +326,7 @@ static void txn_free(struct txn **tp, bool abort_upstream)
 	sbuf_free(&t->cl_out);
 	cache_obj_put(&t->hit);
 	cache_obj_put(&t->reval);
+	cache_obj_put(&t->stale);
 	cache_obj_put(&t->fill); /* an unfinished fill is never inserted */
 	if (t->fill_reserved)
 		mem_release(t->s->w->cache, t->fill_reserved);
@@ -415,6 +418,28 @@ static void session_close(struct session *s, bool abort)
 
 /* ---- local responses ---- */
 
+static void serve_hit(struct txn *t, struct cache_obj *o, bool not_mod, int64_t now,
+		      const char *fwd, int fwd_status, bool stored);
+static int64_t wall_s(void);
+
+/* The origin failed (no answer, or origin_status 500, 502, 503, 504):
+ * answer with the stale stored response if stale-if-error allowed it. */
+static bool serve_stale(struct txn *t, int origin_status)
+{
+	struct cache_obj *o = t->stale;
+	if (o == NULL || t->head_sent)
+		return false;
+	t->stale = NULL;
+	dns_cancel(&t->dq);
+	upstream_connect_cancel(&t->conn);
+	upstream_close(&t->up, true); /* its answer, if any, is not read */
+	iobuf_put(&t->uin);
+	cache_obj_put(&t->reval);
+	log_debug("origin %s failed (%d): serving stale (stale-if-error)", t->key, origin_status);
+	serve_hit(t, o, t->stale_cond, wall_s(), "stale", origin_status, false);
+	return true;
+}
+
 /* Answer the client ourselves: "<code> <Reason>: <detail>" as text. */
 static void txn_local(struct txn *t, int status, const char *detail, const char *ps_error,
 		      bool close)
@@ -422,8 +447,10 @@ static void txn_local(struct txn *t, int status, const char *detail, const char 
 	struct session *s = t->s;
 	const char *reason = h1_status_reason(status);
 	char body[512];
-	int blen = snprintf(body, sizeof(body), "%d %s: %s\n", status, reason, detail);
 
+	if (status >= 500 && serve_stale(t, 0))
+		return;
+	int blen = snprintf(body, sizeof(body), "%d %s: %s\n", status, reason, detail);
 	if (blen < 0)
 		blen = 0;
 	if ((size_t)blen >= sizeof(body))
@@ -601,13 +628,14 @@ static bool in_304(struct sv name)
 	return false;
 }
 
-/* Answer from a stored response (a reference the transaction takes). */
 /* Answer from a stored response (a reference the transaction takes): a
  * 304 if not_mod, else the stored status, head and (but for HEAD) body.
- * fwd: NULL for a plain hit, else the Cache-Status fwd= of a response
- * validated with the origin just now, and whether that copy was stored. */
+ * fwd: NULL for a plain hit, else the Cache-Status fwd= of a request that
+ * went to the origin first, with the origin's status (0: no answer) and
+ * whether the copy served was stored. A fwd_status other than 304 means the
+ * origin failed and this is a stale answer allowed by stale-if-error. */
 static void serve_hit(struct txn *t, struct cache_obj *o, bool not_mod, int64_t now,
-		      const char *fwd, bool stored)
+		      const char *fwd, int fwd_status, bool stored)
 {
 	struct session *s = t->s;
 	int64_t age = policy_current_age(&o->meta, now);
@@ -628,7 +656,13 @@ static void serve_hit(struct txn *t, struct cache_obj *o, bool not_mod, int64_t 
 		sbuf_add_str(&t->cl_out, "\r\n");
 	}
 	sbuf_printf(&t->cl_out, "Age: %lld\r\n", (long long)SL_MIN(age, CC_DELTA_MAX));
-	if (fwd)
+	if (fwd && fwd_status != 304) {
+		sbuf_printf(&t->cl_out, "Cache-Status: %s; fwd=%s", t->conf->visible_hostname, fwd);
+		if (fwd_status)
+			sbuf_printf(&t->cl_out, "; fwd-status=%d", fwd_status);
+		sbuf_printf(&t->cl_out, "; ttl=%lld; detail=\"stale-if-error\"\r\n",
+			    (long long)(o->meta.lifetime - age));
+	} else if (fwd)
 		sbuf_printf(&t->cl_out, "Cache-Status: %s; fwd=%s; fwd-status=304%s\r\n",
 			    t->conf->visible_hostname, fwd, stored ? "; stored" : "");
 	else
@@ -642,7 +676,10 @@ static void serve_hit(struct txn *t, struct cache_obj *o, bool not_mod, int64_t 
 		sbuf_add_str(&t->cl_out, "Connection: keep-alive\r\n");
 	sbuf_add_str(&t->cl_out, "\r\n");
 	t->status = status;
-	t->tag = fwd ? "TCP_REFRESH_UNMODIFIED" : not_mod ? "TCP_IMS_HIT" : "TCP_MEM_HIT";
+	t->tag = fwd && fwd_status != 304 ? "TCP_REFRESH_FAIL_OLD"
+		 : fwd			  ? "TCP_REFRESH_UNMODIFIED"
+		 : not_mod		  ? "TCP_IMS_HIT"
+					  : "TCP_MEM_HIT";
 	const struct h1_header *ct = h1_find(o->hdrs, o->nhdrs, "Content-Type");
 	if (ct) {
 		size_t n = SL_MIN(ct->value.len, sizeof(t->ctype) - 1);
@@ -721,12 +758,19 @@ static bool cache_try(struct txn *t, const struct h1_request *req, const struct 
 			bool not_mod = o->status >= 200 && o->status < 300 &&
 				       policy_not_modified(req->method, req->headers, req->nheaders,
 							   o->hdrs, o->nhdrs, now);
-			serve_hit(t, o, not_mod, now, NULL, false);
+			serve_hit(t, o, not_mod, now, NULL, 0, false);
 			return true;
 		}
 		t->cache_fwd = r == POLICY_REUSE_REQ_NO_CACHE || r == POLICY_REUSE_TOO_OLD || usable
 				       ? "request"
 				       : "stale";
+		if (!usable && !(rq.flags & CC_ONLY_IF_CACHED) &&
+		    policy_stale_if_error(&o->meta, &rq, now)) {
+			t->stale = cache_obj_ref(o); /* if the origin fails (RFC 5861 §4) */
+			t->stale_cond = o->status >= 200 && o->status < 300 &&
+					policy_not_modified(req->method, req->headers,
+							    req->nheaders, o->hdrs, o->nhdrs, now);
+		}
 		if (!usable && !client_conditional(req) && add_validators(t, o))
 			t->reval = o; /* a 304 refreshes it (RFC 9111 §4.3) */
 		else
@@ -1585,9 +1629,9 @@ static void cache_refresh(struct txn *t, const struct h1_response *resp)
 		upstream_close(&t->up, false);
 	if (n) {
 		cache_obj_put(&o);
-		serve_hit(t, n, false, now, "stale", storable);
+		serve_hit(t, n, false, now, "stale", 304, storable);
 	} else {
-		serve_hit(t, o, false, now, "stale", false);
+		serve_hit(t, o, false, now, "stale", 304, false);
 	}
 }
 
@@ -1738,6 +1782,10 @@ static int handle_response_head(struct txn *t)
 		cache_refresh(t, &resp);
 		return 1;
 	}
+	if ((resp.status >= 500 && resp.status <= 504 && resp.status != 501) &&
+	    serve_stale(t, resp.status))
+		return 1;
+	cache_obj_put(&t->stale);
 	cache_obj_put(&t->reval); /* a full answer replaces it, if storable */
 	cache_invalidate(t, &resp);
 	if (!(resp.status == 101 && t->upgrade))

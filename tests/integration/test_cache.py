@@ -413,3 +413,62 @@ def test_cache024_vary_is_judged_on_what_the_origin_got(t):
     r = t.get(p, o.url("/l"))
     A.eq(r.body, b"en", "a request without the field gets the stored one")
     A.contains(cs(r), "; hit", "Cache-Status")
+
+
+def test_cache025_stale_if_error_serves_stale_when_origin_fails(t):
+    p = t.sluice()
+    state = {"fail": 0}
+
+    def h(req, c):
+        if state["fail"]:
+            c.respond(state["fail"], b"origin broken")
+            return None
+        c.respond(200, b"good copy", [("Cache-Control", "max-age=1, stale-if-error=60"),
+                                       ("ETag", '"g"')])
+    o = t.origin(h)
+    A.eq(t.get(p, o.url("/sie")).body, b"good copy", "stored")
+    time.sleep(2.1)  # now stale
+    for code in (500, 503, 504):
+        state["fail"] = code
+        r = t.get(p, o.url("/sie"))
+        A.status(r, 200)
+        A.eq(r.body, b"good copy", f"stale copy instead of the origin's {code}")
+        A.contains(cs(r), f"fwd=stale; fwd-status={code}", "Cache-Status")
+        A.contains(cs(r), 'detail="stale-if-error"', "Cache-Status")
+    state["fail"] = 404  # not an error the stale copy may hide
+    A.status(t.get(p, o.url("/sie")), 404)
+    # The origin gone altogether: no answer at all.
+    state["fail"] = 0
+    A.eq(t.get(p, o.url("/sie2")).body, b"good copy", "another URL stored")
+    time.sleep(2.1)
+    o.stop()
+    r = t.get(p, o.url("/sie2"))
+    A.status(r, 200)
+    A.eq(r.body, b"good copy", "stale copy with the origin down")
+    A.not_contains(cs(r), "fwd-status", "no origin status when there was no answer")
+    p.wait_log(lambda l: "TCP_REFRESH_FAIL_OLD/200" in l and "/sie2 " in l,
+               what="access log line tagged TCP_REFRESH_FAIL_OLD for /sie2")
+
+
+def test_cache026_stale_if_error_only_where_allowed(t):
+    p = t.sluice()
+    state = {"fail": False}
+
+    def h(req, c):
+        if state["fail"]:
+            c.respond(503, b"down")
+            return None
+        cc = {"/plain": "max-age=1", "/mr": "max-age=1, stale-if-error=60, must-revalidate",
+              "/short": "max-age=1, stale-if-error=1"}[req.target]
+        c.respond(200, b"copy", [("Cache-Control", cc)])
+    o = t.origin(h)
+    for path in ("/plain", "/mr", "/short"):
+        t.get(p, o.url(path))
+    time.sleep(3.1)  # stale by 2 s: past /short's stale-if-error window
+    state["fail"] = True
+    for path in ("/plain", "/mr", "/short"):
+        A.status(t.get(p, o.url(path)), 503)
+    # The request may allow it when the response did not say.
+    r = t.get(p, o.url("/plain"), [("Cache-Control", "stale-if-error=3600")])
+    A.status(r, 200)
+    A.eq(r.body, b"copy", "request's stale-if-error")
