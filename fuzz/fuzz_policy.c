@@ -7,7 +7,8 @@
  * from the documented sets; a 304 merge's lines are views into its inputs
  * and within cap; a Vary key within its buffer and the same for the same
  * request; a parsed date formats and parses back to itself; a cache key
- * within its buffer, and normalising it again changes nothing. */
+ * within its buffer, and normalising it again changes nothing; a byte range
+ * accepted lies inside the representation. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "cache/key.h"
 #include "cache/policy.h"
 #include "http/date.h"
+#include "http/range.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -59,6 +61,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	unsigned nrs = split(mid, end, rs, &dummy);
 	int64_t now = 1764806400 + (int64_t)data[0] * 86400 * 97;
 	int status = data[0] % 2 ? 200 : 100 + (data[0] * 7) % 500;
+
+	/* Every Range field against lengths around its numbers: a range
+	 * accepted is inside the representation. */
+	for (unsigned i = 0; i < nrq; i++) {
+		uint64_t lens[] = {0, 1, data[0], 1000, UINT64_MAX / 2};
+		for (size_t k = 0; k < SL_ARRAY_LEN(lens); k++) {
+			uint64_t a, b;
+			if (range_parse(rq[i].value, lens[k], &a, &b) == RANGE_OK)
+				SL_ASSERT(a <= b && b < lens[k]);
+		}
+	}
+	(void)policy_if_range(rq, nrq, rs, nrs, now);
 
 	struct cc c;
 	cc_parse(rq, nrq, &c);

@@ -468,8 +468,25 @@ bool policy_not_modified(struct sv method, const struct h1_header *req, unsigned
 
 bool policy_has_other_conditional(const struct h1_header *req, unsigned nreq)
 {
-	return has_field(req, nreq, "if-match") || has_field(req, nreq, "if-unmodified-since") ||
-	       has_field(req, nreq, "if-range");
+	return has_field(req, nreq, "if-match") || has_field(req, nreq, "if-unmodified-since");
+}
+
+bool policy_if_range(const struct h1_header *req, unsigned nreq, const struct h1_header *stored,
+		     unsigned nstored, int64_t now)
+{
+	const struct h1_header *ir = h1_find(req, nreq, "if-range");
+	if (ir == NULL)
+		return true;
+	struct sv v = sv_trim_ows(ir->value);
+	if (v.len > 0 && (v.p[0] == '"' || v.p[0] == 'W')) {
+		const struct h1_header *et = h1_find(stored, nstored, "etag");
+		struct etag want, have;
+		return et && etag_parse(v, &want) == 0 && etag_parse(et->value, &have) == 0 &&
+		       etag_strong_eq(&want, &have);
+	}
+	int64_t when = date_field(req, nreq, "if-range", now);
+	int64_t lm = date_field(stored, nstored, "last-modified", now);
+	return when >= 0 && lm >= 0 && when == lm;
 }
 
 /* ---- header storage and update ---- */

@@ -179,9 +179,17 @@ bool policy_not_modified(struct sv method, const struct h1_header *req, unsigned
 			 const struct h1_header *stored, unsigned nstored, int64_t now);
 
 /* Whether the request carries a conditional this cache does not evaluate
- * (If-Match, If-Unmodified-Since, If-Range): such requests go to the
- * origin. */
+ * (If-Match, If-Unmodified-Since): such requests go to the origin. If-Range
+ * is evaluated with Range (policy_if_range). */
 bool policy_has_other_conditional(const struct h1_header *req, unsigned nreq);
+
+/* If-Range (RFC 9110 §13.1.5): true if the request has none, or its
+ * validator matches the stored response: an entity-tag by strong
+ * comparison with a strong ETag, a date by exact equality with
+ * Last-Modified. False sends the whole representation instead of the
+ * range. A malformed validator does not match. */
+bool policy_if_range(const struct h1_header *req, unsigned nreq, const struct h1_header *stored,
+		     unsigned nstored, int64_t now);
 
 /* Fields never stored or taken over from a 304: hop-by-hop fields (RFC
  * 9110 §7.6.1: Connection and what it lists, Keep-Alive, Proxy-Connection,

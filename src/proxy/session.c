@@ -18,6 +18,7 @@
 #include "dns/dns.h"
 #include "http/chunked.h"
 #include "http/h1.h"
+#include "http/range.h"
 #include "cache/key.h"
 #include "cache/mem.h"
 #include "cache/policy.h"
@@ -145,15 +146,18 @@ struct txn {
 	struct cache_obj *hit;		 /* answering from this stored response */
 	const struct cache_chunk *hit_c; /* body cursor: chunk and offset */
 	size_t hit_off;
-	struct cache_obj *fill;	  /* storing the response into this */
-	struct cache_obj *reval;  /* stale stored response being validated upstream */
-	struct cache_obj *stale;  /* served if the origin fails (stale-if-error) */
-	bool stale_cond;	  /* the client's conditionals make that a 304 */
-	bool cache_store;	  /* the response may be stored (judged when it comes) */
-	uint64_t fill_reserved;	  /* bytes reserved in the store for the fill */
-	const char *cache_fwd;	  /* Cache-Status fwd= for a forwarded response */
-	const char *cache_detail; /* why it was not stored, if it was not */
-	bool cache_invalidate;	  /* unsafe method: a non-error answer invalidates */
+	uint64_t hit_left;		  /* body bytes still to send */
+	bool ranged;			  /* a 206 of range_first..range_last */
+	uint64_t range_first, range_last; /* (416: range_last is the length) */
+	struct cache_obj *fill;		  /* storing the response into this */
+	struct cache_obj *reval;	  /* stale stored response being validated upstream */
+	struct cache_obj *stale;	  /* served if the origin fails (stale-if-error) */
+	bool stale_cond;		  /* the client's conditionals make that a 304 */
+	bool cache_store;		  /* the response may be stored (judged when it comes) */
+	uint64_t fill_reserved;		  /* bytes reserved in the store for the fill */
+	const char *cache_fwd;		  /* Cache-Status fwd= for a forwarded response */
+	const char *cache_detail;	  /* why it was not stored, if it was not */
+	bool cache_invalidate;		  /* unsafe method: a non-error answer invalidates */
 
 	/* For the access log. */
 	int status;
@@ -468,6 +472,9 @@ static void txn_local(struct txn *t, int status, const char *detail, const char 
 	if (ps_error)
 		sbuf_printf(&t->cl_out, "Proxy-Status: %s; error=%s\r\n", t->conf->visible_hostname,
 			    ps_error);
+	if (status == 416)
+		sbuf_printf(&t->cl_out, "Content-Range: bytes */%llu\r\n",
+			    (unsigned long long)t->range_last);
 	if (status == 405 ||
 	    (status == 200 && sv_eq(txn_sv(t, 0, t->method_len), SV_LIT("OPTIONS"))))
 		sbuf_add_str(
@@ -639,7 +646,8 @@ static void serve_hit(struct txn *t, struct cache_obj *o, bool not_mod, int64_t 
 {
 	struct session *s = t->s;
 	int64_t age = policy_current_age(&o->meta, now);
-	int status = not_mod ? 304 : o->status;
+	bool ranged = t->ranged && !not_mod;
+	int status = not_mod ? 304 : ranged ? 206 : o->status;
 
 	t->hit = o;
 	t->close_after = !t->client_keepalive || atomic_load(&s->w->drain);
@@ -648,7 +656,8 @@ static void serve_hit(struct txn *t, struct cache_obj *o, bool not_mod, int64_t 
 	sbuf_printf(&t->cl_out, "HTTP/1.1 %d %s\r\n", status, h1_status_reason(status));
 	for (unsigned i = 0; i < o->nhdrs; i++) {
 		struct sv n = o->hdrs[i].name;
-		if (sv_ieq_cstr(n, "Age") || (not_mod && !in_304(n)))
+		if (sv_ieq_cstr(n, "Age") || (not_mod && !in_304(n)) ||
+		    (ranged && sv_ieq_cstr(n, "Content-Length")))
 			continue;
 		sbuf_add_sv(&t->cl_out, n);
 		sbuf_add_str(&t->cl_out, ": ");
@@ -656,6 +665,12 @@ static void serve_hit(struct txn *t, struct cache_obj *o, bool not_mod, int64_t 
 		sbuf_add_str(&t->cl_out, "\r\n");
 	}
 	sbuf_printf(&t->cl_out, "Age: %lld\r\n", (long long)SL_MIN(age, CC_DELTA_MAX));
+	if (ranged)
+		sbuf_printf(&t->cl_out,
+			    "Content-Range: bytes %llu-%llu/%llu\r\nContent-Length: %llu\r\n",
+			    (unsigned long long)t->range_first, (unsigned long long)t->range_last,
+			    (unsigned long long)o->body_len,
+			    (unsigned long long)(t->range_last - t->range_first + 1));
 	if (fwd && fwd_status != 304) {
 		sbuf_printf(&t->cl_out, "Cache-Status: %s; fwd=%s", t->conf->visible_hostname, fwd);
 		if (fwd_status)
@@ -688,6 +703,16 @@ static void serve_hit(struct txn *t, struct cache_obj *o, bool not_mod, int64_t 
 	}
 	t->hit_c = not_mod || t->is_head ? NULL : o->body;
 	t->hit_off = 0;
+	t->hit_left = UINT64_MAX;
+	if (ranged && t->hit_c) {
+		uint64_t skip = t->range_first;
+		while (t->hit_c && skip >= t->hit_c->len) {
+			skip -= t->hit_c->len;
+			t->hit_c = t->hit_c->next;
+		}
+		t->hit_off = (size_t)skip;
+		t->hit_left = t->range_last - t->range_first + 1;
+	}
 	if (!fwd)
 		counter_add(&s->w->cnt, CNT_CACHE_HITS, 1);
 	go_state(t, TS_HIT);
@@ -726,6 +751,31 @@ static bool add_validators(struct txn *t, const struct cache_obj *o)
 	return !sbuf_failed(&t->up_out);
 }
 
+/* A Range request answered from a complete stored 200 (RFC 9110 §14):
+ * sets t->ranged for one satisfiable range whose If-Range (if any)
+ * matches; answers 416 and returns false for an unsatisfiable one; else
+ * the whole representation goes out. */
+static bool cache_range(struct txn *t, const struct h1_request *req, const struct cache_obj *o)
+{
+	const struct h1_header *rh = h1_find(req->headers, req->nheaders, "Range");
+	if (rh == NULL ||
+	    !policy_if_range(req->headers, req->nheaders, o->hdrs, o->nhdrs, wall_s()))
+		return true;
+	switch (range_parse(rh->value, o->body_len, &t->range_first, &t->range_last)) {
+	case RANGE_OK:
+		t->ranged = true;
+		return true;
+	case RANGE_UNSATISFIABLE:
+		t->range_last = o->body_len;
+		counter_add(&t->s->w->cnt, CNT_CACHE_HITS, 1);
+		t->tag = "TCP_MEM_HIT";
+		txn_local(t, 416, "range not satisfiable", NULL, false);
+		return false;
+	default:
+		return true;
+	}
+}
+
 /* Before a request goes upstream: answer it from cache if the rules allow
  * (true: answered), else note what the response will need. */
 static bool cache_try(struct txn *t, const struct h1_request *req, const struct uri *u)
@@ -758,6 +808,10 @@ static bool cache_try(struct txn *t, const struct h1_request *req, const struct 
 			bool not_mod = o->status >= 200 && o->status < 300 &&
 				       policy_not_modified(req->method, req->headers, req->nheaders,
 							   o->hdrs, o->nhdrs, now);
+			if (!not_mod && get && o->status == 200 && !cache_range(t, req, o)) {
+				cache_obj_put(&o);
+				return true; /* 416 */
+			}
 			serve_hit(t, o, not_mod, now, NULL, 0, false);
 			return true;
 		}
@@ -2178,16 +2232,21 @@ static int step_hit(struct txn *t)
 		counter_add(&s->w->cnt, CNT_BYTES_TO_CLIENTS, (int64_t)t->cl_out.len);
 		progress = 1;
 	}
-	while (t->hit_c) {
+	while (t->hit_c && t->hit_left > 0) {
 		struct iovec iov[16];
 		int n = 0;
 		size_t off = t->hit_off;
+		uint64_t rem = t->hit_left;
 
 		if (!s->wr)
 			return progress;
-		for (const struct cache_chunk *c = t->hit_c; c && n < 16; c = c->next, off = 0)
-			iov[n++] = (struct iovec){.iov_base = (char *)c->data + off,
-						  .iov_len = c->len - off};
+		for (const struct cache_chunk *c = t->hit_c; c && n < 16 && rem > 0;
+		     c = c->next, off = 0) {
+			size_t len = (size_t)SL_MIN((uint64_t)(c->len - off), rem);
+			iov[n++] =
+				(struct iovec){.iov_base = (char *)c->data + off, .iov_len = len};
+			rem -= len;
+		}
 		ssize_t w = writev(s->fd, iov, n);
 		if (w < 0 && errno == EINTR)
 			continue;
@@ -2201,6 +2260,7 @@ static int step_hit(struct txn *t)
 		}
 		progress = 1;
 		t->bytes_out += (uint64_t)w;
+		t->hit_left -= (uint64_t)w;
 		counter_add(&s->w->cnt, CNT_BYTES_TO_CLIENTS, w);
 		size_t left = (size_t)w;
 		while (t->hit_c && left >= t->hit_c->len - t->hit_off) {

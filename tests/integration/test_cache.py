@@ -472,3 +472,64 @@ def test_cache026_stale_if_error_only_where_allowed(t):
     r = t.get(p, o.url("/plain"), [("Cache-Control", "stale-if-error=3600")])
     A.status(r, 200)
     A.eq(r.body, b"copy", "request's stale-if-error")
+
+
+def test_cache027_range_answered_from_a_stored_response(t):
+    p = t.sluice()
+    body = bytes(range(48, 48 + 64))  # 64 distinct bytes
+
+    def h(req, c):
+        c.respond(200, body, [("Cache-Control", "max-age=60"), ("ETag", '"r1"'),
+                              ("Last-Modified", "Tue, 01 Dec 2026 10:00:00 GMT")])
+    o = t.origin(h)
+    A.eq(t.get(p, o.url("/r")).body, body, "stored")
+    for rng, first, last in (("bytes=0-9", 0, 9), ("bytes=60-", 60, 63), ("bytes=-5", 59, 63),
+                             ("bytes=10-1000", 10, 63)):
+        r = t.get(p, o.url("/r"), [("Range", rng)])
+        A.status(r, 206)
+        A.eq(r.body, body[first:last + 1], f"bytes for {rng}")
+        A.eq(r.header("Content-Range"), f"bytes {first}-{last}/64", f"Content-Range for {rng}")
+        A.eq(r.header("Content-Length"), str(last - first + 1), f"Content-Length for {rng}")
+        A.contains(cs(r), "; hit", "Cache-Status")
+    r = t.get(p, o.url("/r"), [("Range", "bytes=64-")])
+    A.proxy_error(r, 416, "range not satisfiable")
+    A.eq(r.header("Content-Range"), "bytes */64", "416 Content-Range")
+    # Several ranges, or a bad one: the whole representation (RFC 9110 §14.2).
+    for rng in ("bytes=0-1,5-6", "bytes=9-3", "lines=1-2"):
+        r = t.get(p, o.url("/r"), [("Range", rng)])
+        A.status(r, 200)
+        A.eq(r.body, body, f"whole body for {rng}")
+    # If-Range: the range only if the validator matches.
+    r = t.get(p, o.url("/r"), [("Range", "bytes=0-3"), ("If-Range", '"r1"')])
+    A.status(r, 206)
+    A.eq(r.body, body[:4], "If-Range matching ETag")
+    r = t.get(p, o.url("/r"), [("Range", "bytes=0-3"), ("If-Range", '"old"')])
+    A.status(r, 200)
+    A.eq(r.body, body, "If-Range not matching: whole body")
+    r = t.get(p, o.url("/r"), [("Range", "bytes=0-3"),
+                               ("If-Range", "Tue, 01 Dec 2026 10:00:00 GMT")])
+    A.status(r, 206)
+    # A HEAD ignores Range.
+    r = t.get(p, o.url("/r"), [("Range", "bytes=0-3")], method="HEAD")
+    A.status(r, 200)
+    A.eq(len(o.requests), 1, "everything after the first from cache")
+
+
+def test_cache028_range_on_a_miss_goes_to_the_origin_and_is_not_stored(t):
+    p = t.sluice()
+
+    def h(req, c):
+        rng = req.header("Range")
+        if rng:
+            c.send(b"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-1/4\r\n"
+                   b"Content-Length: 2\r\nCache-Control: max-age=60\r\n\r\nab")
+            return None
+        c.respond(200, b"abcd", [("Cache-Control", "max-age=60")])
+    o = t.origin(h)
+    r = t.get(p, o.url("/m"), [("Range", "bytes=0-1")])
+    A.status(r, 206)
+    A.eq(r.body, b"ab", "origin's 206")
+    A.eq(o.requests[0].header("Range"), "bytes=0-1", "Range forwarded")
+    r = t.get(p, o.url("/m"))
+    A.eq(r.body, b"abcd", "the partial answer was not stored as the whole")
+    A.eq(len(o.requests), 2, "requests at origin")
