@@ -34,6 +34,8 @@
 
 #define SESSION_MAGIC 0x5e551011u
 #define TXN_MAGIC     0x7a7a7a7au
+/* A fill of unknown length reserves store memory in steps of this. */
+#define FILL_STEP (64 * 1024)
 
 #define TXN_STATES(X)           \
 	X(RESOLVE, "resolve")   \
@@ -201,6 +203,7 @@ struct session {
 static void session_run(struct session *s);
 static void session_close(struct session *s, bool abort);
 static void cache_fill_done(struct txn *t);
+static void fill_append(struct txn *t, const void *p, size_t n);
 static bool upstream_clean(struct txn *t);
 
 /* ---- small helpers ---- */
@@ -657,7 +660,7 @@ static void serve_hit(struct txn *t, struct cache_obj *o, bool not_mod, int64_t 
 	for (unsigned i = 0; i < o->nhdrs; i++) {
 		struct sv n = o->hdrs[i].name;
 		if (sv_ieq_cstr(n, "Age") || (not_mod && !in_304(n)) ||
-		    (ranged && sv_ieq_cstr(n, "Content-Length")))
+		    sv_ieq_cstr(n, "Content-Length"))
 			continue;
 		sbuf_add_sv(&t->cl_out, n);
 		sbuf_add_str(&t->cl_out, ": ");
@@ -665,6 +668,11 @@ static void serve_hit(struct txn *t, struct cache_obj *o, bool not_mod, int64_t 
 		sbuf_add_str(&t->cl_out, "\r\n");
 	}
 	sbuf_printf(&t->cl_out, "Age: %lld\r\n", (long long)SL_MIN(age, CC_DELTA_MAX));
+	/* The stored body's own length: a body that came chunked or
+	 * close-delimited was stored without one. */
+	if (!ranged && !not_mod && o->status != 204)
+		sbuf_printf(&t->cl_out, "Content-Length: %llu\r\n",
+			    (unsigned long long)o->body_len);
 	if (ranged)
 		sbuf_printf(&t->cl_out,
 			    "Content-Range: bytes %llu-%llu/%llu\r\nContent-Length: %llu\r\n",
@@ -1487,8 +1495,7 @@ static int frame_response(struct txn *t)
 	switch (t->respb.kind) {
 	case H1_BODY_LENGTH: {
 		size_t n = (size_t)SL_MIN((uint64_t)avail, t->resp_left);
-		if (t->fill)
-			cache_obj_append(t->fill, iobuf_head(t->uin) + t->uin_ready, n);
+		fill_append(t, iobuf_head(t->uin) + t->uin_ready, n);
 		t->uin_ready += n;
 		t->resp_left -= n;
 		if (t->resp_left == 0) {
@@ -1504,6 +1511,7 @@ static int frame_response(struct txn *t)
 		return 0;
 	}
 	case H1_BODY_CLOSE:
+		fill_append(t, iobuf_head(t->uin) + t->uin_ready, avail);
 		t->uin_ready += avail;
 		return 0;
 	case H1_BODY_CHUNKED:
@@ -1513,6 +1521,8 @@ static int frame_response(struct txn *t)
 			long n = chunked_feed(&t->resp_ck, p, avail, &span);
 			if (n == CHUNKED_ERROR)
 				return -1;
+			if (span.len > 0)
+				fill_append(t, span.data, span.len);
 			if (!t->dechunk) {
 				t->uin_ready += (size_t)n;
 			} else {
@@ -1528,6 +1538,7 @@ static int frame_response(struct txn *t)
 		}
 		if (t->resp_ck.done) {
 			t->resp_framed = true;
+			cache_fill_done(t);
 			if (iobuf_len(t->uin) > t->uin_ready) {
 				t->up_reusable = false;
 				t->uin->end = t->uin->start + (uint32_t)t->uin_ready;
@@ -1699,11 +1710,8 @@ static void cache_start_fill(struct txn *t, const struct h1_response *resp)
 
 	if (!t->cache_store || txn_store(t) == NULL)
 		return;
-	if (t->respb.kind != H1_BODY_LENGTH) {
-		t->cache_detail = "length not known in advance";
-		return;
-	}
-	if (t->respb.length > t->conf->cache_max_object) {
+	bool known = t->respb.kind == H1_BODY_LENGTH;
+	if (known && t->respb.length > t->conf->cache_max_object) {
 		t->cache_detail = "larger than cache_max_object";
 		return;
 	}
@@ -1731,15 +1739,40 @@ static void cache_start_fill(struct txn *t, const struct h1_response *resp)
 		t->cache_detail = vl == -1 ? "Vary: *" : "Vary key too long";
 		return;
 	}
-	if (!mem_reserve(txn_store(t), t->respb.length)) {
+	/* A body of unknown length (chunked, or ended by close) reserves as
+	 * it grows (fill_append). */
+	uint64_t want = known ? t->respb.length : SL_MIN(FILL_STEP, t->conf->cache_max_object);
+	if (!mem_reserve(txn_store(t), want)) {
 		t->cache_detail = "too much being stored at once";
 		return;
 	}
-	t->fill_reserved = t->respb.length; /* given back in txn_free() if never done */
+	t->fill_reserved = want; /* given back in txn_free() if never done */
 	t->fill = stored_obj(t, resp->status, resp->headers, resp->nheaders, vk, (size_t)vl,
-			     t->respb.length, &m);
+			     known ? t->respb.length : 0, &m);
 	if (t->fill == NULL)
 		t->cache_detail = "response head not storable";
+}
+
+/* Body bytes for the object being filled. One of unknown length that
+ * outgrows cache_max_object, or the room the store lets fills reserve,
+ * is dropped: the response goes on to the client, unstored. */
+static void fill_append(struct txn *t, const void *p, size_t n)
+{
+	struct cache_obj *o = t->fill;
+	if (o == NULL)
+		return;
+	uint64_t need = o->body_len + n;
+	if (need > t->fill_reserved) {
+		uint64_t more = SL_MAX(need - t->fill_reserved, FILL_STEP);
+		if (need > t->conf->cache_max_object || !mem_reserve(txn_store(t), more)) {
+			log_debug("not storing %.*s: body past what may be stored", (int)t->url_len,
+				  t->strs.p + t->url_off);
+			cache_obj_put(&t->fill);
+			return;
+		}
+		t->fill_reserved += more;
+	}
+	cache_obj_append(o, p, n);
 }
 
 /* The whole body is in: the object may now be served. */
@@ -2200,8 +2233,10 @@ static int step_exchange(struct txn *t)
 		}
 		if (rc < 0) {
 			if (rc == -1 && t->respb.kind == H1_BODY_CLOSE) {
+				/* The origin's FIN ends the body: it is whole. */
 				t->resp_framed = true;
 				t->up_reusable = false;
+				cache_fill_done(t);
 				continue;
 			}
 			txn_abort(t,

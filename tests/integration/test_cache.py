@@ -4,6 +4,7 @@ import time
 
 from lib import asserts as A
 from lib.client import build_request
+from lib.origin import CLOSE
 
 
 def counting(headers=(), body=b"body"):
@@ -533,3 +534,68 @@ def test_cache028_range_on_a_miss_goes_to_the_origin_and_is_not_stored(t):
     r = t.get(p, o.url("/m"))
     A.eq(r.body, b"abcd", "the partial answer was not stored as the whole")
     A.eq(len(o.requests), 2, "requests at origin")
+
+
+def test_cache029_chunked_and_close_delimited_responses_are_stored(t):
+    p = t.sluice()
+    big = b"x" * 70000  # spans several reservation steps
+
+    def h(req, c):
+        n = len(c.origin.requests)
+        if req.target.startswith("/chunked"):
+            data = (b"part one, " + big + b" #%d" % n)
+            c.send(b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\n"
+                   b"Transfer-Encoding: chunked\r\n\r\n" +
+                   b"%x\r\n%s\r\n" % (10, data[:10]) +
+                   b"%x\r\n%s\r\n" % (len(data) - 10, data[10:]) +
+                   b"0\r\nX-Trailer: t\r\n\r\n")
+            return None
+        c.send(b"HTTP/1.0 200 OK\r\nCache-Control: max-age=60\r\n\r\nuntil close #%d" % n)
+        return CLOSE
+    o = t.origin(h)
+    r1 = t.get(p, o.url("/chunked"))
+    A.eq(r1.body, b"part one, " + big + b" #1", "first body")
+    A.contains(cs(r1), "stored", "Cache-Status")
+    r2 = t.get(p, o.url("/chunked"))
+    A.eq(r2.body, r1.body, "hit: the same bytes")
+    A.contains(cs(r2), "; hit", "Cache-Status")
+    A.eq(r2.header("Transfer-Encoding"), None, "a hit is not chunked")
+    A.eq(r2.header("Content-Length"), str(len(r1.body)), "a hit carries its length")
+    r1 = t.get(p, o.url("/close"))
+    A.eq(r1.body, b"until close #2", "close-delimited body")
+    r2 = t.get(p, o.url("/close"))
+    A.eq(r2.body, b"until close #2", "close-delimited body from cache")
+    A.eq(r2.header("Content-Length"), "14", "with its length")
+    A.eq(len(o.requests), 2, "requests at origin")
+
+
+def test_cache030_unknown_length_past_the_limit_or_cut_is_not_stored(t):
+    p = t.sluice("cache_max_object 100K\n")
+
+    def h(req, c):
+        n = len(c.origin.requests)
+        head = b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nTransfer-Encoding: chunked\r\n\r\n"
+        if req.target == "/big":
+            data = b"y" * 150000 + b"#%d" % n
+            c.send(head + b"%x\r\n%s\r\n0\r\n\r\n" % (len(data), data))
+            return None
+        c.send(head + b"10\r\n0123456789abcdef\r\n")  # and then the origin dies
+        return CLOSE
+    o = t.origin(h)
+    r = t.get(p, o.url("/big"))
+    A.eq(len(r.body), 150002, "the whole big body reaches the client")
+    A.eq(t.get(p, o.url("/big")).body[-2:], b"#2", "not stored: over cache_max_object")
+    c = t.client(p)
+    c.send(b"GET " + o.url("/cut").encode() + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    try:
+        c.read_response()
+    except AssertionError:
+        pass  # the cut is passed on: an incomplete response
+    t.get(p, o.url("/big"))
+    c = t.client(p)
+    c.send(b"GET " + o.url("/cut").encode() + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    try:
+        c.read_response()
+    except AssertionError:
+        pass
+    A.eq(sum(1 for r in o.requests if r.target == "/cut"), 2, "a cut body was not stored")
