@@ -13,7 +13,27 @@ struct shard {
 	struct cache_obj *bucket[CACHE_BUCKETS_PER_SHARD];
 };
 
+/* A fetch in flight (request collapsing). */
+struct cache_pend {
+	atomic_uint refs;
+	pthread_mutex_t mu; /* state, obj, waiters */
+	enum pend_state state;
+	struct cache_obj *obj;
+	struct cache_waiter *waiters;
+	bool invalidated;	 /* under the store's pend_mu */
+	struct cache_pend *next; /* in the table, under the store's pend_mu */
+	uint64_t hash;
+	size_t key_len;
+	char key[];
+};
+
+#define PEND_BUCKETS 1024
+#define PEND_MAX     65536
+
 struct mem_store {
+	pthread_mutex_t pend_mu; /* the pending table; never held with another lock taken */
+	struct cache_pend *pend[PEND_BUCKETS];
+	unsigned npend;
 	pthread_mutex_t writer;	   /* insert, purge, evict; taken before any shard */
 	struct s3f q;		   /* under writer */
 	uint64_t objects;	   /* under writer */
@@ -102,12 +122,21 @@ void cache_obj_append(struct cache_obj *o, const void *p, size_t n)
 		src += k;
 		n -= k;
 	}
+	atomic_store_explicit(&o->published, o->body_len, memory_order_release);
 }
 
 void cache_obj_done(struct cache_obj *o)
 {
 	SL_CHECK_OBJ(o, CACHE_OBJ_MAGIC);
 	o->complete = true;
+	atomic_store_explicit(&o->ended, true, memory_order_release);
+}
+
+void cache_obj_fail(struct cache_obj *o)
+{
+	SL_CHECK_OBJ(o, CACHE_OBJ_MAGIC);
+	atomic_store_explicit(&o->failed, true, memory_order_relaxed);
+	atomic_store_explicit(&o->ended, true, memory_order_release);
 }
 
 struct cache_obj *cache_obj_ref(struct cache_obj *o)
@@ -145,6 +174,7 @@ struct mem_store *mem_store_new(uint64_t cap)
 {
 	struct mem_store *s = sl_calloc(1, sizeof(*s));
 	pthread_mutex_init(&s->writer, NULL);
+	pthread_mutex_init(&s->pend_mu, NULL);
 	/* A ghost of a few times the entries a store of small objects holds. */
 	s3f_init(&s->q, cap, (size_t)SL_MIN(cap / 1024 + 1024, (uint64_t)1 << 24));
 	for (unsigned i = 0; i < CACHE_SHARDS; i++)
@@ -201,6 +231,8 @@ void mem_store_free(struct mem_store **sp)
 	for (unsigned i = 0; i < CACHE_SHARDS; i++)
 		pthread_mutex_destroy(&s->shard[i].mu);
 	pthread_mutex_destroy(&s->writer);
+	pthread_mutex_destroy(&s->pend_mu);
+	SL_ASSERT(s->npend == 0); /* every transaction ended first */
 	s3f_fini(&s->q);
 	free(s);
 }
@@ -274,6 +306,8 @@ struct cache_obj *mem_lookup(struct mem_store *s, const char *key, size_t key_le
 	return found;
 }
 
+static void pend_invalidate(struct mem_store *s, uint64_t h, const char *key, size_t len);
+
 unsigned mem_purge(struct mem_store *s, const char *key, size_t key_len)
 {
 	uint64_t h = cache_key_hash(key, key_len);
@@ -281,6 +315,7 @@ unsigned mem_purge(struct mem_store *s, const char *key, size_t key_len)
 	struct shard *sh = shard_of(s, h, &head);
 	unsigned n = 0;
 
+	pend_invalidate(s, h, key, key_len);
 	pthread_mutex_lock(&s->writer);
 	for (;;) {
 		struct cache_obj *victim = NULL;
@@ -321,4 +356,148 @@ void mem_stats(struct mem_store *s, uint64_t *objects, uint64_t *bytes)
 	*objects = s->objects;
 	*bytes = s3f_bytes(&s->q);
 	pthread_mutex_unlock(&s->writer);
+}
+
+/* ---- fetches in flight ---- */
+
+static struct cache_pend **pend_slot(struct mem_store *s, uint64_t h, const char *key, size_t len)
+{
+	struct cache_pend **pp = &s->pend[h % PEND_BUCKETS];
+	while (*pp &&
+	       !((*pp)->hash == h && (*pp)->key_len == len && memcmp((*pp)->key, key, len) == 0))
+		pp = &(*pp)->next;
+	return pp;
+}
+
+static void pend_invalidate(struct mem_store *s, uint64_t h, const char *key, size_t len)
+{
+	pthread_mutex_lock(&s->pend_mu);
+	struct cache_pend *p = *pend_slot(s, h, key, len);
+	if (p)
+		p->invalidated = true;
+	pthread_mutex_unlock(&s->pend_mu);
+}
+
+static void pend_put(struct cache_pend **pp)
+{
+	struct cache_pend *p = *pp;
+	*pp = NULL;
+	if (p == NULL || atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	SL_ASSERT(p->waiters == NULL);
+	cache_obj_put(&p->obj);
+	pthread_mutex_destroy(&p->mu);
+	free(p);
+}
+
+struct cache_pend *mem_pend_join(struct mem_store *s, const char *key, size_t key_len,
+				 struct cache_waiter *w, bool *leader)
+{
+	uint64_t h = cache_key_hash(key, key_len);
+	struct cache_pend *p;
+
+	pthread_mutex_lock(&s->pend_mu);
+	struct cache_pend **pp = pend_slot(s, h, key, key_len);
+	p = *pp;
+	if (p != NULL && w != NULL) {
+		atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
+		pthread_mutex_lock(&p->mu);
+		w->pnext = p->waiters;
+		p->waiters = w;
+		pthread_mutex_unlock(&p->mu);
+		*leader = false;
+	} else if (p == NULL && s->npend < PEND_MAX) {
+		p = sl_calloc(1, sizeof(*p) + key_len);
+		atomic_init(&p->refs, 2); /* the table's and the leader's */
+		pthread_mutex_init(&p->mu, NULL);
+		p->state = PEND_WAIT;
+		p->hash = h;
+		p->key_len = key_len;
+		memcpy(p->key, key, key_len);
+		*pp = p;
+		s->npend++;
+		*leader = true;
+	} else {
+		p = NULL; /* a leader for a key already in flight (a retry), or full */
+	}
+	pthread_mutex_unlock(&s->pend_mu);
+	return p;
+}
+
+static void kick_all(struct cache_pend *p)
+{
+	for (struct cache_waiter *w = p->waiters; w; w = w->pnext)
+		w->kick(w);
+}
+
+void mem_pend_head(struct cache_pend *p, struct cache_obj *o)
+{
+	pthread_mutex_lock(&p->mu);
+	if (o) {
+		p->obj = cache_obj_ref(o);
+		p->state = o->body_hint > 0 ? PEND_STREAM : PEND_FILLING;
+	} else {
+		p->state = PEND_RELEASED;
+	}
+	kick_all(p);
+	pthread_mutex_unlock(&p->mu);
+}
+
+void mem_pend_progress(struct cache_pend *p)
+{
+	pthread_mutex_lock(&p->mu);
+	if (p->waiters && p->state == PEND_STREAM)
+		kick_all(p);
+	pthread_mutex_unlock(&p->mu);
+}
+
+bool mem_pend_end(struct mem_store *s, struct cache_pend **pp)
+{
+	struct cache_pend *p = *pp;
+	bool invalidated;
+
+	pthread_mutex_lock(&s->pend_mu);
+	struct cache_pend **slot = pend_slot(s, p->hash, p->key, p->key_len);
+	SL_ASSERT(*slot == p);
+	*slot = p->next;
+	s->npend--;
+	invalidated = p->invalidated;
+	pthread_mutex_unlock(&s->pend_mu);
+
+	pthread_mutex_lock(&p->mu);
+	bool whole = p->obj && atomic_load_explicit(&p->obj->ended, memory_order_acquire) &&
+		     !atomic_load_explicit(&p->obj->failed, memory_order_relaxed);
+	p->state = whole && !invalidated ? PEND_DONE : PEND_RELEASED;
+	if (p->state == PEND_RELEASED && p->obj && !atomic_load(&p->obj->ended))
+		cache_obj_fail(p->obj); /* streaming readers must not wait for the rest */
+	kick_all(p);
+	pthread_mutex_unlock(&p->mu);
+	pend_put(pp); /* the leader's */
+	pend_put(&p); /* the table's */
+	return !invalidated;
+}
+
+enum pend_state mem_pend_state(struct cache_pend *p, struct cache_obj **o)
+{
+	pthread_mutex_lock(&p->mu);
+	enum pend_state st = p->state;
+	*o = st != PEND_WAIT && st != PEND_RELEASED && p->obj ? cache_obj_ref(p->obj) : NULL;
+	pthread_mutex_unlock(&p->mu);
+	return st;
+}
+
+void mem_pend_leave(struct cache_pend **pp, struct cache_waiter *w)
+{
+	struct cache_pend *p = *pp;
+	if (p == NULL)
+		return;
+	pthread_mutex_lock(&p->mu);
+	for (struct cache_waiter **wp = &p->waiters; *wp; wp = &(*wp)->pnext)
+		if (*wp == w) {
+			*wp = w->pnext;
+			break;
+		}
+	w->pnext = NULL;
+	pthread_mutex_unlock(&p->mu);
+	pend_put(pp);
 }

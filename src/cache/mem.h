@@ -52,6 +52,13 @@ struct cache_obj {
 	uint64_t body_len;
 	uint64_t body_hint; /* expected body length (Content-Length), 0 if unknown */
 	bool complete;
+	/* For readers on other threads while it is filled (request
+	 * collapsing): body bytes that may be read (release-stored after
+	 * they are written), and how it ended. A chunk with a successor is
+	 * full (len == cap), so such a reader walks chunks by cap and stops
+	 * at published. */
+	_Atomic uint64_t published;
+	atomic_bool ended, failed;
 };
 
 /* Make an object for key/vary with a stored response head (parsed again
@@ -66,6 +73,9 @@ struct cache_obj *cache_obj_new(const char *key, size_t key_len, const char *var
 void cache_obj_append(struct cache_obj *o, const void *p, size_t n);
 /* The body is all there: the object may now be inserted. */
 void cache_obj_done(struct cache_obj *o);
+/* The body will never be whole (the origin failed mid-body): readers that
+ * stream it while it fills must abort. */
+void cache_obj_fail(struct cache_obj *o);
 /* Another reference / drop one (freeing on the last; *op set to NULL). */
 struct cache_obj *cache_obj_ref(struct cache_obj *o);
 void cache_obj_put(struct cache_obj **op);
@@ -90,7 +100,8 @@ bool mem_insert(struct mem_store *s, struct cache_obj *o);
 struct cache_obj *mem_lookup(struct mem_store *s, const char *key, size_t key_len,
 			     const struct h1_header *req, unsigned nreq) SL_WUR;
 
-/* Remove every stored response for key (all variants). Returns how many. */
+/* Remove every stored response for key (all variants). Returns how many.
+ * A fetch in flight for key is marked, so that it is not stored. */
 unsigned mem_purge(struct mem_store *s, const char *key, size_t key_len);
 
 /* Responses being received to be stored are not in the store yet, but their
@@ -99,6 +110,52 @@ unsigned mem_purge(struct mem_store *s, const char *key, size_t key_len);
  * one does not fit now. mem_release() gives the bytes back. */
 bool mem_reserve(struct mem_store *s, uint64_t n) SL_WUR;
 void mem_release(struct mem_store *s, uint64_t n);
+
+/* Request collapsing: concurrent misses for one key make one origin
+ * request. The first becomes the leader of a pending fetch; later ones
+ * join it as waiters and are kicked (from whatever thread the leader runs
+ * on) whenever it changes. A waiter reads the pending's state with
+ * mem_pend_state(), under the pending's own lock only. */
+struct cache_waiter {
+	/* Called with the pending's lock held, from any thread: must only
+	 * queue a wakeup for the waiter's own thread. */
+	void (*kick)(struct cache_waiter *w);
+	struct cache_waiter *pnext; /* in the pending's list */
+	/* For the owner's wakeup queue (not used by the store). */
+	struct cache_waiter *qnext, *qprev;
+	bool queued;
+};
+
+enum pend_state {
+	PEND_WAIT,     /* the leader has no response head yet */
+	PEND_STREAM,   /* stored as it arrives, with a known length: stream it */
+	PEND_FILLING,  /* stored as it arrives, length unknown: wait for the end */
+	PEND_DONE,     /* the object is whole */
+	PEND_RELEASED, /* not stored (uncacheable, failed): go to the origin */
+};
+
+struct cache_pend;
+
+/* Join the fetch in flight for key, or start one: *leader says which. The
+ * leader passes w = NULL. Returns a reference, or NULL when too many
+ * fetches are pending (then the request simply goes to the origin). */
+struct cache_pend *mem_pend_join(struct mem_store *s, const char *key, size_t key_len,
+				 struct cache_waiter *w, bool *leader) SL_WUR;
+/* Leader: the response head came; o is the object being filled, or NULL
+ * when it will not be stored. */
+void mem_pend_head(struct cache_pend *p, struct cache_obj *o);
+/* Leader: more body bytes are published. */
+void mem_pend_progress(struct cache_pend *p);
+/* Leader: the fetch ended (stored or not); the pending leaves the table,
+ * and waiters that did not get an object are released. Returns false if
+ * the key was invalidated (PURGE, unsafe method) while it was in flight:
+ * the leader must then not store what it got. Drops the reference. */
+bool mem_pend_end(struct mem_store *s, struct cache_pend **pp);
+/* The state, and (PEND_STREAM, PEND_FILLING, PEND_DONE) the object, a new
+ * reference. */
+enum pend_state mem_pend_state(struct cache_pend *p, struct cache_obj **o);
+/* Waiter: leave (no kick after this returns). Drops the reference. */
+void mem_pend_leave(struct cache_pend **pp, struct cache_waiter *w);
 
 /* Objects and bytes (charged) in the store. */
 void mem_stats(struct mem_store *s, uint64_t *objects, uint64_t *bytes);

@@ -25,7 +25,8 @@
 	X(BYTES_TO_CLIENTS, "bytes_to_clients", "bytes written to clients")                    \
 	X(CACHE_HITS, "cache_hits", "requests answered from the cache")                        \
 	X(CACHE_MISSES, "cache_misses", "cacheable requests sent to the origin")               \
-	X(CACHE_STORED, "cache_stored", "responses stored in the cache")
+	X(CACHE_STORED, "cache_stored", "responses stored in the cache")                       \
+	X(CACHE_COLLAPSED, "cache_collapsed", "misses that waited for another's fetch")
 
 enum counter_id {
 #define X(e, n, d) CNT_##e,

@@ -37,14 +37,15 @@
 /* A fill of unknown length reserves store memory in steps of this. */
 #define FILL_STEP (64 * 1024)
 
-#define TXN_STATES(X)           \
-	X(RESOLVE, "resolve")   \
-	X(CONNECT, "connect")   \
-	X(EXCHANGE, "exchange") \
-	X(BODY, "body")         \
-	X(TUNNEL, "tunnel")     \
-	X(LOCAL, "local")       \
-	X(HIT, "hit")           \
+#define TXN_STATES(X)             \
+	X(RESOLVE, "resolve")     \
+	X(CONNECT, "connect")     \
+	X(EXCHANGE, "exchange")   \
+	X(BODY, "body")           \
+	X(TUNNEL, "tunnel")       \
+	X(LOCAL, "local")         \
+	X(HIT, "hit")             \
+	X(COLLAPSED, "collapsed") \
 	X(DONE, "done")
 
 enum txn_state {
@@ -155,11 +156,16 @@ struct txn {
 	struct cache_obj *reval;	  /* stale stored response being validated upstream */
 	struct cache_obj *stale;	  /* served if the origin fails (stale-if-error) */
 	bool stale_cond;		  /* the client's conditionals make that a 304 */
-	bool cache_store;		  /* the response may be stored (judged when it comes) */
-	uint64_t fill_reserved;		  /* bytes reserved in the store for the fill */
-	const char *cache_fwd;		  /* Cache-Status fwd= for a forwarded response */
-	const char *cache_detail;	  /* why it was not stored, if it was not */
-	bool cache_invalidate;		  /* unsafe method: a non-error answer invalidates */
+	struct cache_pend *pend;	  /* the fetch in flight this one leads or waits for */
+	bool pend_leader;
+	bool collapsed;		    /* answered from another request's fetch */
+	struct cache_waiter waiter; /* while waiting on pend */
+	uint64_t hit_pos;	    /* body offset of the hit cursor */
+	bool cache_store;	    /* the response may be stored (judged when it comes) */
+	uint64_t fill_reserved;	    /* bytes reserved in the store for the fill */
+	const char *cache_fwd;	    /* Cache-Status fwd= for a forwarded response */
+	const char *cache_detail;   /* why it was not stored, if it was not */
+	bool cache_invalidate;	    /* unsafe method: a non-error answer invalidates */
 
 	/* For the access log. */
 	int status;
@@ -334,6 +340,15 @@ static void txn_free(struct txn **tp, bool abort_upstream)
 	cache_obj_put(&t->hit);
 	cache_obj_put(&t->reval);
 	cache_obj_put(&t->stale);
+	if (t->pend && t->pend_leader) {
+		if (t->fill)
+			cache_obj_fail(t->fill);
+		(void)mem_pend_end(t->s->w->cache, &t->pend);
+	} else if (t->pend) {
+		mem_pend_leave(&t->pend, &t->waiter);
+	}
+	if (t->waiter.kick)
+		worker_unkick(t->s->w, &t->waiter);
 	cache_obj_put(&t->fill); /* an unfinished fill is never inserted */
 	if (t->fill_reserved)
 		mem_release(t->s->w->cache, t->fill_reserved);
@@ -651,6 +666,11 @@ static void serve_hit(struct txn *t, struct cache_obj *o, bool not_mod, int64_t 
 	int64_t age = policy_current_age(&o->meta, now);
 	bool ranged = t->ranged && !not_mod;
 	int status = not_mod ? 304 : ranged ? 206 : o->status;
+	/* The body's length: known from the start when it came with one (an
+	 * object still being filled, for a collapsed request, has only
+	 * that), else what was stored of it, all of it by now. */
+	uint64_t blen = o->body_hint ? o->body_hint
+				     : atomic_load_explicit(&o->published, memory_order_acquire);
 
 	t->hit = o;
 	t->close_after = !t->client_keepalive || atomic_load(&s->w->drain);
@@ -671,15 +691,18 @@ static void serve_hit(struct txn *t, struct cache_obj *o, bool not_mod, int64_t 
 	/* The stored body's own length: a body that came chunked or
 	 * close-delimited was stored without one. */
 	if (!ranged && !not_mod && o->status != 204)
-		sbuf_printf(&t->cl_out, "Content-Length: %llu\r\n",
-			    (unsigned long long)o->body_len);
+		sbuf_printf(&t->cl_out, "Content-Length: %llu\r\n", (unsigned long long)blen);
 	if (ranged)
 		sbuf_printf(&t->cl_out,
 			    "Content-Range: bytes %llu-%llu/%llu\r\nContent-Length: %llu\r\n",
 			    (unsigned long long)t->range_first, (unsigned long long)t->range_last,
-			    (unsigned long long)o->body_len,
+			    (unsigned long long)blen,
 			    (unsigned long long)(t->range_last - t->range_first + 1));
-	if (fwd && fwd_status != 304) {
+	if (t->collapsed) {
+		sbuf_printf(&t->cl_out,
+			    "Cache-Status: %s; fwd=uri-miss; fwd-status=%d; collapsed\r\n",
+			    t->conf->visible_hostname, o->status);
+	} else if (fwd && fwd_status != 304) {
 		sbuf_printf(&t->cl_out, "Cache-Status: %s; fwd=%s", t->conf->visible_hostname, fwd);
 		if (fwd_status)
 			sbuf_printf(&t->cl_out, "; fwd-status=%d", fwd_status);
@@ -699,29 +722,25 @@ static void serve_hit(struct txn *t, struct cache_obj *o, bool not_mod, int64_t 
 		sbuf_add_str(&t->cl_out, "Connection: keep-alive\r\n");
 	sbuf_add_str(&t->cl_out, "\r\n");
 	t->status = status;
-	t->tag = fwd && fwd_status != 304 ? "TCP_REFRESH_FAIL_OLD"
-		 : fwd			  ? "TCP_REFRESH_UNMODIFIED"
-		 : not_mod		  ? "TCP_IMS_HIT"
-					  : "TCP_MEM_HIT";
+	t->tag = t->collapsed		    ? "TCP_CF_MISS"
+		 : fwd && fwd_status != 304 ? "TCP_REFRESH_FAIL_OLD"
+		 : fwd			    ? "TCP_REFRESH_UNMODIFIED"
+		 : not_mod		    ? "TCP_IMS_HIT"
+					    : "TCP_MEM_HIT";
 	const struct h1_header *ct = h1_find(o->hdrs, o->nhdrs, "Content-Type");
 	if (ct) {
 		size_t n = SL_MIN(ct->value.len, sizeof(t->ctype) - 1);
 		memcpy(t->ctype, ct->value.p, n);
 		t->ctype[n] = '\0';
 	}
-	t->hit_c = not_mod || t->is_head ? NULL : o->body;
+	/* The cursor is placed when the first byte is sent (step_hit). */
+	t->hit_c = NULL;
 	t->hit_off = 0;
-	t->hit_left = UINT64_MAX;
-	if (ranged && t->hit_c) {
-		uint64_t skip = t->range_first;
-		while (t->hit_c && skip >= t->hit_c->len) {
-			skip -= t->hit_c->len;
-			t->hit_c = t->hit_c->next;
-		}
-		t->hit_off = (size_t)skip;
-		t->hit_left = t->range_last - t->range_first + 1;
-	}
-	if (!fwd)
+	t->hit_pos = ranged ? t->range_first : 0;
+	t->hit_left = not_mod || t->is_head || o->status == 204 ? 0
+		      : ranged					? t->range_last - t->range_first + 1
+								: blen;
+	if (!fwd && !t->collapsed)
 		counter_add(&s->w->cnt, CNT_CACHE_HITS, 1);
 	go_state(t, TS_HIT);
 }
@@ -782,6 +801,65 @@ static bool cache_range(struct txn *t, const struct h1_request *req, const struc
 	default:
 		return true;
 	}
+}
+
+static bool origin_request(const struct txn *t, struct h1_request *rq, struct h1_header *rh,
+			   unsigned cap);
+
+/* A fetch this transaction waits on changed: run it on its own thread. */
+static void txn_kick(struct cache_waiter *w)
+{
+	struct txn *t = SL_CONTAINER_OF(w, struct txn, waiter);
+	worker_kick(t->s->w, w);
+}
+
+void session_waiter_run(struct cache_waiter *w)
+{
+	struct txn *t = SL_CONTAINER_OF(w, struct txn, waiter);
+	SL_CHECK_OBJ(t, TXN_MAGIC);
+	session_run(t->s);
+}
+
+/* A collapsed request stops waiting and goes to the origin itself. */
+static void collapse_release(struct txn *t)
+{
+	mem_pend_leave(&t->pend, &t->waiter);
+	worker_unkick(t->s->w, &t->waiter);
+	t->tag = "TCP_MISS";
+	go_state(t, TS_RESOLVE);
+}
+
+/* COLLAPSED: waiting for another request's fetch of the same URL. */
+static int step_collapsed(struct txn *t)
+{
+	struct cache_obj *o = NULL;
+	enum pend_state st = mem_pend_state(t->pend, &o);
+	struct h1_header rh[MAX_HEADERS_CEIL];
+	struct h1_request rq;
+	char vk[CACHE_VARY_KEY_MAX];
+
+	if (st == PEND_WAIT || (st == PEND_FILLING && !atomic_load(&o->ended))) {
+		cache_obj_put(&o);
+		return 0;
+	}
+	/* It must be the variant this request selects (its Vary). */
+	long vl = -1;
+	if (o && origin_request(t, &rq, rh, SL_ARRAY_LEN(rh)))
+		vl = policy_vary_key(o->hdrs, o->nhdrs, rq.headers, rq.nheaders, vk, sizeof(vk));
+	bool failed = o && atomic_load(&o->failed);
+	if (st == PEND_RELEASED || o == NULL || failed || vl < 0 || (size_t)vl != o->vary_len ||
+	    memcmp(vk, o->vary, (size_t)vl) != 0) {
+		cache_obj_put(&o);
+		collapse_release(t);
+		return 1;
+	}
+	if (st != PEND_STREAM) { /* whole: no more news is needed */
+		mem_pend_leave(&t->pend, &t->waiter);
+		worker_unkick(t->s->w, &t->waiter);
+	}
+	t->collapsed = true;
+	serve_hit(t, o, false, wall_s(), NULL, 0, false);
+	return 1;
 }
 
 /* Before a request goes upstream: answer it from cache if the rules allow
@@ -850,6 +928,20 @@ static bool cache_try(struct txn *t, const struct h1_request *req, const struct 
 	    !h1_find(req->headers, req->nheaders, "Range") &&
 	    !policy_has_other_conditional(req->headers, req->nheaders))
 		t->cache_store = true;
+	/* Request collapsing: a plain miss joins a fetch in flight for the
+	 * key, or leads one others may join. */
+	if (t->cache_store && !t->reval && !t->stale && !client_conditional(req)) {
+		bool leader = false;
+		t->waiter.kick = txn_kick;
+		t->pend = mem_pend_join(store, t->ckey, t->ckey_len, &t->waiter, &leader);
+		t->pend_leader = leader;
+		if (t->pend && !leader) {
+			counter_add(&t->s->w->cnt, CNT_CACHE_COLLAPSED, 1);
+			t->tag = "TCP_MISS";
+			go_state(t, TS_COLLAPSED);
+			return true;
+		}
+	}
 	return false;
 }
 
@@ -1767,12 +1859,17 @@ static void fill_append(struct txn *t, const void *p, size_t n)
 		if (need > t->conf->cache_max_object || !mem_reserve(txn_store(t), more)) {
 			log_debug("not storing %.*s: body past what may be stored", (int)t->url_len,
 				  t->strs.p + t->url_off);
+			cache_obj_fail(o);
+			if (t->pend) /* its waiters go to the origin themselves */
+				(void)mem_pend_end(txn_store(t), &t->pend);
 			cache_obj_put(&t->fill);
 			return;
 		}
 		t->fill_reserved += more;
 	}
 	cache_obj_append(o, p, n);
+	if (t->pend)
+		mem_pend_progress(t->pend);
 }
 
 /* The whole body is in: the object may now be served. */
@@ -1782,7 +1879,9 @@ static void cache_fill_done(struct txn *t)
 	if (t->fill == NULL)
 		return;
 	cache_obj_done(t->fill);
-	if (store && mem_insert(store, t->fill))
+	/* Not stored if the URL was invalidated while this was in flight. */
+	bool valid = t->pend == NULL || mem_pend_end(store, &t->pend);
+	if (valid && store && mem_insert(store, t->fill))
 		counter_add(&t->s->w->cnt, CNT_CACHE_STORED, 1);
 	cache_obj_put(&t->fill);
 	mem_release(t->s->w->cache, t->fill_reserved);
@@ -1877,6 +1976,10 @@ static int handle_response_head(struct txn *t)
 	cache_invalidate(t, &resp);
 	if (!(resp.status == 101 && t->upgrade))
 		cache_start_fill(t, &resp);
+	if (t->pend && t->fill)
+		mem_pend_head(t->pend, t->fill); /* waiters stream it as it comes */
+	else if (t->pend)
+		(void)mem_pend_end(txn_store(t), &t->pend); /* they go to the origin */
 	t->switching = resp.status == 101 && t->upgrade;
 	if (resp.status == 101 && !t->upgrade) {
 		txn_local(t, 502, "origin switched protocols unasked", PS_PROTOCOL, false);
@@ -2267,17 +2370,43 @@ static int step_hit(struct txn *t)
 		counter_add(&s->w->cnt, CNT_BYTES_TO_CLIENTS, (int64_t)t->cl_out.len);
 		progress = 1;
 	}
-	while (t->hit_c && t->hit_left > 0) {
+	/* Chunks are walked by their capacity, bounded by what is published:
+	 * every chunk but the last is full, and the last may still be filling
+	 * (a collapsed request streaming another's fetch). */
+	const struct cache_obj *o = t->hit;
+	while (t->hit_left > 0) {
 		struct iovec iov[16];
 		int n = 0;
-		size_t off = t->hit_off;
-		uint64_t rem = t->hit_left;
+		uint64_t avail = atomic_load_explicit(&o->published, memory_order_acquire);
 
+		if (t->hit_pos >= avail) {
+			if (!atomic_load_explicit(&o->ended, memory_order_acquire))
+				return progress; /* the fetch kicks us when there is more */
+			txn_abort(t, atomic_load(&o->failed)
+					     ? "origin failed mid-body"
+					     : "stored body shorter than its length");
+			return 1;
+		}
+		if (t->hit_c == NULL) { /* the first byte: place the cursor */
+			uint64_t skip = t->hit_pos;
+			t->hit_c = o->body;
+			while (skip >= t->hit_c->cap) {
+				skip -= t->hit_c->cap;
+				t->hit_c = t->hit_c->next;
+			}
+			t->hit_off = (size_t)skip;
+		}
+		if (t->hit_off == t->hit_c->cap) { /* published bytes lie beyond it */
+			t->hit_c = t->hit_c->next;
+			t->hit_off = 0;
+		}
 		if (!s->wr)
 			return progress;
+		uint64_t rem = SL_MIN(t->hit_left, avail - t->hit_pos);
+		size_t off = t->hit_off;
 		for (const struct cache_chunk *c = t->hit_c; c && n < 16 && rem > 0;
-		     c = c->next, off = 0) {
-			size_t len = (size_t)SL_MIN((uint64_t)(c->len - off), rem);
+		     c = rem > 0 ? c->next : c, off = 0) {
+			size_t len = (size_t)SL_MIN((uint64_t)(c->cap - off), rem);
 			iov[n++] =
 				(struct iovec){.iov_base = (char *)c->data + off, .iov_len = len};
 			rem -= len;
@@ -2296,14 +2425,20 @@ static int step_hit(struct txn *t)
 		progress = 1;
 		t->bytes_out += (uint64_t)w;
 		t->hit_left -= (uint64_t)w;
+		t->hit_pos += (uint64_t)w;
 		counter_add(&s->w->cnt, CNT_BYTES_TO_CLIENTS, w);
 		size_t left = (size_t)w;
-		while (t->hit_c && left >= t->hit_c->len - t->hit_off) {
-			left -= t->hit_c->len - t->hit_off;
-			t->hit_c = t->hit_c->next;
-			t->hit_off = 0;
+		/* Stay on a chunk just emptied: its successor may not be
+		 * linked yet (it is by the time more is published). */
+		while (left > 0) {
+			size_t k = SL_MIN(left, (size_t)(t->hit_c->cap - t->hit_off));
+			t->hit_off += k;
+			left -= k;
+			if (left > 0) {
+				t->hit_c = t->hit_c->next;
+				t->hit_off = 0;
+			}
 		}
-		t->hit_off += left;
 	}
 	txn_finish(t);
 	return 1;
@@ -2457,6 +2592,9 @@ static void session_run(struct session *s)
 			case TS_HIT:
 				rc = step_hit(t);
 				break;
+			case TS_COLLAPSED:
+				rc = step_collapsed(t);
+				break;
 			default:
 				SL_ASSERT(0);
 				return;
@@ -2571,6 +2709,11 @@ static void timer_cb(struct ev_loop *loop, struct ev_timer *tm)
 		session_run(s);
 		return;
 	}
+	case TS_COLLAPSED:
+		/* The fetch waited on is slow: ask the origin ourselves. */
+		collapse_release(t);
+		session_run(s);
+		return;
 	default:
 		/* Mid-body, tunnel idle, or a client not reading our answer. */
 		txn_abort(t, "timeout");

@@ -26,6 +26,11 @@ struct session;
 void session_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t len);
 
 /* Close sessions that are idle between requests (drain). */
+/* Run the transaction waiting as w (request collapsing): its fetch in
+ * flight changed. On w's worker thread. */
+struct cache_waiter;
+void session_waiter_run(struct cache_waiter *w);
+
 void session_close_idle(struct worker *w);
 /* Close every session now (forced stop or worker exit). */
 void session_close_all(struct worker *w);

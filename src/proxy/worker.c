@@ -10,6 +10,7 @@
 
 #include "base/log.h"
 #include "buf/iobuf.h"
+#include "cache/mem.h"
 #include "dns/dns.h"
 #include "net/net.h"
 #include "obs/alog.h"
@@ -254,12 +255,65 @@ void worker_session_gone(struct worker *w)
 	maybe_finish_drain(w);
 }
 
+void worker_kick(struct worker *wk, struct cache_waiter *w)
+{
+	pthread_mutex_lock(&wk->kick_mu);
+	bool first = wk->kick_head == NULL;
+	if (!w->queued) {
+		w->queued = true;
+		w->qprev = NULL;
+		w->qnext = wk->kick_head;
+		if (wk->kick_head)
+			wk->kick_head->qprev = w;
+		wk->kick_head = w;
+	}
+	pthread_mutex_unlock(&wk->kick_mu);
+	if (first)
+		ev_wake(wk->loop);
+}
+
+static void unlink_kick(struct worker *wk, struct cache_waiter *w)
+{
+	if (w->qprev)
+		w->qprev->qnext = w->qnext;
+	else
+		wk->kick_head = w->qnext;
+	if (w->qnext)
+		w->qnext->qprev = w->qprev;
+	w->qnext = w->qprev = NULL;
+	w->queued = false;
+}
+
+void worker_unkick(struct worker *wk, struct cache_waiter *w)
+{
+	pthread_mutex_lock(&wk->kick_mu);
+	if (w->queued)
+		unlink_kick(wk, w);
+	pthread_mutex_unlock(&wk->kick_mu);
+}
+
+/* Run every kicked waiter; one kicked again meanwhile runs again. */
+static void run_kicks(struct worker *wk)
+{
+	for (;;) {
+		pthread_mutex_lock(&wk->kick_mu);
+		struct cache_waiter *w = wk->kick_head;
+		if (w)
+			unlink_kick(wk, w);
+		pthread_mutex_unlock(&wk->kick_mu);
+		if (w == NULL)
+			return;
+		session_waiter_run(w); /* may end its transaction */
+	}
+}
+
 static void wakeup_cb(struct ev_loop *loop, void *arg)
 {
 	struct worker *w = arg;
 	struct worker_post *p = atomic_exchange(&w->post, NULL);
 	(void)loop;
 
+	run_kicks(w);
 	if (p)
 		apply_post(w, p);
 	if (atomic_load(&w->force_stop)) {
@@ -324,6 +378,7 @@ struct worker *worker_new(unsigned id, struct conf *conf, char *err, size_t errl
 		return NULL;
 	}
 	w->conf = conf_ref(conf);
+	pthread_mutex_init(&w->kick_mu, NULL);
 	ev_set_wakeup(w->loop, wakeup_cb, w);
 	ev_set_before_wait(w->loop, before_wait, w);
 	return w;
@@ -389,6 +444,7 @@ void worker_join_free(struct worker **wp)
 	*wp = NULL;
 	pthread_join(w->thread, NULL);
 	ev_loop_free(&w->loop);
+	pthread_mutex_destroy(&w->kick_mu);
 	free_post(atomic_exchange(&w->post, NULL));
 	conf_unref(&w->conf);
 	w->magic = 0;

@@ -20,6 +20,7 @@
 
 struct dns;
 struct mem_store;
+struct cache_waiter;
 struct session;
 struct upstream;
 struct listener;
@@ -53,6 +54,11 @@ struct worker {
 	unsigned npooled;
 	struct upstream *pool_lru_head, *pool_lru_tail;
 
+	/* Transactions waiting on a fetch in flight (request collapsing),
+	 * kicked from any thread: run on this one's wakeup. */
+	pthread_mutex_t kick_mu;
+	struct cache_waiter *kick_head;
+
 	/* Posted by the main thread. */
 	_Atomic(struct worker_post *) post;
 	atomic_bool drain;	/* stop accepting, finish in-flight work */
@@ -65,6 +71,11 @@ struct worker {
  * and counts it; worker_conn_release() undoes it. */
 bool worker_conn_admit(const struct conf *c, const struct sockaddr *peer);
 void worker_conn_release(const struct sockaddr *peer);
+
+/* Queue w to be run on worker wk's thread soon (any thread; once until it
+ * runs). worker_unkick() takes it off the queue (wk's thread). */
+void worker_kick(struct worker *wk, struct cache_waiter *w);
+void worker_unkick(struct worker *wk, struct cache_waiter *w);
 
 /* Make a worker (loop, resolver) from the main thread. Returns NULL and a
  * reason in err. */

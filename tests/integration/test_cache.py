@@ -1,5 +1,6 @@
 """The shared cache in forward mode: what is stored, what is served from it,
 and what every answer says about it (Age, Cache-Status, the origin's count)."""
+import threading
 import time
 
 from lib import asserts as A
@@ -599,3 +600,147 @@ def test_cache030_unknown_length_past_the_limit_or_cut_is_not_stored(t):
     except AssertionError:
         pass
     A.eq(sum(1 for r in o.requests if r.target == "/cut"), 2, "a cut body was not stored")
+
+
+def collapsing_origin(t, headers, parts, chunked=False):
+    """An origin that holds its first answer until `go` is set, then sends
+    the body in `parts` with pauses; every later request is answered at
+    once with the request count in the body."""
+    go = threading.Event()
+    t.defer(go.set)
+
+    def h(req, c):
+        n = len(c.origin.requests)
+        if n > 1:
+            c.respond(200, b"later #%d" % n, headers)
+            return None
+        go.wait(10)
+        body = b"".join(parts)
+        if chunked:
+            c.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n" +
+                   b"".join(b"%s: %s\r\n" % (k.encode(), v.encode()) for k, v in headers) +
+                   b"\r\n")
+            for p in parts:
+                c.send(b"%x\r\n%s\r\n" % (len(p), p))
+                time.sleep(0.1)
+            c.send(b"0\r\n\r\n")
+            return None
+        c.send(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n" % len(body) +
+               b"".join(b"%s: %s\r\n" % (k.encode(), v.encode()) for k, v in headers) + b"\r\n")
+        for p in parts:
+            c.send(p)
+            time.sleep(0.1)
+        return None
+    return t.origin(h), go
+
+
+def start_clients(t, p, url, n, headers=()):
+    cs_ = []
+    for _ in range(n):
+        c = t.client(p, timeout=10)
+        c.send(build_request("GET", url, list(headers)))
+        cs_.append(c)
+    return cs_
+
+
+def test_cache031_concurrent_misses_collapse_into_one_origin_request(t):
+    p = t.sluice()
+    parts = [b"a" * 30000, b"b" * 30000, b"c" * 30000]
+    o, go = collapsing_origin(t, [("Cache-Control", "max-age=60")], parts)
+    first = start_clients(t, p, o.url("/hot"), 1)
+    o.wait_requests(1)
+    rest = start_clients(t, p, o.url("/hot"), 9)
+    time.sleep(0.3)  # all nine are waiting on the first one's fetch
+    go.set()
+    bodies = [c.read_response() for c in first + rest]
+    for r in bodies:
+        A.status(r, 200)
+        A.eq(r.body, b"".join(parts), "every client gets the whole body")
+    A.eq(len(o.requests), 1, "requests at origin")
+    collapsed = [r for r in bodies if "collapsed" in cs(r)]
+    A.eq(len(collapsed), 9, "nine answers say collapsed")
+    A.contains(cs(collapsed[0]), "fwd=uri-miss; fwd-status=200", "Cache-Status")
+    A.eq(collapsed[0].header("Content-Length"), "90000", "streamed with its length")
+    p.wait_log(lambda l: sum(1 for x in p.access_lines() if "TCP_CF_MISS/200" in x) == 9,
+               what="nine TCP_CF_MISS lines")
+    A.contains(cs(t.get(p, o.url("/hot"))), "; hit", "then a plain hit")
+
+
+def test_cache032_uncacheable_answer_releases_the_waiters(t):
+    p = t.sluice()
+    o, go = collapsing_origin(t, [("Cache-Control", "private")], [b"mine"])
+    first = start_clients(t, p, o.url("/priv"), 1)
+    o.wait_requests(1)
+    rest = start_clients(t, p, o.url("/priv"), 4)
+    time.sleep(0.3)
+    go.set()
+    A.eq(first[0].read_response().body, b"mine", "the first client's own answer")
+    later = sorted(c.read_response().body for c in rest)
+    A.eq(later, [b"later #%d" % i for i in range(2, 6)], "each waiter asked the origin itself")
+    A.eq(len(o.requests), 5, "requests at origin")
+
+
+def test_cache033_unknown_length_waiters_get_the_whole_stored_object(t):
+    p = t.sluice()
+    parts = [b"x" * 5000, b"y" * 5000]
+    o, go = collapsing_origin(t, [("Cache-Control", "max-age=60")], parts, chunked=True)
+    first = start_clients(t, p, o.url("/ch"), 1)
+    o.wait_requests(1)
+    rest = start_clients(t, p, o.url("/ch"), 3)
+    time.sleep(0.3)
+    go.set()
+    A.eq(first[0].read_response().body, b"".join(parts), "leader's body")
+    for c in rest:
+        r = c.read_response()
+        A.eq(r.body, b"".join(parts), "waiter's body")
+        A.eq(r.header("Content-Length"), "10000", "served whole, with its length")
+    A.eq(len(o.requests), 1, "requests at origin")
+
+
+def test_cache034_a_fetch_cut_mid_body_cuts_its_streams_and_is_not_stored(t):
+    p = t.sluice()
+    go = threading.Event()
+    t.defer(go.set)
+
+    def h(req, c):
+        n = len(c.origin.requests)
+        if n > 1:
+            c.respond(200, b"fresh #%d" % n, [("Cache-Control", "max-age=60")])
+            return None
+        go.wait(10)
+        c.send(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\nCache-Control: max-age=60\r\n"
+               b"\r\n" + b"z" * 20000)
+        time.sleep(0.2)
+        return CLOSE
+    o = t.origin(h)
+    first = start_clients(t, p, o.url("/cut"), 1)
+    o.wait_requests(1)
+    rest = start_clients(t, p, o.url("/cut"), 3)
+    time.sleep(0.3)
+    go.set()
+    for c in first + rest:
+        try:
+            r = c.read_response()
+        except (AssertionError, OSError):
+            continue  # cut while reading: what the client should see
+        if len(r.body) >= 100000:
+            raise AssertionError(f"a cut body must not look whole: {r!r}")
+    p.wait_log(lambda l: sum(1 for x in p.access_lines() if "/cut" in x) == 4,
+               what="four access log lines for /cut")
+    A.eq(t.get(p, o.url("/cut")).body, b"fresh #2", "nothing was stored")
+
+
+def test_cache035_a_waiter_with_another_variant_goes_to_the_origin(t):
+    p = t.sluice()
+    o, go = collapsing_origin(t, [("Cache-Control", "max-age=60"), ("Vary", "Accept-Language")],
+                              [b"english"])
+    first = start_clients(t, p, o.url("/v"), 1, [("Accept-Language", "en")])
+    o.wait_requests(1)
+    fr = start_clients(t, p, o.url("/v"), 1, [("Accept-Language", "fr")])
+    en = start_clients(t, p, o.url("/v"), 1, [("Accept-Language", "en")])
+    time.sleep(0.3)
+    go.set()
+    A.eq(first[0].read_response().body, b"english", "leader")
+    A.eq(en[0].read_response().body, b"english", "same variant: collapsed")
+    A.eq(fr[0].read_response().body, b"later #2", "other variant: its own request")
+    A.eq(len(o.requests), 2, "requests at origin")

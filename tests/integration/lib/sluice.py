@@ -9,6 +9,7 @@ import time
 from .util import bin_path, free_port, scale, wait_until
 
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer",
+                   "WARNING: ThreadSanitizer",
                    # valgrind memcheck (make valgrind)
                    "Invalid read", "Invalid write", "Invalid free", "uninitialised",
                    "definitely lost", "indirectly lost", "Mismatched free")
