@@ -744,3 +744,25 @@ def test_cache035_a_waiter_with_another_variant_goes_to_the_origin(t):
     A.eq(en[0].read_response().body, b"english", "same variant: collapsed")
     A.eq(fr[0].read_response().body, b"later #2", "other variant: its own request")
     A.eq(len(o.requests), 2, "requests at origin")
+
+
+def test_cache036_invalidation_reaches_a_fetch_in_flight(t):
+    p = t.sluice()
+    go = threading.Event()
+    t.defer(go.set)
+
+    def h(req, c):
+        n = len(c.origin.requests)
+        if req.method == "POST":
+            c.respond(200, b"posted")
+            return None
+        if n == 1:
+            go.wait(10)
+        c.respond(200, b"version #%d" % n, [("Cache-Control", "max-age=60")])
+    o = t.origin(h)
+    first = start_clients(t, p, o.url("/doc"), 1)
+    o.wait_requests(1)
+    A.eq(t.get(p, o.url("/doc"), method="POST", body=b"new").body, b"posted", "POST")
+    go.set()
+    A.eq(first[0].read_response().body, b"version #1", "the old fetch still answers its client")
+    A.eq(t.get(p, o.url("/doc")).body, b"version #3", "but was not stored")
