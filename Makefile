@@ -93,7 +93,7 @@ test: deps-test
 
 FUZZ_SECONDS ?= 30
 FUZZ_TARGETS := $(patsubst fuzz/%.c,%,$(sort $(wildcard fuzz/fuzz_*.c)))
-FUZZ_LIB_SRC := $(filter src/base/% src/http/% src/conf/% src/cache/policy.c src/cache/key.c,$(LIB_SRC))
+FUZZ_LIB_SRC := $(filter src/base/% src/http/% src/conf/% src/cache/policy.c src/cache/key.c src/cache/diskfmt.c src/cache/mem.c src/cache/evict.c,$(LIB_SRC))
 
 fuzz-build: $(FUZZ_TARGETS:%=$(B)/fuzz/%)
 

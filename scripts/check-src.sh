@@ -19,7 +19,7 @@ declare -A layer=(
 # Pure modules: bytes in, decisions out; no loop, no sockets. Whole
 # directories, and single files in directories that also hold I/O code.
 pure="http conf"
-pure_files="src/cache/policy.c src/cache/policy.h"
+pure_files="src/cache/policy.c src/cache/policy.h src/cache/diskfmt.c src/cache/diskfmt.h"
 
 for f in src/*/*.c src/*/*.h; do
 	mod=$(basename "$(dirname "$f")")

@@ -19,6 +19,7 @@
 #include "dns/dns.h"
 #include "net/net.h"
 #include "obs/alog.h"
+#include "cache/disk.h"
 #include "cache/mem.h"
 #include "proxy/relay.h"
 #include "proxy/worker.h"
@@ -156,6 +157,7 @@ int main(int argc, char **argv)
 	sigset_t mask;
 	int sfd, rc, exit_code = 0;
 	struct mem_store *cache = NULL;
+	struct disk_store *disk = NULL;
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
@@ -220,6 +222,18 @@ int main(int argc, char **argv)
 	}
 	if (apply_logging(conf) < 0)
 		return 1;
+	/* The disk tier, beneath the memory one (after the signal mask: its
+	 * I/O threads inherit it). One that cannot be used is logged and
+	 * left out; the memory cache goes on alone. */
+	if (conf->cache_dir && cache) {
+		disk = disk_open(conf->cache_dir, conf->cache_dir_size, 0, err, sizeof(err));
+		if (disk == NULL)
+			log_error("cache_dir %s: %s; continuing with the memory cache only",
+				  conf->cache_dir, err);
+	} else if (conf->cache_dir) {
+		log_warn("cache_dir %s: not used without a memory cache (cache_mem 0)",
+			 conf->cache_dir);
+	}
 
 	nw = thread_count(conf);
 	if (bind_listeners(conf, NULL, nw, fds) < 0)
@@ -231,6 +245,7 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		ws[i]->cache = cache;
+		ws[i]->disk = disk;
 	}
 	for (unsigned i = 0; i < nw; i++) {
 		rc = worker_start(ws[i], make_post(conf, fds[i]));
@@ -314,6 +329,7 @@ int main(int argc, char **argv)
 	conf_unref(&conf);
 	close(sfd);
 	dns_cache_free();
+	disk_close(&disk); /* writes still queued finish first */
 	mem_store_free(&cache);
 	ares_library_cleanup();
 	return exit_code;

@@ -37,7 +37,7 @@ typedef int parse_fn(struct loader *l, const struct directive *d, size_t argc, c
 
 static parse_fn p_bool, p_count, p_size, p_duration, p_string, p_hostname;
 static parse_fn p_listen, p_threads, p_allow, p_connect_ports, p_access_log, p_log_level;
-static parse_fn p_dns_servers, p_include, p_backend, p_route;
+static parse_fn p_dns_servers, p_include, p_backend, p_route, p_cache_dir;
 
 #define F(field) offsetof(struct conf, field)
 #define NOFIELD	 0
@@ -98,6 +98,8 @@ static parse_fn p_dns_servers, p_include, p_backend, p_route;
 	  "memory for cached objects; 0 = no memory cache")                                        \
 	X(cache_max_object, p_size, F(cache_max_object), 1, 1, 0, CACHE_MAX_OBJECT_CEIL, "SIZE",   \
 	  "16M", "largest response the cache stores")                                              \
+	X(cache_dir, p_cache_dir, NOFIELD, 2, 2, 1 << 20, CACHE_MEM_CEIL << 4, "PATH SIZE", NULL,  \
+	  "a disk cache in PATH of at most SIZE bytes")                                            \
 	X(cache_purge_allow, p_allow, F(purge_allow), 1, MANY, 0, 0, "CIDR|all|none...", "none",   \
 	  "clients that may PURGE cached URLs")                                                    \
 	X(backend, p_backend, NOFIELD, 2, MANY, 0, 0,                                              \
@@ -829,6 +831,21 @@ static int p_listen(struct loader *l, const struct directive *d, size_t argc, ch
 		return fail(l, "%s: too many addresses (at most %d)", d->name, CONF_MAX_LISTEN);
 	c->listen = list_append(c->listen, &c->nlisten, sizeof(*c->listen));
 	c->listen[c->nlisten - 1] = a;
+	return 0;
+}
+
+static int p_cache_dir(struct loader *l, const struct directive *d, size_t argc, char **argv)
+{
+	uint64_t v;
+
+	(void)argc;
+	if (argv[0][0] == '\0')
+		return fail(l, "%s: expected a directory, got \"\"", d->name);
+	if (conf_parse_size(argv[1], &v) < 0 || v < d->lo || v > d->hi)
+		return fail(l, "%s: expected a size %s..%s (bytes, or with K, M, G, T), got %s",
+			    d->name, fmt_size(d->lo).s, fmt_size(d->hi).s, quote(argv[1]).s);
+	set_string(&l->c->cache_dir, argv[0]);
+	l->c->cache_dir_size = v;
 	return 0;
 }
 
@@ -1601,6 +1618,7 @@ static void conf_free(struct conf *c)
 	free(c->visible_hostname);
 	free(c->access_log);
 	free(c->dns_servers);
+	free(c->cache_dir);
 	for (size_t i = 0; i < c->nbackends; i++)
 		free(c->backends[i].servers);
 	free(c->backends);

@@ -135,10 +135,12 @@ struct conf {
 	                                     Stored as c-ares CSV: "1.2.3.4:53,[::1]:53" */
 	uint32_t dns_cache_size; /* dns_cache_size N; default 4096 entries, 0 = no cache */
 
-	bool cache;		       /* cache on|off; default on */
-	uint64_t cache_mem;	       /* cache_mem SIZE; default 256M; 0 = no memory cache.
+	bool cache;		   /* cache on|off; default on */
+	uint64_t cache_mem;	   /* cache_mem SIZE; default 256M; 0 = no memory cache.
 	                              Taken at start only */
-	uint32_t cache_max_object;     /* cache_max_object SIZE; default 16M */
+	uint32_t cache_max_object; /* cache_max_object SIZE; default 16M */
+	char *cache_dir;	   /* cache_dir PATH SIZE; default none (NULL). Start only */
+	uint64_t cache_dir_size;
 	struct conf_cidr *purge_allow; /* cache_purge_allow CIDR|all|none...; default none */
 	size_t npurge_allow;
 

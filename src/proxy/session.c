@@ -19,6 +19,7 @@
 #include "http/chunked.h"
 #include "http/h1.h"
 #include "http/range.h"
+#include "cache/disk.h"
 #include "cache/key.h"
 #include "cache/mem.h"
 #include "cache/policy.h"
@@ -46,6 +47,7 @@
 	X(LOCAL, "local")         \
 	X(HIT, "hit")             \
 	X(COLLAPSED, "collapsed") \
+	X(DISK, "disk")           \
 	X(DONE, "done")
 
 enum txn_state {
@@ -157,6 +159,8 @@ struct txn {
 	struct cache_obj *stale;	  /* served if the origin fails (stale-if-error) */
 	bool stale_cond;		  /* the client's conditionals make that a 304 */
 	struct cache_pend *pend;	  /* the fetch in flight this one leads or waits for */
+	struct disk_read *dread;	  /* reading from the disk tier */
+	bool from_disk;
 	bool pend_leader;
 	bool collapsed;		    /* answered from another request's fetch */
 	struct cache_waiter waiter; /* while waiting on pend */
@@ -338,6 +342,7 @@ static void txn_free(struct txn **tp, bool abort_upstream)
 	sbuf_free(&t->up_out);
 	sbuf_free(&t->cl_out);
 	cache_obj_put(&t->hit);
+	disk_read_cancel(&t->dread);
 	cache_obj_put(&t->reval);
 	cache_obj_put(&t->stale);
 	if (t->pend && t->pend_leader) {
@@ -625,6 +630,31 @@ static struct mem_store *txn_store(const struct txn *t)
 	return t->conf->cache ? t->s->w->cache : NULL;
 }
 
+/* Store a whole object in memory and, behind it, on disk. */
+static bool cache_insert(struct txn *t, struct cache_obj *o)
+{
+	struct mem_store *store = txn_store(t);
+	if (store == NULL || !mem_insert(store, o))
+		return false;
+	if (t->s->w->disk)
+		(void)disk_write(t->s->w->disk, o);
+	counter_add(&t->s->w->cnt, CNT_CACHE_STORED, 1);
+	return true;
+}
+
+/* Drop every stored variant of a key, from both tiers. Returns how many
+ * the fuller tier held. */
+static unsigned cache_purge(struct txn *t, const char *key, size_t len)
+{
+	struct mem_store *store = txn_store(t);
+	unsigned n = store ? mem_purge(store, key, len) : 0;
+	if (store && t->s->w->disk) {
+		unsigned d = disk_purge(t->s->w->disk, key, len);
+		n = SL_MAX(n, d);
+	}
+	return n;
+}
+
 /* The primary key of an absolute-form target, into t->ckey. */
 static bool txn_cache_key(struct txn *t, const struct uri *u)
 {
@@ -722,11 +752,16 @@ static void serve_hit(struct txn *t, struct cache_obj *o, bool not_mod, int64_t 
 		sbuf_add_str(&t->cl_out, "Connection: keep-alive\r\n");
 	sbuf_add_str(&t->cl_out, "\r\n");
 	t->status = status;
-	t->tag = t->collapsed		    ? "TCP_CF_MISS"
-		 : fwd && fwd_status != 304 ? "TCP_REFRESH_FAIL_OLD"
-		 : fwd			    ? "TCP_REFRESH_UNMODIFIED"
-		 : not_mod		    ? "TCP_IMS_HIT"
-					    : "TCP_MEM_HIT";
+	if (t->collapsed)
+		t->tag = "TCP_CF_MISS";
+	else if (fwd && fwd_status != 304)
+		t->tag = "TCP_REFRESH_FAIL_OLD";
+	else if (fwd)
+		t->tag = "TCP_REFRESH_UNMODIFIED";
+	else if (not_mod)
+		t->tag = "TCP_IMS_HIT";
+	else
+		t->tag = t->from_disk ? "TCP_HIT" : "TCP_MEM_HIT";
 	const struct h1_header *ct = h1_find(o->hdrs, o->nhdrs, "Content-Type");
 	if (ct) {
 		size_t n = SL_MIN(ct->value.len, sizeof(t->ctype) - 1);
@@ -862,6 +897,43 @@ static int step_collapsed(struct txn *t)
 	return 1;
 }
 
+static bool cache_decide(struct txn *t, const struct h1_request *req, struct cache_obj *o);
+
+/* A read from the disk tier finished (o: a whole object, or NULL): it
+ * goes into memory, the hot tier, and the request is decided as if the
+ * memory store had had it all along; against the request as forwarded,
+ * since the client's head is gone from its buffer by now. */
+static void disk_done(struct txn *t, struct cache_obj *o)
+{
+	struct h1_header rh[MAX_HEADERS_CEIL];
+	struct h1_request rq;
+	struct mem_store *store = txn_store(t);
+
+	if (o && store && !mem_insert(store, o))
+		log_debug("disk hit not kept in memory (larger than cache_mem)");
+	if (o)
+		t->from_disk = true;
+	if (!origin_request(t, &rq, rh, SL_ARRAY_LEN(rh))) {
+		cache_obj_put(&o);
+		go_state(t, TS_RESOLVE);
+		return;
+	}
+	if (!cache_decide(t, &rq, o)) {
+		t->tag = "TCP_MISS";
+		go_state(t, TS_RESOLVE);
+	}
+}
+
+static void on_disk_read(void *arg, struct cache_obj *o)
+{
+	struct txn *t = arg;
+	struct session *s = t->s;
+	SL_CHECK_OBJ(t, TXN_MAGIC);
+	t->dread = NULL;
+	disk_done(t, o);
+	session_run(s);
+}
+
 /* Before a request goes upstream: answer it from cache if the rules allow
  * (true: answered), else note what the response will need. */
 static bool cache_try(struct txn *t, const struct h1_request *req, const struct uri *u)
@@ -879,11 +951,30 @@ static bool cache_try(struct txn *t, const struct h1_request *req, const struct 
 		t->cache_fwd = "method";
 		return false;
 	}
+	struct cache_obj *o = mem_lookup(store, t->ckey, t->ckey_len, req->headers, req->nheaders);
+	struct worker *w = t->s->w;
+	if (o == NULL && w->disk && w->dmbox) {
+		/* The disk tier: its index answers now, the file comes later. */
+		t->dread = disk_read(w->disk, w->dmbox, t->ckey, t->ckey_len, req->headers,
+				     req->nheaders, on_disk_read, t);
+		if (t->dread) {
+			go_state(t, TS_DISK);
+			return true;
+		}
+	}
+	return cache_decide(t, req, o);
+}
+
+/* With what the stores hold for the request (o, a reference, or NULL):
+ * answer it from cache (true), or note what its forwarding needs. */
+static bool cache_decide(struct txn *t, const struct h1_request *req, struct cache_obj *o)
+{
+	struct mem_store *store = txn_store(t);
+	bool get = sv_eq(req->method, SV_LIT("GET"));
 	struct cc rq;
 	cc_parse(req->headers, req->nheaders, &rq);
 	bool pragma = h1_has_token(req->headers, req->nheaders, "Pragma", "no-cache");
 	int64_t now = wall_s();
-	struct cache_obj *o = mem_lookup(store, t->ckey, t->ckey_len, req->headers, req->nheaders);
 	t->cache_fwd = "uri-miss";
 	if (o) {
 		enum policy_reuse r = policy_reuse(&o->meta, &rq, pragma, now);
@@ -960,7 +1051,7 @@ static void txn_purge(struct txn *t, const struct uri *u)
 			  false);
 		return;
 	}
-	unsigned n = store && txn_cache_key(t, u) ? mem_purge(store, t->ckey, t->ckey_len) : 0;
+	unsigned n = store && txn_cache_key(t, u) ? cache_purge(t, t->ckey, t->ckey_len) : 0;
 	snprintf(d, sizeof(d), "purged %u stored response%s", n, n == 1 ? "" : "s");
 	txn_local(t, n ? 200 : 404, n ? d : "not in cache", NULL, false);
 }
@@ -1666,7 +1757,7 @@ static void cache_invalidate(struct txn *t, const struct h1_response *resp)
 	struct mem_store *store = txn_store(t);
 	if (!t->cache_invalidate || store == NULL || !policy_status_invalidates(resp->status))
 		return;
-	(void)mem_purge(store, t->ckey, t->ckey_len);
+	(void)cache_purge(t, t->ckey, t->ckey_len);
 	for (unsigned i = 0; i < resp->nheaders; i++) {
 		struct sv n = resp->headers[i].name, path;
 		if (!sv_ieq_cstr(n, "Location") && !sv_ieq_cstr(n, "Content-Location"))
@@ -1679,7 +1770,7 @@ static void cache_invalidate(struct txn *t, const struct h1_response *resp)
 		long kl =
 			cache_key_make(sv_from_cstr(t->host), v6, t->port, path, key, sizeof(key));
 		if (kl > 0)
-			(void)mem_purge(store, key, (size_t)kl);
+			(void)cache_purge(t, key, (size_t)kl);
 	}
 }
 
@@ -1758,7 +1849,7 @@ static void cache_refresh(struct txn *t, const struct h1_response *resp)
 		/* Not to be kept: what was stored goes too. This client still
 		 * gets the refreshed copy (with, say, its own Set-Cookie). */
 		if (store)
-			(void)mem_purge(store, o->key, o->key_len);
+			(void)cache_purge(t, o->key, o->key_len);
 		storable = false;
 		vl = 0;
 	}
@@ -1771,8 +1862,8 @@ static void cache_refresh(struct txn *t, const struct h1_response *resp)
 			for (const struct cache_chunk *c = o->body; c; c = c->next)
 				cache_obj_append(n, c->data, c->len);
 			cache_obj_done(n);
-			if (storable && mem_insert(store, n))
-				counter_add(&t->s->w->cnt, CNT_CACHE_STORED, 1);
+			if (storable)
+				(void)cache_insert(t, n);
 		}
 	}
 	/* The 304 has no body: the origin connection is free again. */
@@ -1881,8 +1972,8 @@ static void cache_fill_done(struct txn *t)
 	cache_obj_done(t->fill);
 	/* Not stored if the URL was invalidated while this was in flight. */
 	bool valid = t->pend == NULL || mem_pend_end(store, &t->pend);
-	if (valid && store && mem_insert(store, t->fill))
-		counter_add(&t->s->w->cnt, CNT_CACHE_STORED, 1);
+	if (valid)
+		(void)cache_insert(t, t->fill);
 	cache_obj_put(&t->fill);
 	mem_release(t->s->w->cache, t->fill_reserved);
 	t->fill_reserved = 0;
@@ -2595,6 +2686,9 @@ static void session_run(struct session *s)
 			case TS_COLLAPSED:
 				rc = step_collapsed(t);
 				break;
+			case TS_DISK:
+				rc = 0; /* the read's callback moves it on */
+				break;
 			default:
 				SL_ASSERT(0);
 				return;
@@ -2709,6 +2803,13 @@ static void timer_cb(struct ev_loop *loop, struct ev_timer *tm)
 		session_run(s);
 		return;
 	}
+	case TS_DISK:
+		/* A disk that slow is no cache: ask the origin. */
+		log_warn("cache_dir read slower than read_timeout; going to the origin");
+		disk_read_cancel(&t->dread);
+		disk_done(t, NULL);
+		session_run(s);
+		return;
 	case TS_COLLAPSED:
 		/* The fetch waited on is slow: ask the origin ourselves. */
 		collapse_release(t);

@@ -10,6 +10,7 @@
 
 #include "base/log.h"
 #include "buf/iobuf.h"
+#include "cache/disk.h"
 #include "cache/mem.h"
 #include "dns/dns.h"
 #include "net/net.h"
@@ -342,6 +343,12 @@ static void *worker_main(void *arg)
 	struct worker *w = arg;
 	int rc;
 
+	if (w->disk) {
+		w->dmbox = disk_mbox_new(w->loop);
+		if (w->dmbox == NULL)
+			log_error("worker %u: no disk cache mailbox (%s): disk cache not used here",
+				  w->id, strerror(errno));
+	}
 	wakeup_cb(w->loop, w);
 	rc = ev_loop_run(w->loop);
 	if (rc < 0)
@@ -349,6 +356,7 @@ static void *worker_main(void *arg)
 	listeners_close_all(w);
 	session_close_all(w);
 	upstream_pool_clear(w);
+	disk_mbox_free(&w->dmbox);
 	dns_free(&w->dns);
 	/* The loop itself lives until worker_join_free(): the main thread may
 	 * still wake it after it stopped. */

@@ -20,6 +20,8 @@
 
 struct dns;
 struct mem_store;
+struct disk_store;
+struct disk_mbox;
 struct cache_waiter;
 struct session;
 struct upstream;
@@ -42,6 +44,8 @@ struct worker {
 	struct conf *conf; /* current snapshot, owned reference */
 	struct counters cnt;
 	struct mem_store *cache; /* the process's memory cache (shared), or NULL */
+	struct disk_store *disk; /* and its disk tier (shared), or NULL */
+	struct disk_mbox *dmbox; /* where this worker's disk reads complete */
 
 	struct listener *listeners;
 	struct session *sessions; /* every open client connection */

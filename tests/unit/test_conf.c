@@ -1210,6 +1210,15 @@ TEST(cache_directives)
 	CHECK(c && c->cache && c->cache_mem == 256ull << 20 && c->npurge_allow == 0);
 	conf_unref(&c);
 	CHECK(strstr(load_err("cache_mem 2T\n"), "cache_mem: expected a size 0..1T") != NULL);
+	c = load("cache_dir \"/var/cache/my sluice\" 20G\n");
+	CHECK(c && c->cache_dir && strcmp(c->cache_dir, "/var/cache/my sluice") == 0 &&
+	      c->cache_dir_size == 20ull << 30);
+	conf_unref(&c);
+	c = load("");
+	CHECK(c && c->cache_dir == NULL);
+	conf_unref(&c);
+	CHECK(strstr(load_err("cache_dir /x 10K\n"), "cache_dir: expected a size 1M..") != NULL);
+	CHECK(strstr(load_err("cache_dir /x\n"), "cache_dir: expected 2 arguments") != NULL);
 }
 
 int main(void)

@@ -1,0 +1,152 @@
+"""The disk tier of the cache (cache_dir): what survives a restart (kill -9
+too), what is dropped when its file is damaged, and what happens when the
+disk cannot take more or the directory cannot be used."""
+import glob
+import os
+import signal
+import subprocess
+import time
+
+from lib import asserts as A
+from lib.util import wait_until
+
+
+def counting(cc="max-age=3600", size=0):
+    def h(req, c):
+        n = len(c.origin.requests)
+        body = (b"object %s #%d " % (req.target.encode(), n)) + b"." * size
+        c.respond(200, body, [("Cache-Control", cc), ("Content-Type", "text/plain")])
+    return h
+
+
+def objects(d):
+    return [f for f in glob.glob(os.path.join(d, "??", "*")) if os.path.isfile(f)]
+
+
+def cs(r):
+    return r.header("Cache-Status") or ""
+
+
+def test_disk001_objects_survive_a_restart(t):
+    d = t.path("cache")
+    o = t.origin(counting())
+    p = t.sluice(f"cache_dir {d} 64M\n")
+    bodies = {path: t.get(p, o.url(path)).body for path in ("/a", "/b", "/c")}
+    wait_until(lambda: len(objects(d)) == 3, 5, "three object files")
+    p.stop()
+    p.start()
+    for path, body in bodies.items():
+        r = t.get(p, o.url(path))
+        A.status(r, 200)
+        A.eq(r.body, body, f"{path} from disk after the restart")
+        A.contains(cs(r), "; hit", "Cache-Status")
+        A.eq(r.header("Content-Type"), "text/plain", "stored headers")
+    A.eq(len(o.requests), 3, "requests at origin")
+    p.wait_log(lambda l: "TCP_HIT/200" in l and "/a " in l, what="TCP_HIT line for /a")
+    A.contains(p.stderr_text(), "cache_dir " + d + ": 3 objects", "start-up log line")
+    # Promoted to memory: the next one is a memory hit.
+    t.get(p, o.url("/a"))
+    p.wait_log(lambda l: "TCP_MEM_HIT/200" in l and "/a " in l, what="TCP_MEM_HIT line")
+
+
+def test_disk002_kill_9_loses_nothing_written(t):
+    d = t.path("cache")
+    o = t.origin(counting())
+    p = t.sluice(f"cache_dir {d} 64M\n")
+    body = t.get(p, o.url("/k")).body
+    wait_until(lambda: len(objects(d)) == 1, 5, "the object file")
+    p.signal(signal.SIGKILL)
+    p.wait_exit(5)
+    p.start()
+    A.eq(t.get(p, o.url("/k")).body, body, "served from disk after kill -9")
+    A.eq(len(o.requests), 1, "requests at origin")
+
+
+def test_disk003_a_corrupted_object_file_is_dropped_not_served(t):
+    d = t.path("cache")
+    o = t.origin(counting(size=5000))
+    p = t.sluice(f"cache_dir {d} 64M\n")
+    t.get(p, o.url("/x"))
+    wait_until(lambda: len(objects(d)) == 1, 5, "the object file")
+    p.stop()
+    f = objects(d)[0]
+    with open(f, "r+b") as fh:  # flip a byte in the middle of the body
+        fh.seek(os.path.getsize(f) - 2000)
+        b = fh.read(1)
+        fh.seek(-1, 1)
+        fh.write(bytes([b[0] ^ 0x20]))
+    p.start()
+    r = t.get(p, o.url("/x"))
+    A.status(r, 200)
+    A.eq(r.body[:12], b"object /x #2", "the damaged copy is not served: the origin answers")
+    A.eq(len(o.requests), 2, "requests at origin")
+    wait_until(lambda: "damaged" in p.stderr_text() or "corrupt" in p.stderr_text() or
+               "checksum" in p.stderr_text(), 3, "a log line about the damaged file")
+
+
+def test_disk004_evicted_from_memory_still_hits_on_disk(t):
+    d = t.path("cache")
+    o = t.origin(counting(size=200000))
+    p = t.sluice(f"cache_mem 1M\ncache_max_object 512K\ncache_dir {d} 64M\n")
+    first = t.get(p, o.url("/0")).body
+    for i in range(1, 8):  # 1.4 MB through a 1 MB memory cache
+        t.get(p, o.url(f"/{i}"))
+    wait_until(lambda: len(objects(d)) == 8, 5, "eight object files")
+    r = t.get(p, o.url("/0"))
+    A.eq(r.body, first, "the first object, from disk")
+    A.eq(len(o.requests), 8, "requests at origin")
+    p.wait_log(lambda l: "TCP_HIT/200" in l and "/0 " in l, what="TCP_HIT line for /0")
+
+
+def test_disk005_purge_and_invalidation_reach_the_disk(t):
+    d = t.path("cache")
+    o = t.origin(counting())
+    p = t.sluice(f"cache_dir {d} 64M\ncache_purge_allow 127.0.0.1\n")
+    t.get(p, o.url("/p"))
+    t.get(p, o.url("/q"))
+    wait_until(lambda: len(objects(d)) == 2, 5, "two object files")
+    A.status(t.get(p, o.url("/p"), method="PURGE"), 200)
+    A.status(t.get(p, o.url("/q"), method="POST", body=b"x"), 200)
+    wait_until(lambda: len(objects(d)) == 0, 5, "both files removed")
+    p.stop()
+    p.start()
+    t.get(p, o.url("/p"))
+    t.get(p, o.url("/q"))
+    A.eq(len(o.requests), 5, "neither came back after a restart")
+
+
+def test_disk006_unusable_directory_runs_with_memory_only(t):
+    blocker = t.path("file")
+    with open(blocker, "w") as f:
+        f.write("not a directory\n")
+    o = t.origin(counting())
+    p = t.sluice(f"cache_dir {blocker}/cache 64M\n")
+    wait_until(lambda: "continuing with the memory cache only" in p.stderr_text(), 3,
+               "the log line")
+    A.contains(p.stderr_text(), blocker + "/cache", "it names the directory")
+    t.get(p, o.url("/m"))
+    A.contains(cs(t.get(p, o.url("/m"))), "; hit", "the memory cache still works")
+
+
+def test_disk007_full_disk_degrades_to_memory_with_one_log_line(t):
+    d = t.path("small")
+    os.makedirs(d)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", d],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        print(f"    (skipped: cannot mount a small tmpfs here: {r.stderr.strip()})")
+        return
+    t.defer(lambda: subprocess.run(["umount", "-l", d], capture_output=True))
+    o = t.origin(counting(size=60000))
+    p = t.sluice(f"cache_dir {d} 64M\n")
+    for i in range(8):  # 480 KB into 256 KB
+        A.status(t.get(p, o.url(f"/{i}")), 200)
+        time.sleep(0.05)
+    wait_until(lambda: "continuing with the memory cache only" in p.stderr_text(), 5,
+               "the degradation log line")
+    A.eq(p.stderr_text().count("continuing with the memory cache only"), 1, "one line only")
+    for i in range(8):
+        r = t.get(p, o.url(f"/{i}"))
+        A.contains(cs(r), "; hit", f"/{i} still served from memory")
+    A.eq(len(o.requests), 8, "requests at origin")
+    A.eq(p.alive(), True, "still running")
