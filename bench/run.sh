@@ -77,7 +77,9 @@ else
 	scenarios=("${ALL_SCENARIOS[@]}")
 fi
 
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+# Shared helpers: log, process and port helpers, cpu/memory probes, record,
+# start_origin (bench/lib.sh).
+. "$BENCH/lib.sh"
 
 # ---------------------------------------------------------------- setup ----
 
@@ -99,130 +101,9 @@ RES=$T/results.jsonl
 : >"$RES"
 PIDS=()
 
-# Process helpers read /proc directly (no procps needed).
-descendants() { # PID -> PID and all its descendants
-	local p=$1 c
-	echo "$p"
-	for c in $(awk -v pp="$p" '{ sub(/.*\) /, ""); if ($2 == pp) { split(FILENAME, f, "/"); print f[3] } }' \
-		/proc/[0-9]*/stat 2>/dev/null); do
-		descendants "$c"
-	done
-}
-
-alive() { # PID -> true if running and not a zombie
-	local st
-	st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
-	[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
-}
-
-stop_pid() { # PID: SIGTERM it and its descendants, SIGKILL after 10 s
-	local p=$1 all i
-	all=$(descendants "$p")
-	kill -TERM $all 2>/dev/null || true
-	for i in $(seq 1 100); do
-		alive "$p" || break
-		sleep 0.1
-	done
-	for i in $all; do alive "$i" && kill -KILL "$i" 2>/dev/null; done
-	wait "$p" 2>/dev/null || true
-}
-
-cleanup() {
-	local rc=$? p
-	trap - EXIT INT TERM
-	for p in ${PIDS[@]+"${PIDS[@]}"}; do
-		alive "$p" && stop_pid "$p"
-	done
-	if [ $keep -eq 1 ]; then log "kept $T"; else rm -rf "$T"; fi
-	exit $rc
-}
 trap cleanup EXIT
 trap 'log interrupted; exit 130' INT TERM
 
-start_bg() { # CPU LOGFILE CMD... -> sets BGPID
-	local cpu=$1 logf=$2
-	shift 2
-	taskset -c "$cpu" "$@" >"$logf" 2>&1 &
-	BGPID=$!
-	PIDS+=("$BGPID")
-}
-
-forget_pid() {
-	local keepp=() p
-	for p in ${PIDS[@]+"${PIDS[@]}"}; do [ "$p" = "$1" ] || keepp+=("$p"); done
-	PIDS=(${keepp[@]+"${keepp[@]}"})
-}
-
-free_ports() { # N -> N free TCP ports on 127.0.0.1
-	python3 - "$1" <<'EOF'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-EOF
-}
-
-wait_port() { # PORT PID -> true when PORT accepts; false if PID died / 20 s
-	local i
-	for i in $(seq 1 200); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-		alive "$2" || return 1
-		sleep 0.1
-	done
-	return 1
-}
-
-cpu_ticks() { # PID -> utime+stime (clock ticks) of PID and its descendants
-	local p sum=0 v
-	for p in $(descendants "$1"); do
-		v=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}') || v=0
-		sum=$((sum + ${v:-0}))
-	done
-	echo "$sum"
-}
-
-mem_kib() { # PID -> "RSS_KiB PSS_KiB" summed over PID and its descendants
-	local p rss=0 pss=0 v
-	for p in $(descendants "$1"); do
-		v=$(awk '/^VmRSS:/{print $2}' "/proc/$p/status" 2>/dev/null) || v=0
-		rss=$((rss + ${v:-0}))
-		v=$(awk '/^Pss:/{print $2}' "/proc/$p/smaps_rollup" 2>/dev/null) || v=0
-		pss=$((pss + ${v:-0}))
-	done
-	echo "$rss $pss"
-}
-
-cpu_busy() { # -> "now_s busy_ticks_PROXY_CPU busy_ticks_LOAD_CPU" (from /proc/stat)
-	awk -v a="cpu$PROXY_CPU" -v b="cpu$LOAD_CPU" -v now="$(date +%s.%N)" '
-		$1 == a { pa = $2 + $3 + $4 + $7 + $8 + $9 }
-		$1 == b { pb = $2 + $3 + $4 + $7 + $8 + $9 }
-		END { printf "%s %d %d\n", now, pa, pb }' /proc/stat
-}
-
-busy_json() { # "before" "after" -> ,"busy_proxy_cpu":P,"busy_load_cpu":L  (percent)
-	awk -v t="$TICK" -v x="$1" -v y="$2" 'BEGIN {
-		split(x, a, " "); split(y, b, " "); w = b[1] - a[1]
-		printf ",\"busy_proxy_cpu\":%.1f,\"busy_load_cpu\":%.1f", (b[2]-a[2])/t/w*100, (b[3]-a[3])/t/w*100 }'
-}
-
-origin_counts() { # -> "accepts requests" from the origin's stub_status
-	curl -s --max-time 5 "http://127.0.0.1:$STATUS_PORT/status" | awk 'NR==3{print $1, $3}'
-}
-
-record() { # JSON object text -> results file
-	echo "$1" >>"$RES"
-}
-
-fail_record() { # SCEN TARGET REASON
-	local why=${3//\"/\'}
-	record "{\"scenario\":$1,\"target\":\"$2\",\"status\":\"${why//$'\n'/ }\"}"
-	log "scenario $1 $2: $3"
-}
-
-TICK=$(getconf CLK_TCK)
 STARTS=0
 
 # ------------------------------------------------------ build and tools ----
@@ -250,46 +131,7 @@ fi
 
 read -r OPORT STATUS_PORT SLUICE_PORT ATS_PORT SQUID_PORT TP_PORT NGX_PORT <<<"$(free_ports 7)"
 ORIGIN=127.0.0.1:$OPORT
-mkdir -p "$T/origin/www" "$T/origin/tmp"
-head -c 1024 /dev/urandom >"$T/origin/www/1k"
-head -c $((1024 * 1024)) /dev/urandom >"$T/origin/www/1m"
-head -c $((64 * 1024 * 1024)) /dev/urandom >"$T/origin/www/64m"
-cat >"$T/origin/nginx.conf" <<EOF
-# Origin for the benchmark: one worker, sendfile, no access log (requests
-# are counted by stub_status instead, which costs nothing per request).
-worker_processes 1;
-daemon off;
-master_process off;
-pid $T/origin/nginx.pid;
-error_log $T/origin/error.log warn;
-worker_rlimit_nofile $NOFILE;
-events { worker_connections $((NOFILE - 100)); }
-http {
-    access_log off;
-    client_body_temp_path $T/origin/tmp;
-    proxy_temp_path $T/origin/tmp;
-    fastcgi_temp_path $T/origin/tmp;
-    uwsgi_temp_path $T/origin/tmp;
-    scgi_temp_path $T/origin/tmp;
-    sendfile on;
-    tcp_nopush on;
-    keepalive_requests 100000000;
-    keepalive_timeout 600s;
-    default_type application/octet-stream;
-    server {
-        listen 127.0.0.1:$OPORT backlog=4096;
-        root $T/origin/www;
-    }
-    server {
-        listen 127.0.0.1:$STATUS_PORT;
-        location /status { stub_status; }
-    }
-}
-EOF
-start_bg "$LOAD_CPU" "$T/origin/stderr.log" nginx -p "$T/origin" -c "$T/origin/nginx.conf"
-ORIGIN_PID=$BGPID
-wait_port "$OPORT" "$ORIGIN_PID" || { cat "$T/origin/stderr.log" "$T/origin/error.log" >&2; echo "run.sh: origin nginx did not start" >&2; exit 1; }
-[ "$(curl -s -o /dev/null -w '%{size_download}' "http://$ORIGIN/1k")" = 1024 ] || { echo "run.sh: origin does not serve /1k" >&2; exit 1; }
+start_origin "$T/origin" "$OPORT" "$STATUS_PORT" "$NOFILE" "" 1k=1024 1m=$((1024 * 1024)) 64m=$((64 * 1024 * 1024))
 log "origin nginx on $ORIGIN (pid $ORIGIN_PID, CPU $LOAD_CPU); temp dir $T"
 
 # ------------------------------------------------------------- proxies -----
@@ -336,7 +178,7 @@ CONFIG proxy.config.exec_thread.limit INT 1
 CONFIG proxy.config.exec_thread.affinity INT 0
 CONFIG proxy.config.accept_threads INT 0
 CONFIG proxy.config.task_threads INT 1
-CONFIG proxy.config.http.server_ports STRING $ATS_PORT
+CONFIG proxy.config.http.server_ports STRING $ATS_PORT:ipv4:ip-in=127.0.0.1
 CONFIG proxy.config.http.connect_ports STRING 1-65535
 CONFIG proxy.config.http.cache.http INT 0
 CONFIG proxy.config.cache.ram_cache.size INT 0
@@ -390,6 +232,8 @@ client_idle_pconn_timeout 10 minutes
 pconn_timeout 10 minutes
 shutdown_lifetime 1 seconds
 dns_nameservers 127.0.0.1
+udp_incoming_address 127.0.0.1
+udp_outgoing_address 127.0.0.1
 visible_hostname sluice-bench
 EOF
 	# squid drops root for the 'proxy' user: it must write its own dir.
