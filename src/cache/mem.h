@@ -59,6 +59,9 @@ struct cache_obj {
 	 * at published. */
 	_Atomic uint64_t published;
 	atomic_bool ended, failed;
+	/* A background refresh of this (stale-while-revalidate) is running:
+	 * one at a time. */
+	atomic_bool refreshing;
 };
 
 /* Make an object for key/vary with a stored response head (parsed again

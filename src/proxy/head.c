@@ -59,6 +59,8 @@ static void add_common(struct sbuf *out, const struct h1_header *hdrs, unsigned 
 			continue;
 		add_field(out, name, hdrs[i].value);
 	}
+	if (is_request && o->own_fields)
+		*o->own_fields = out->len;
 	if (o->max_forwards >= 0) {
 		sbuf_add_str(out, "Max-Forwards: ");
 		sbuf_add_u64(out, (unsigned long long)o->max_forwards);

@@ -26,6 +26,10 @@ struct head_opts {
 	 * X-Forwarded-Proto is dropped (it would lie about the scheme). */
 	bool reverse;
 	struct sv host;
+	/* If set: where the fields this proxy adds (Via, X-Forwarded-For,
+	 * ...) begin in the request head written (after Host and the client's
+	 * own fields). */
+	size_t *own_fields;
 };
 
 /* Request line in origin-form plus forwarded fields. */

@@ -35,6 +35,8 @@
 
 #define SESSION_MAGIC 0x5e551011u
 #define TXN_MAGIC     0x7a7a7a7au
+/* Background refreshes in flight at once, per worker. */
+#define REFRESH_MAX 64
 /* A fill of unknown length reserves store memory in steps of this. */
 #define FILL_STEP (64 * 1024)
 
@@ -160,6 +162,9 @@ struct txn {
 	bool stale_cond;		  /* the client's conditionals make that a 304 */
 	struct cache_pend *pend;	  /* the fetch in flight this one leads or waits for */
 	struct disk_read *dread;	  /* reading from the disk tier */
+	size_t up_own;			  /* where this proxy\'s own fields begin in up_out */
+	bool swr;			  /* answered stale while a refresh runs */
+	size_t tgt_off, tgt_len;	  /* the request target as received */
 	bool from_disk;
 	bool pend_leader;
 	bool collapsed;		    /* answered from another request's fetch */
@@ -208,6 +213,11 @@ struct session {
 	const struct txn *timer_txn;
 	int timer_state;
 	bool moved;
+	/* A background refresh (stale-while-revalidate): a request this
+	 * proxy makes to itself, its answer drained; refresh_of is the stale
+	 * object whose refreshing flag it holds. */
+	bool refresh;
+	struct cache_obj *refresh_of;
 };
 
 static void session_run(struct session *s);
@@ -437,8 +447,16 @@ static void session_close(struct session *s, bool abort)
 	if (s->next)
 		s->next->prev = s->prev;
 	w->nsessions--;
-	counter_add(&w->cnt, CNT_CLIENT_ACTIVE, -1);
-	worker_conn_release(&s->peer.sa);
+	if (s->refresh)
+		w->nrefresh--;
+	if (s->refresh_of) {
+		atomic_store(&s->refresh_of->refreshing, false);
+		cache_obj_put(&s->refresh_of);
+	}
+	if (!s->refresh) {
+		counter_add(&w->cnt, CNT_CLIENT_ACTIVE, -1);
+		worker_conn_release(&s->peer.sa);
+	}
 	ev_defer(w->loop, free_session, s);
 	worker_session_gone(w);
 }
@@ -742,10 +760,11 @@ static void serve_hit(struct txn *t, struct cache_obj *o, bool not_mod, int64_t 
 		sbuf_printf(&t->cl_out, "Cache-Status: %s; fwd=%s; fwd-status=304%s\r\n",
 			    t->conf->visible_hostname, fwd, stored ? "; stored" : "");
 	else
-		sbuf_printf(&t->cl_out, "Cache-Status: %s; hit; ttl=%lld\r\n",
-			    t->conf->visible_hostname, (long long)(o->meta.lifetime - age));
+		sbuf_printf(&t->cl_out, "Cache-Status: %s; hit; ttl=%lld%s\r\n",
+			    t->conf->visible_hostname, (long long)(o->meta.lifetime - age),
+			    t->swr ? "; detail=\"stale-while-revalidate\"" : "");
 	if (t->conf->via)
-		sbuf_printf(&t->cl_out, "Via: 1.1 %s\r\n", t->conf->visible_hostname);
+		sbuf_printf(&t->cl_out, "Via: 1.1 %s (sluice)\r\n", t->conf->visible_hostname);
 	if (t->close_after)
 		sbuf_add_str(&t->cl_out, "Connection: close\r\n");
 	else if (t->version == 10)
@@ -761,7 +780,7 @@ static void serve_hit(struct txn *t, struct cache_obj *o, bool not_mod, int64_t 
 	else if (not_mod)
 		t->tag = "TCP_IMS_HIT";
 	else
-		t->tag = t->from_disk ? "TCP_HIT" : "TCP_MEM_HIT";
+		t->tag = t->swr ? "TCP_STALE_HIT" : t->from_disk ? "TCP_HIT" : "TCP_MEM_HIT";
 	const struct h1_header *ct = h1_find(o->hdrs, o->nhdrs, "Content-Type");
 	if (ct) {
 		size_t n = SL_MIN(ct->value.len, sizeof(t->ctype) - 1);
@@ -967,6 +986,8 @@ static bool cache_try(struct txn *t, const struct h1_request *req, const struct 
 
 /* With what the stores hold for the request (o, a reference, or NULL):
  * answer it from cache (true), or note what its forwarding needs. */
+static void refresh_start(struct txn *t, struct cache_obj *o);
+
 static bool cache_decide(struct txn *t, const struct h1_request *req, struct cache_obj *o)
 {
 	struct mem_store *store = txn_store(t);
@@ -979,6 +1000,15 @@ static bool cache_decide(struct txn *t, const struct h1_request *req, struct cac
 	if (o) {
 		enum policy_reuse r = policy_reuse(&o->meta, &rq, pragma, now);
 		bool usable = r == POLICY_REUSE_FRESH || r == POLICY_REUSE_STALE_OK;
+		if (r == POLICY_REUSE_STALE_REVALIDATE && !t->s->refresh && get &&
+		    !policy_has_other_conditional(req->headers, req->nheaders)) {
+			/* RFC 5861 §3: answer stale now, refresh behind it. */
+			refresh_start(t, o);
+			t->swr = true;
+			usable = true;
+		}
+		if (t->s->refresh)
+			usable = false; /* a refresh is for the origin's answer */
 		if (usable && !policy_has_other_conditional(req->headers, req->nheaders)) {
 			/* Conditionals apply only where the answer would be a
 			 * 2xx (RFC 9110 §13.2.1): a stored 404 stays a 404. */
@@ -1182,6 +1212,8 @@ static void txn_begin(struct session *s, const struct h1_request *req)
 
 	copy_str(t, req->method, &dummy, &t->method_len);
 	copy_str(t, req->target, &t->url_off, &t->url_len);
+	t->tgt_off = t->url_off;
+	t->tgt_len = t->url_len;
 	if ((h = h1_find(req->headers, req->nheaders, "User-Agent")) != NULL)
 		copy_str(t, h->value, &t->ua_off, &t->ua_len);
 	if ((h = h1_find(req->headers, req->nheaders, "Referer")) != NULL)
@@ -1331,6 +1363,7 @@ static void txn_begin(struct session *s, const struct h1_request *req)
 			ho.reverse = true;
 			ho.host = url_authority(req);
 		}
+		ho.own_fields = &t->up_own;
 		head_build_request(&t->up_out, req, &u, &ho);
 		if (sbuf_failed(&t->up_out)) {
 			txn_local(t, 431, "request head too large to forward", NULL, true);
@@ -2822,13 +2855,15 @@ static void timer_cb(struct ev_loop *loop, struct ev_timer *tm)
 	}
 }
 
-void session_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t len)
+static struct session *session_new(struct worker *w, int fd, const struct sockaddr *peer,
+				   socklen_t len, bool refresh)
 {
 	struct session *s = sl_calloc(1, sizeof(*s));
 
 	s->magic = SESSION_MAGIC;
 	s->w = w;
 	s->fd = fd;
+	s->refresh = refresh;
 	memcpy(&s->peer, peer, SL_MIN((size_t)len, sizeof(s->peer)));
 	s->rd = s->wr = true;
 	s->next = w->sessions;
@@ -2836,17 +2871,132 @@ void session_accept(struct worker *w, int fd, const struct sockaddr *peer, sockl
 		s->next->prev = s;
 	w->sessions = s;
 	w->nsessions++;
-	counter_add(&w->cnt, CNT_CLIENT_ACCEPTED, 1);
-	counter_add(&w->cnt, CNT_CLIENT_ACTIVE, 1);
-	net_set_nodelay(fd);
+	if (!refresh) {
+		counter_add(&w->cnt, CNT_CLIENT_ACCEPTED, 1);
+		counter_add(&w->cnt, CNT_CLIENT_ACTIVE, 1);
+		net_set_nodelay(fd);
+	}
 	if (ev_io_add(w->loop, &s->io, fd, EV_READ | EV_WRITE | EV_RDHUP, session_io_cb) < 0) {
 		log_error("cannot register client socket: %s", strerror(errno));
 		s->io.fd = -1;
 		session_close(s, true);
-		return;
+		return NULL;
 	}
+	return s;
+}
+
+void session_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t len)
+{
+	struct session *s = session_new(w, fd, peer, len, false);
 	/* Data may already be waiting (accept after the first segment). */
-	session_run(s);
+	if (s)
+		session_run(s);
+}
+
+/* ---- background refresh (stale-while-revalidate) ---- */
+
+static void refresh_kick(void *arg)
+{
+	session_run(arg);
+}
+
+/* The far end of a refresh's socket pair: reads and drops the answer. */
+struct drain {
+	struct ev_io io;
+	int fd;
+	struct drain *prev, *next; /* the worker's */
+	struct worker *w;
+};
+
+static void drain_free(struct worker *w, struct drain *d)
+{
+	ev_io_del(w->loop, &d->io);
+	close(d->fd);
+	if (d->prev)
+		d->prev->next = d->next;
+	else
+		w->drains = d->next;
+	if (d->next)
+		d->next->prev = d->prev;
+	free(d);
+}
+
+static void drain_cb(struct ev_loop *loop, struct ev_io *io, uint32_t revents)
+{
+	struct drain *d = SL_CONTAINER_OF(io, struct drain, io);
+	char buf[16384];
+	(void)revents;
+	(void)loop;
+	for (;;) {
+		ssize_t n = recv(d->fd, buf, sizeof(buf), 0);
+		if (n > 0)
+			continue;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		break; /* the refresh is over (its end closed) */
+	}
+	drain_free(d->w, d);
+}
+
+/* Refresh o in the background: the same request, made by this proxy to
+ * itself, over a socket pair whose far end only drains the answer. The
+ * request goes through the whole path (routing, the pending table,
+ * revalidation, storing) as a client's would; its session is marked so
+ * that the cache validates instead of answering. One refresh at a time per
+ * object, and at most REFRESH_MAX per worker. */
+static void refresh_start(struct txn *t, struct cache_obj *o)
+{
+	struct worker *w = t->s->w;
+	struct sbuf head;
+	int sv[2];
+
+	if (w->nrefresh >= REFRESH_MAX || t->up_own == 0 || t->up_out.len == 0 ||
+	    atomic_exchange(&o->refreshing, true))
+		return;
+	const char *host = memchr(t->up_out.p, '\n', t->up_out.len); /* after the request line */
+	if (host == NULL || (size_t)(host + 1 - t->up_out.p) > t->up_own)
+		goto undo;
+	host++;
+	sbuf_init(&head, OUT_HEAD_MAX);
+	sbuf_add_str(&head, "GET ");
+	sbuf_add_sv(&head, txn_sv(t, t->tgt_off, t->tgt_len));
+	sbuf_add_str(&head, " HTTP/1.1\r\n");
+	sbuf_add(&head, host, t->up_own - (size_t)(host - t->up_out.p));
+	sbuf_add_str(&head, "Connection: close\r\n\r\n");
+	if (sbuf_failed(&head) ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0) {
+		sbuf_free(&head);
+		goto undo;
+	}
+	/* A head is far smaller than a socket buffer: it goes in at once. */
+	ssize_t n = send(sv[1], head.p, head.len, MSG_NOSIGNAL);
+	bool sent = n == (ssize_t)head.len;
+	sbuf_free(&head);
+	struct drain *d = sl_calloc(1, sizeof(*d));
+	d->fd = sv[1];
+	d->w = w;
+	if (!sent || ev_io_add(w->loop, &d->io, sv[1], EV_READ | EV_RDHUP, drain_cb) < 0) {
+		close(sv[0]);
+		close(sv[1]);
+		free(d);
+		goto undo;
+	}
+	d->next = w->drains;
+	if (d->next)
+		d->next->prev = d;
+	w->drains = d;
+	struct session *s = session_new(w, sv[0], &t->s->peer.sa, sizeof(t->s->peer), true);
+	if (s == NULL)
+		return; /* its fd is closed; the drain sees the end */
+	s->refresh_of = cache_obj_ref(o);
+	w->nrefresh++;
+	log_debug("refreshing %.*s in the background", (int)t->url_len, t->strs.p + t->url_off);
+	ev_defer(w->loop, refresh_kick, s);
+	return;
+undo:
+	atomic_store(&o->refreshing, false);
 }
 
 void session_close_idle(struct worker *w)
@@ -2863,4 +3013,6 @@ void session_close_all(struct worker *w)
 {
 	while (w->sessions)
 		session_close(w->sessions, false);
+	while (w->drains)
+		drain_free(w, w->drains);
 }

@@ -24,6 +24,7 @@ struct disk_store;
 struct disk_mbox;
 struct cache_waiter;
 struct session;
+struct drain;
 struct upstream;
 struct listener;
 
@@ -50,6 +51,8 @@ struct worker {
 	struct listener *listeners;
 	struct session *sessions; /* every open client connection */
 	unsigned nsessions;
+	unsigned nrefresh;    /* of which background refreshes (stale-while-revalidate) */
+	struct drain *drains; /* the far ends of their socket pairs */
 
 	/* Idle upstream connections: hash buckets by origin key, plus an LRU
 	 * list over all of them for the total cap. */

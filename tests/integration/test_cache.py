@@ -6,6 +6,7 @@ import time
 from lib import asserts as A
 from lib.client import build_request
 from lib.origin import CLOSE
+from lib.util import wait_until
 
 
 def counting(headers=(), body=b"body"):
@@ -766,3 +767,57 @@ def test_cache036_invalidation_reaches_a_fetch_in_flight(t):
     go.set()
     A.eq(first[0].read_response().body, b"version #1", "the old fetch still answers its client")
     A.eq(t.get(p, o.url("/doc")).body, b"version #3", "but was not stored")
+
+
+def test_cache037_stale_while_revalidate_answers_stale_and_refreshes_behind(t):
+    p = t.sluice()
+    state = {"v": 1, "delay": 0.0}
+
+    def h(req, c):
+        time.sleep(state["delay"])
+        # (Version 2 stays fresh: its second of delay counts in its age.)
+        c.respond(200, b"version %d" % state["v"],
+                  [("Cache-Control", "max-age=%d, stale-while-revalidate=30" %
+                    (1 if state["v"] == 1 else 60)),
+                   ("ETag", '"v%d"' % state["v"])])
+    o = t.origin(h)
+    A.eq(t.get(p, o.url("/swr")).body, b"version 1", "stored")
+    time.sleep(2.1)  # stale, within stale-while-revalidate
+    state.update(v=2, delay=1.0)
+    t0 = time.monotonic()
+    r = t.get(p, o.url("/swr"))
+    took = time.monotonic() - t0
+    A.eq(r.body, b"version 1", "the stale copy, at once")
+    A.contains(cs(r), 'detail="stale-while-revalidate"', "Cache-Status")
+    if took > 0.8:
+        raise AssertionError(f"the stale answer waited for the origin ({took:.2f}s)")
+    o.wait_requests(2)
+    A.eq(o.requests[1].header("If-None-Match"), '"v1"', "the refresh is conditional")
+    wait_until(lambda: t.get(p, o.url("/swr")).body == b"version 2", 5,
+               "the refreshed copy to be served")
+    r = t.get(p, o.url("/swr"))
+    A.contains(cs(r), "; hit", "a plain hit again")
+    A.eq(len(o.requests), 2, "requests at origin: the first and one refresh")
+    p.wait_log(lambda l: "TCP_STALE_HIT/200" in l, what="TCP_STALE_HIT line")
+
+
+def test_cache038_one_background_refresh_for_many_stale_hits(t):
+    p = t.sluice()
+    go = threading.Event()
+    t.defer(go.set)
+
+    def h(req, c):
+        n = len(c.origin.requests)
+        if n > 1:
+            go.wait(10)
+        c.respond(200, b"copy #%d" % n,
+                  [("Cache-Control", "max-age=%d, stale-while-revalidate=60" %
+                    (1 if n == 1 else 60))])
+    o = t.origin(h)
+    t.get(p, o.url("/many"))
+    time.sleep(2.1)
+    for _ in range(10):
+        A.eq(t.get(p, o.url("/many")).body, b"copy #1", "stale while the refresh is held")
+    go.set()
+    wait_until(lambda: t.get(p, o.url("/many")).body == b"copy #2", 5, "the refreshed copy")
+    A.eq(len(o.requests), 2, "one refresh for ten stale hits")

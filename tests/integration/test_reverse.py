@@ -273,3 +273,22 @@ def test_reverse015_config_errors_name_file_and_line(t):
         if not re.search(rf"(^|\n)bad\.conf:{line}: .*{re.escape(why)}", r.stderr):
             raise AssertionError(f"stderr for {text!r} should say 'bad.conf:{line}: ...{why}', "
                                  f"got {r.stderr!r}")
+
+
+def test_reverse016_stale_while_revalidate_refreshes_through_the_route(t):
+    state = {"v": 1}
+
+    def h(req, c):
+        c.respond(200, b"v%d" % state["v"],
+                  [("Cache-Control", "max-age=%d, stale-while-revalidate=30" %
+                    (1 if state["v"] == 1 else 60))])
+    o = t.origin(h)
+    p = t.sluice(f"forward off\nbackend web {o.hostport}\nroute www.example web\n")
+    A.eq(rget(t, p, "/s", host="www.example").body, b"v1", "stored")
+    time.sleep(2.1)
+    state["v"] = 2
+    A.eq(rget(t, p, "/s", host="www.example").body, b"v1", "stale at once")
+    wait_until(lambda: rget(t, p, "/s", host="www.example").body == b"v2", 5,
+               "the refreshed copy")
+    A.eq(o.requests[1].header("Host"), "www.example", "the refresh keeps the Host")
+    A.eq(len(o.requests), 2, "requests at the backend")
