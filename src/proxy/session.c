@@ -2480,30 +2480,40 @@ static int step_hit(struct txn *t)
 	struct session *s = t->s;
 	int progress = 0;
 
-	if (t->cl_off < t->cl_out.len) {
-		size_t off0 = t->cl_off;
-		int rc = flush_sbuf(s->fd, &t->cl_out, &t->cl_off, &s->wr, &t->bytes_out);
-		if (rc < 0) {
-			session_close(s, true);
-			return 1;
-		}
-		if (t->cl_off != off0)
-			s->moved = true;
-		if (rc == 0)
-			return 0;
-		counter_add(&s->w->cnt, CNT_BYTES_TO_CLIENTS, (int64_t)t->cl_out.len);
-		progress = 1;
-	}
 	/* Chunks are walked by their capacity, bounded by what is published:
 	 * every chunk but the last is full, and the last may still be filling
-	 * (a collapsed request streaming another's fetch). */
+	 * (a collapsed request streaming another's fetch). The head goes out
+	 * in the same writev as the first body bytes: one segment, one wakeup
+	 * of the client, for a small answer. */
 	const struct cache_obj *o = t->hit;
-	while (t->hit_left > 0) {
-		struct iovec iov[16];
+	for (;;) {
+		struct iovec iov[17];
 		int n = 0;
-		uint64_t avail = atomic_load_explicit(&o->published, memory_order_acquire);
+		size_t head = t->cl_out.len - t->cl_off;
+		uint64_t avail = t->hit_left > 0
+					 ? atomic_load_explicit(&o->published, memory_order_acquire)
+					 : 0;
 
-		if (t->hit_pos >= avail) {
+		if (t->hit_left == 0 || t->hit_pos >= avail) {
+			if (head > 0) { /* the head alone: no body, or none yet */
+				size_t off0 = t->cl_off;
+				int rc = flush_sbuf(s->fd, &t->cl_out, &t->cl_off, &s->wr,
+						    &t->bytes_out);
+				if (rc < 0) {
+					session_close(s, true);
+					return 1;
+				}
+				counter_add(&s->w->cnt, CNT_BYTES_TO_CLIENTS,
+					    (int64_t)(t->cl_off - off0));
+				if (t->cl_off != off0)
+					s->moved = true;
+				if (rc == 0)
+					return progress;
+				progress = 1;
+				continue;
+			}
+			if (t->hit_left == 0)
+				break;
 			if (!atomic_load_explicit(&o->ended, memory_order_acquire))
 				return progress; /* the fetch kicks us when there is more */
 			txn_abort(t, atomic_load(&o->failed)
@@ -2526,9 +2536,12 @@ static int step_hit(struct txn *t)
 		}
 		if (!s->wr)
 			return progress;
+		if (head > 0)
+			iov[n++] = (struct iovec){.iov_base = t->cl_out.p + t->cl_off,
+						  .iov_len = head};
 		uint64_t rem = SL_MIN(t->hit_left, avail - t->hit_pos);
 		size_t off = t->hit_off;
-		for (const struct cache_chunk *c = t->hit_c; c && n < 16 && rem > 0;
+		for (const struct cache_chunk *c = t->hit_c; c && n < 17 && rem > 0;
 		     c = rem > 0 ? c->next : c, off = 0) {
 			size_t len = (size_t)SL_MIN((uint64_t)(c->cap - off), rem);
 			iov[n++] =
@@ -2547,11 +2560,14 @@ static int step_hit(struct txn *t)
 			return 1;
 		}
 		progress = 1;
+		s->moved = true;
 		t->bytes_out += (uint64_t)w;
-		t->hit_left -= (uint64_t)w;
-		t->hit_pos += (uint64_t)w;
 		counter_add(&s->w->cnt, CNT_BYTES_TO_CLIENTS, w);
-		size_t left = (size_t)w;
+		size_t left = (size_t)w, h = SL_MIN(left, head);
+		t->cl_off += h;
+		left -= h;
+		t->hit_left -= (uint64_t)left;
+		t->hit_pos += (uint64_t)left;
 		/* Stay on a chunk just emptied: its successor may not be
 		 * linked yet (it is by the time more is published). */
 		while (left > 0) {
