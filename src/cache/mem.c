@@ -446,7 +446,7 @@ void mem_pend_head(struct cache_pend *p, struct cache_obj *o)
 void mem_pend_progress(struct cache_pend *p)
 {
 	pthread_mutex_lock(&p->mu);
-	if (p->waiters && p->state == PEND_STREAM)
+	if (p->waiters && (p->state == PEND_STREAM || p->state == PEND_FILLING))
 		kick_all(p);
 	pthread_mutex_unlock(&p->mu);
 }

@@ -132,7 +132,7 @@ struct cache_waiter {
 enum pend_state {
 	PEND_WAIT,     /* the leader has no response head yet */
 	PEND_STREAM,   /* stored as it arrives, with a known length: stream it */
-	PEND_FILLING,  /* stored as it arrives, length unknown: wait for the end */
+	PEND_FILLING,  /* stored as it arrives, length unknown: stream it chunked */
 	PEND_DONE,     /* the object is whole */
 	PEND_RELEASED, /* not stored (uncacheable, failed): go to the origin */
 };

@@ -170,11 +170,15 @@ struct txn {
 	bool collapsed;		    /* answered from another request's fetch */
 	struct cache_waiter waiter; /* while waiting on pend */
 	uint64_t hit_pos;	    /* body offset of the hit cursor */
-	bool cache_store;	    /* the response may be stored (judged when it comes) */
-	uint64_t fill_reserved;	    /* bytes reserved in the store for the fill */
-	const char *cache_fwd;	    /* Cache-Status fwd= for a forwarded response */
-	const char *cache_detail;   /* why it was not stored, if it was not */
-	bool cache_invalidate;	    /* unsafe method: a non-error answer invalidates */
+	/* Streaming a growing object of unknown length: chunked framing, the
+	 * current chunk\'s data bytes still to send, whether one was begun. */
+	bool hit_chunked, ck_any;
+	uint64_t ck_left;
+	bool cache_store;	  /* the response may be stored (judged when it comes) */
+	uint64_t fill_reserved;	  /* bytes reserved in the store for the fill */
+	const char *cache_fwd;	  /* Cache-Status fwd= for a forwarded response */
+	const char *cache_detail; /* why it was not stored, if it was not */
+	bool cache_invalidate;	  /* unsafe method: a non-error answer invalidates */
 
 	/* For the access log. */
 	int status;
@@ -738,7 +742,9 @@ static void serve_hit(struct txn *t, struct cache_obj *o, bool not_mod, int64_t 
 	sbuf_printf(&t->cl_out, "Age: %lld\r\n", (long long)SL_MIN(age, CC_DELTA_MAX));
 	/* The stored body's own length: a body that came chunked or
 	 * close-delimited was stored without one. */
-	if (!ranged && !not_mod && o->status != 204)
+	if (t->hit_chunked)
+		sbuf_add_str(&t->cl_out, "Transfer-Encoding: chunked\r\n");
+	else if (!ranged && !not_mod && o->status != 204)
 		sbuf_printf(&t->cl_out, "Content-Length: %llu\r\n", (unsigned long long)blen);
 	if (ranged)
 		sbuf_printf(&t->cl_out,
@@ -792,6 +798,7 @@ static void serve_hit(struct txn *t, struct cache_obj *o, bool not_mod, int64_t 
 	t->hit_off = 0;
 	t->hit_pos = ranged ? t->range_first : 0;
 	t->hit_left = not_mod || t->is_head || o->status == 204 ? 0
+		      : t->hit_chunked				? UINT64_MAX
 		      : ranged					? t->range_last - t->range_first + 1
 								: blen;
 	if (!fwd && !t->collapsed)
@@ -892,7 +899,10 @@ static int step_collapsed(struct txn *t)
 	struct h1_request rq;
 	char vk[CACHE_VARY_KEY_MAX];
 
-	if (st == PEND_WAIT || (st == PEND_FILLING && !atomic_load(&o->ended))) {
+	/* Of unknown length and still filling: an HTTP/1.1 client is
+	 * streamed it chunked; a 1.0 one (no chunked) gets it once whole. */
+	bool growing = st == PEND_FILLING && !atomic_load(&o->ended);
+	if (st == PEND_WAIT || (growing && t->version != 11)) {
 		cache_obj_put(&o);
 		return 0;
 	}
@@ -907,11 +917,12 @@ static int step_collapsed(struct txn *t)
 		collapse_release(t);
 		return 1;
 	}
-	if (st != PEND_STREAM) { /* whole: no more news is needed */
+	if (st != PEND_STREAM && !growing) { /* whole: no more news is needed */
 		mem_pend_leave(&t->pend, &t->waiter);
 		worker_unkick(t->s->w, &t->waiter);
 	}
 	t->collapsed = true;
+	t->hit_chunked = growing;
 	serve_hit(t, o, false, wall_s(), NULL, 0, false);
 	return 1;
 }
@@ -2516,6 +2527,14 @@ static int step_hit(struct txn *t)
 				break;
 			if (!atomic_load_explicit(&o->ended, memory_order_acquire))
 				return progress; /* the fetch kicks us when there is more */
+			if (t->hit_chunked && !atomic_load(&o->failed)) {
+				/* The whole body is out: the last chunk ends it. */
+				sbuf_reset(&t->cl_out);
+				t->cl_off = 0;
+				sbuf_add_str(&t->cl_out, t->ck_any ? "\r\n0\r\n\r\n" : "0\r\n\r\n");
+				t->hit_left = 0;
+				continue;
+			}
 			txn_abort(t, atomic_load(&o->failed)
 					     ? "origin failed mid-body"
 					     : "stored body shorter than its length");
@@ -2536,10 +2555,25 @@ static int step_hit(struct txn *t)
 		}
 		if (!s->wr)
 			return progress;
+		if (t->hit_chunked && t->ck_left == 0) {
+			/* A new chunk of what is published, its size line queued
+			 * behind whatever of the head is not out yet. */
+			if (t->cl_off == t->cl_out.len) {
+				sbuf_reset(&t->cl_out);
+				t->cl_off = 0;
+			}
+			t->ck_left = SL_MIN(avail - t->hit_pos, (uint64_t)1 << 20);
+			sbuf_printf(&t->cl_out, "%s%llx\r\n", t->ck_any ? "\r\n" : "",
+				    (unsigned long long)t->ck_left);
+			t->ck_any = true;
+			head = t->cl_out.len - t->cl_off;
+		}
 		if (head > 0)
 			iov[n++] = (struct iovec){.iov_base = t->cl_out.p + t->cl_off,
 						  .iov_len = head};
 		uint64_t rem = SL_MIN(t->hit_left, avail - t->hit_pos);
+		if (t->hit_chunked)
+			rem = SL_MIN(rem, t->ck_left);
 		size_t off = t->hit_off;
 		for (const struct cache_chunk *c = t->hit_c; c && n < 17 && rem > 0;
 		     c = rem > 0 ? c->next : c, off = 0) {
@@ -2566,7 +2600,10 @@ static int step_hit(struct txn *t)
 		size_t left = (size_t)w, h = SL_MIN(left, head);
 		t->cl_off += h;
 		left -= h;
-		t->hit_left -= (uint64_t)left;
+		if (t->hit_chunked)
+			t->ck_left -= (uint64_t)left;
+		else
+			t->hit_left -= (uint64_t)left;
 		t->hit_pos += (uint64_t)left;
 		/* Stay on a chunk just emptied: its successor may not be
 		 * linked yet (it is by the time more is published). */

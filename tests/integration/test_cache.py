@@ -681,20 +681,26 @@ def test_cache032_uncacheable_answer_releases_the_waiters(t):
     A.eq(len(o.requests), 5, "requests at origin")
 
 
-def test_cache033_unknown_length_waiters_get_the_whole_stored_object(t):
+def test_cache033_unknown_length_is_streamed_chunked_to_waiters(t):
     p = t.sluice()
-    parts = [b"x" * 5000, b"y" * 5000]
+    parts = [b"x" * 5000, b"y" * 5000, b"z" * 5000]
     o, go = collapsing_origin(t, [("Cache-Control", "max-age=60")], parts, chunked=True)
     first = start_clients(t, p, o.url("/ch"), 1)
     o.wait_requests(1)
     rest = start_clients(t, p, o.url("/ch"), 3)
+    old = t.client(p, timeout=10)  # an HTTP/1.0 client: no chunked for it
+    old.send(build_request("GET", o.url("/ch"), version="HTTP/1.0"))
     time.sleep(0.3)
     go.set()
     A.eq(first[0].read_response().body, b"".join(parts), "leader's body")
     for c in rest:
         r = c.read_response()
         A.eq(r.body, b"".join(parts), "waiter's body")
-        A.eq(r.header("Content-Length"), "10000", "served whole, with its length")
+        A.eq(r.header("Transfer-Encoding"), "chunked", "streamed as it came, chunked")
+        A.contains(cs(r), "collapsed", "Cache-Status")
+    r = old.read_response()
+    A.eq(r.body, b"".join(parts), "HTTP/1.0 waiter's body")
+    A.eq(r.header("Content-Length"), "15000", "given whole, with its length")
     A.eq(len(o.requests), 1, "requests at origin")
 
 
