@@ -325,7 +325,9 @@ write_haproxy() {
 	mkdir -p "$d"
 	cat >"$d/haproxy.cfg" <<EOF
 # HTTP mode, one thread, keep-alive on both sides, server connections
-# shared between clients (http-reuse always), no logging.
+# shared between clients (http-reuse always), no logging. The same four
+# fields sluice adds to a request it forwards in reverse mode (Via,
+# X-Forwarded-For, Forwarded, X-Forwarded-Proto), so both do the same work.
 global
     nbthread 1
     maxconn 4000
@@ -340,6 +342,10 @@ defaults
     timeout http-keep-alive 600s
 frontend bench
     bind 127.0.0.1:$HAPROXY_PORT
+    option forwardfor
+    http-request add-header Via "1.1 haproxy"
+    http-request add-header Forwarded "for=%[src];host=%[req.hdr(host)];proto=http"
+    http-request set-header X-Forwarded-Proto http
     default_backend origin
 backend origin
     server origin1 $ORIGIN
@@ -351,7 +357,8 @@ write_nginx() {
 	mkdir -p "$d/tmp"
 	cat >"$d/nginx.conf" <<EOF
 # nginx as a reverse proxy: proxy_pass to an upstream with pooled keep-alive
-# connections, HTTP/1.1 upstream, default buffering, no proxy_cache.
+# connections, HTTP/1.1 upstream, default buffering, no proxy_cache; the
+# request fields sluice adds in reverse mode (see write_haproxy).
 worker_processes 1;
 daemon off;
 master_process off;
@@ -381,6 +388,10 @@ http {
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_set_header Host \$host;
+            proxy_set_header Via "1.1 nginx";
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_set_header Forwarded "for=\$remote_addr;host=\$host;proto=\$scheme";
+            proxy_set_header X-Forwarded-Proto \$scheme;
         }
     }
 }
