@@ -827,3 +827,46 @@ def test_cache038_one_background_refresh_for_many_stale_hits(t):
     go.set()
     wait_until(lambda: t.get(p, o.url("/many")).body == b"copy #2", 5, "the refreshed copy")
     A.eq(len(o.requests), 2, "one refresh for ten stale hits")
+
+
+def test_cache039_large_objects_are_served_whole_ranged_and_streamed(t):
+    """Bodies from 256 KiB up are kept apart from the heap and sent without
+    a copy: the bytes must be the same, whole, in ranges and streamed to
+    collapsed requests while they arrive."""
+    import hashlib
+    import os
+    p = t.sluice()
+    big = os.urandom(1 << 20)
+    go = threading.Event()
+    t.defer(go.set)
+
+    def h(req, c):
+        if req.target == "/slow":
+            go.wait(10)
+            c.send(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nCache-Control: max-age=60\r\n"
+                   b"ETag: \"big\"\r\n\r\n" % len(big))
+            for i in range(0, len(big), 262144):
+                c.send(big[i:i + 262144])
+                time.sleep(0.05)
+            return None
+        c.respond(200, big, [("Cache-Control", "max-age=60"), ("ETag", '"big"')])
+    o = t.origin(h)
+    A.eq(hashlib.sha256(t.get(p, o.url("/big")).body).hexdigest(),
+         hashlib.sha256(big).hexdigest(), "first answer")
+    r = t.get(p, o.url("/big"))
+    A.contains(cs(r), "; hit", "Cache-Status")
+    A.eq(r.body == big, True, "a hit carries the very bytes")
+    r = t.get(p, o.url("/big"), [("Range", "bytes=500000-500099")])
+    A.status(r, 206)
+    A.eq(r.body, big[500000:500100], "a range inside it")
+    r = t.get(p, o.url("/big"), [("Range", "bytes=-10")])
+    A.eq(r.body, big[-10:], "its last bytes")
+    A.eq(len(o.requests), 1, "requests at origin")
+    first = start_clients(t, p, o.url("/slow"), 1)
+    o.wait_requests(2)
+    rest = start_clients(t, p, o.url("/slow"), 3)
+    time.sleep(0.3)
+    go.set()
+    for c in first + rest:
+        A.eq(c.read_response().body == big, True, "the slow one, whole, to each client")
+    A.eq(len(o.requests), 2, "one origin request for the slow one")

@@ -86,10 +86,10 @@ def test_disk003_a_corrupted_object_file_is_dropped_not_served(t):
 
 def test_disk004_evicted_from_memory_still_hits_on_disk(t):
     d = t.path("cache")
-    o = t.origin(counting(size=200000))
-    p = t.sluice(f"cache_mem 1M\ncache_max_object 512K\ncache_dir {d} 64M\n")
+    o = t.origin(counting(size=300000))  # large: kept in a memfd
+    p = t.sluice(f"cache_mem 2M\ncache_max_object 512K\ncache_dir {d} 64M\n")
     first = t.get(p, o.url("/0")).body
-    for i in range(1, 8):  # 1.4 MB through a 1 MB memory cache
+    for i in range(1, 8):  # 2.4 MB through a 2 MB memory cache
         t.get(p, o.url(f"/{i}"))
     wait_until(lambda: len(objects(d)) == 8, 5, "eight object files")
     r = t.get(p, o.url("/0"))
