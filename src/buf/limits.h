@@ -41,9 +41,10 @@
 #define CACHE_BUCKETS_PER_SHARD 1024
 #define CACHE_MAX_VARIANTS	32
 #define CACHE_CHUNK		(64 * 1024)
-/* A body at least this large (of a known length) is kept in a memfd mapped
- * as its one chunk, so that hits go out by sendfile() without a copy. */
-#define CACHE_MEMFD_MIN	   (256 * 1024)
+/* A body at least this large (of a known length) gets one mapping of its
+ * own as its one chunk: one piece to write from, returned whole to the
+ * system when the object goes. */
+#define CACHE_MAP_MIN	   (256 * 1024)
 #define CACHE_KEY_MAX	   (HOST_NAME_MAX_LEN + OUT_HEAD_MAX)
 #define CACHE_VARY_KEY_MAX (8 * 1024)
 

@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <unistd.h>
 
 #include "base/base.h"
 #include "buf/limits.h"
@@ -45,25 +44,19 @@ struct mem_store {
 
 /* ---- objects ---- */
 
-/* Give o's body its memfd, mapped as its first chunk of body_hint bytes.
- * Any failure (no descriptors left, no memory) leaves the heap chunks. */
+/* Give o's body a mapping of its own of body_hint bytes, as its first
+ * chunk. A failed mmap (no memory) leaves the heap chunks. */
 static void body_map(struct cache_obj *o)
 {
-	int fd = memfd_create("sluice-body", MFD_CLOEXEC);
-	if (fd < 0)
+	void *map = mmap(NULL, (size_t)o->body_hint, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (map == MAP_FAILED)
 		return;
-	void *map = MAP_FAILED;
-	if (ftruncate(fd, (off_t)o->body_hint) == 0)
-		map = mmap(NULL, (size_t)o->body_hint, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (map == MAP_FAILED) {
-		close(fd);
-		return;
-	}
 	struct cache_chunk *c = sl_calloc(1, sizeof(*c));
 	c->data = map;
 	c->cap = (uint32_t)o->body_hint;
 	o->body = o->tail = c;
-	o->body_fd = fd;
+	o->body_mapped = true;
 	o->charge += sizeof(*c) + c->cap;
 }
 
@@ -108,8 +101,7 @@ struct cache_obj *cache_obj_new(const char *key, size_t key_len, const char *var
 	o->meta = *meta;
 	o->body_hint = body_hint;
 	o->charge = sizeof(*o) + head_len + o->nhdrs * sizeof(*o->hdrs) + key_len + vary_len;
-	o->body_fd = -1;
-	if (body_hint >= CACHE_MEMFD_MIN && body_hint <= CACHE_MAX_OBJECT_CEIL)
+	if (body_hint >= CACHE_MAP_MIN && body_hint <= CACHE_MAX_OBJECT_CEIL)
 		body_map(o);
 	return o;
 }
@@ -186,12 +178,10 @@ void cache_obj_put(struct cache_obj **op)
 	SL_ASSERT(!o->linked);
 	for (struct cache_chunk *c = o->body, *n; c; c = n) {
 		n = c->next;
-		if (o->body_fd >= 0 && c == o->body)
+		if (o->body_mapped && c == o->body)
 			munmap(c->data, c->cap);
 		free(c);
 	}
-	if (o->body_fd >= 0)
-		close(o->body_fd);
 	free(o->hdrs);
 	free(o->head);
 	free(o->key);

@@ -29,7 +29,7 @@
 struct cache_chunk {
 	struct cache_chunk *next;
 	uint32_t len, cap;
-	char *data; /* right after the struct, or the mapping of the body's memfd */
+	char *data; /* right after the struct, or the body's own mapping */
 };
 
 struct cache_obj {
@@ -51,10 +51,10 @@ struct cache_obj {
 	struct cache_chunk *body, *tail;
 	uint64_t body_len;
 	uint64_t body_hint; /* expected body length (Content-Length), 0 if unknown */
-	/* A large body of known length lives in a memfd, mapped shared as
-	 * the object's first chunk (written through the mapping, sent with
-	 * sendfile() from the file): -1 for a body in heap chunks. */
-	int body_fd;
+	/* A large body of known length lives in an anonymous mapping of
+	 * its own, the object's first chunk (CACHE_MAP_MIN); false for a
+	 * body in heap chunks. */
+	bool body_mapped;
 	bool complete;
 	/* For readers on other threads while it is filled (request
 	 * collapsing): body bytes that may be read (release-stored after

@@ -830,9 +830,9 @@ def test_cache038_one_background_refresh_for_many_stale_hits(t):
 
 
 def test_cache039_large_objects_are_served_whole_ranged_and_streamed(t):
-    """Bodies from 256 KiB up are kept apart from the heap and sent without
-    a copy: the bytes must be the same, whole, in ranges and streamed to
-    collapsed requests while they arrive."""
+    """Bodies from 256 KiB up live in a mapping of their own: the bytes must
+    be the same, whole, in ranges and streamed to collapsed requests while
+    they arrive."""
     import hashlib
     import os
     p = t.sluice()

@@ -86,7 +86,7 @@ def test_disk003_a_corrupted_object_file_is_dropped_not_served(t):
 
 def test_disk004_evicted_from_memory_still_hits_on_disk(t):
     d = t.path("cache")
-    o = t.origin(counting(size=300000))  # large: kept in a memfd
+    o = t.origin(counting(size=300000))  # large: a mapped body
     p = t.sluice(f"cache_mem 2M\ncache_max_object 512K\ncache_dir {d} 64M\n")
     first = t.get(p, o.url("/0")).body
     for i in range(1, 8):  # 2.4 MB through a 2 MB memory cache
