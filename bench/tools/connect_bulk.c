@@ -13,13 +13,19 @@
  * count. Prints one line:
  *   CBRESULT bytes=B seconds=S mib_s=M objects=O errors=E p50_ms=X p99_ms=Y
  * objects/p50/p99 are over objects completed in the window (time from
- * connect() to the last body byte).
+ * connect() to the last body byte; with -k from the request to the last
+ * body byte).
+ *
+ * With -k each thread keeps its connection and sends its GETs on it one
+ * after another (keep-alive; a new connection only after an error).
  *
  *   connect_bulk -a 127.0.0.1:8080 [-x] -o 127.0.0.1:8080 -u /64m
- *                -c 4 -d 10 -w 2
+ *                -c 4 -d 10 -w 2 [-k]
  *     -a HOST:PORT  where to connect (the proxy, or the origin for direct)
  *     -x            -a is a proxy: open a CONNECT tunnel to -o first
- *     -o HOST:PORT  the origin (CONNECT target and Host header)
+ *     -o HOST:PORT  the origin (CONNECT target and Host header; any Host
+ *                   value without -x)
+ *     -k            keep-alive: one connection per thread, reused
  *     -u PATH       object to fetch (default /64m)
  *     -c N          parallel connections (default 4)
  *     -d SECONDS    measured time (default 10)
@@ -47,6 +53,7 @@
 
 static struct sockaddr_in g_addr;
 static int g_via_proxy;
+static int g_keep;
 static const char *g_origin = NULL;
 static const char *g_path = "/64m";
 static atomic_int g_stop;
@@ -145,7 +152,8 @@ static long long content_length(const char *hdr)
 	return -1;
 }
 
-static int one_object(struct worker *w, char *hbuf, size_t hcap)
+/* A connected socket (through a CONNECT tunnel with -x), or -1. */
+static int open_conn(struct worker *w, char *hbuf, size_t hcap)
 {
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -154,36 +162,46 @@ static int one_object(struct worker *w, char *hbuf, size_t hcap)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	struct timeval tv = { .tv_sec = 1, .tv_usec = 0 };
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	int rc = -1;
 	char req[512];
 	size_t extra;
 
 	if (connect(fd, (struct sockaddr *)&g_addr, sizeof(g_addr)) < 0)
-		goto out;
+		goto fail;
 	if (g_via_proxy) {
 		int n = snprintf(req, sizeof(req),
 				 "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n",
 				 g_origin, g_origin);
 		if (send_all(fd, req, (size_t)n) < 0)
-			goto out;
+			goto fail;
 		if (read_header(fd, hbuf, hcap, &extra, w) < 0)
-			goto out;
+			goto fail;
 		int st = status_of(hbuf);
 		if (st < 200 || st > 299 || extra != 0)
-			goto out;
+			goto fail;
 	}
-	int n = snprintf(req, sizeof(req),
-			 "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n",
-			 g_path, g_origin);
+	return fd;
+fail:
+	close(fd);
+	return -1;
+}
+
+/* One GET on fd, its body read and dropped. 0: done, 1: stopped, -1: error
+ * (the connection is no longer usable). */
+static int fetch(int fd, struct worker *w, char *hbuf, size_t hcap)
+{
+	char req[512];
+	size_t extra;
+	int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s\r\n%s\r\n", g_path,
+			 g_origin, g_keep ? "" : "Connection: close\r\n");
 	if (send_all(fd, req, (size_t)n) < 0)
-		goto out;
+		return -1;
 	if (read_header(fd, hbuf, hcap, &extra, w) < 0)
-		goto out;
+		return -1;
 	if (status_of(hbuf) != 200)
-		goto out;
+		return -1;
 	long long left = content_length(hbuf);
-	if (left < 0)
-		goto out;
+	if (left < 0 || (long long)extra > left)
+		return -1;
 	left -= (long long)extra;
 	while (left > 0) {
 		/* MSG_TRUNC on TCP: the kernel drops the bytes, no copy. */
@@ -193,25 +211,19 @@ static int one_object(struct worker *w, char *hbuf, size_t hcap)
 			continue;
 		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			if (atomic_load(&g_stop))
-				goto out;
+				return 1;
 			continue;
 		}
 		if (r <= 0)
-			goto out;
+			return -1;
 		if (atomic_load_explicit(&g_measuring, memory_order_relaxed))
 			atomic_fetch_add_explicit(&w->bytes, (uint64_t)r,
 						  memory_order_relaxed);
 		left -= r;
-		if (atomic_load_explicit(&g_stop, memory_order_relaxed))
-			goto out_stopped;
+		if (left > 0 && atomic_load_explicit(&g_stop, memory_order_relaxed))
+			return 1;
 	}
-	rc = 0;
-out:
-	close(fd);
-	return rc;
-out_stopped:
-	close(fd);
-	return 1;
+	return 0;
 }
 
 static void *worker_main(void *arg)
@@ -220,10 +232,19 @@ static void *worker_main(void *arg)
 	char *hbuf = malloc(1 << 22);
 	if (!hbuf)
 		return NULL;
+	int fd = -1;
 	while (!atomic_load(&g_stop)) {
 		int measuring_at_start = atomic_load(&g_measuring);
 		double t0 = now_s();
-		int rc = one_object(w, hbuf, 16384);
+		int rc = -1;
+		if (fd < 0)
+			fd = open_conn(w, hbuf, 16384);
+		if (fd >= 0)
+			rc = fetch(fd, w, hbuf, 16384);
+		if (fd >= 0 && (rc != 0 || !g_keep)) {
+			close(fd);
+			fd = -1;
+		}
 		if (rc < 0) {
 			if (!atomic_load(&g_stop)) {
 				atomic_fetch_add(&w->errors, 1);
@@ -237,6 +258,8 @@ static void *worker_main(void *arg)
 				w->samples[w->nsamples++] = (now_s() - t0) * 1000.0;
 		}
 	}
+	if (fd >= 0)
+		close(fd);
 	free(hbuf);
 	return NULL;
 }
@@ -250,7 +273,7 @@ static int cmp_double(const void *a, const void *b)
 static void usage(void)
 {
 	fprintf(stderr, "usage: connect_bulk -a HOST:PORT [-x] -o HOST:PORT [-u PATH] "
-			"[-c N] [-d SECONDS] [-w SECONDS]\n");
+			"[-c N] [-d SECONDS] [-w SECONDS] [-k]\n");
 	exit(2);
 }
 
@@ -260,7 +283,7 @@ int main(int argc, char **argv)
 	int conns = 4;
 	double dur = 10, warm = 2;
 	int opt;
-	while ((opt = getopt(argc, argv, "a:xo:u:c:d:w:")) != -1) {
+	while ((opt = getopt(argc, argv, "a:xo:u:c:d:w:k")) != -1) {
 		switch (opt) {
 		case 'a': addr = optarg; break;
 		case 'x': g_via_proxy = 1; break;
@@ -269,6 +292,7 @@ int main(int argc, char **argv)
 		case 'c': conns = atoi(optarg); break;
 		case 'd': dur = atof(optarg); break;
 		case 'w': warm = atof(optarg); break;
+		case 'k': g_keep = 1; break;
 		default: usage();
 		}
 	}
