@@ -3,11 +3,11 @@
 # mode and its peers side by side, against direct.
 #
 #   bench/cache.sh [--quick] [--only sluice,varnish,trafficserver,squid,haproxy,nginx]
-#                  [--scenario 1,2,3] [--duration SECONDS] [--runs N] [--keep] [--build]
+#                  [--scenario 1,2,3,3b] [--duration SECONDS] [--runs N] [--keep] [--build]
 #
 #   --quick      5 s runs, 1 repetition, 1 s warm-up (smoke test)
 #   --only       which proxies to run (direct always runs: it is the baseline)
-#   --scenario   which scenarios to run, 1,2,3 or C1,C2,C3 (default all)
+#   --scenario   which scenarios to run, 1,2,3,3b or C1,C2,C3,C3b (default all)
 #   --duration   seconds per measured run (default 10; --quick 5)
 #   --runs       repetitions per cell, median reported (default 3; --quick 1)
 #   --keep       keep the temporary directory (configs, logs, raw results)
@@ -17,8 +17,9 @@
 #   C1  1 KiB cache hits, 50 keep-alive connections    req/s  varnish trafficserver squid
 #   C2  reverse proxy, cache off, 1 KiB, 50 conns      req/s  haproxy nginx
 #   C3  1 MiB cache hits, 8 keep-alive connections     MiB/s  varnish trafficserver
+#   C3b the same with a lean client (connect_bulk -k)   MiB/s  varnish trafficserver
 #
-# Every proxy is a reverse proxy for one origin; wrk sends origin-form
+# Every proxy is a reverse proxy for one origin; wrk (connect_bulk in C3b) sends origin-form
 # requests (GET /1k HTTP/1.1, Host: bench.local). The proxy under test runs
 # on CPU $PROXY_CPU (default 0); the origin nginx and wrk on CPU $LOAD_CPU
 # (default 1). $SLUICE names the sluice binary (default build/sluice; it is
@@ -32,7 +33,7 @@ BENCH=$ROOT/bench
 PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 ALL_PROXIES=(sluice varnish trafficserver squid haproxy nginx)
-ALL_SCENARIOS=(1 2 3)
+ALL_SCENARIOS=(1 2 3 4) # 4 is C3b
 HOST=bench.local
 
 quick=0 keep=0 build=0 duration= runs= only= scen=
@@ -47,7 +48,7 @@ while [ $# -gt 0 ]; do
 	--scenario=*) scen=${1#*=} ;;
 	--duration) duration=${2:?}; shift ;;
 	--runs) runs=${2:?}; shift ;;
-	-h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,28p' "$0"; exit 0 ;;
 	*) echo "cache.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
 	esac
 	shift
@@ -76,7 +77,8 @@ if [ -n "$scen" ]; then
 	IFS=, read -ra req <<<"$scen"
 	for s in "${req[@]}"; do
 		s=${s#[Cc]}
-		case "$s" in 1|2|3) scenarios+=("$s") ;; *) echo "cache.sh: unknown scenario '$s'" >&2; exit 2 ;; esac
+		[ "$s" = 3b ] && s=4
+		case "$s" in 1|2|3|4) scenarios+=("$s") ;; *) echo "cache.sh: unknown scenario '$s'" >&2; exit 2 ;; esac
 	done
 else
 	scenarios=("${ALL_SCENARIOS[@]}")
@@ -87,7 +89,7 @@ scenario_peers() {
 	case "$1" in
 	1) echo sluice varnish trafficserver squid ;;
 	2) echo sluice haproxy nginx ;;
-	3) echo sluice varnish trafficserver ;;
+	3|4) echo sluice varnish trafficserver ;;
 	esac
 }
 targets_of() { # SCEN -> direct and the selected peers of SCEN
@@ -102,6 +104,7 @@ scenario_name() {
 	1) echo "C1: 1 KiB cache hits, 50 keep-alive connections" ;;
 	2) echo "C2: reverse proxy, cache off, 1 KiB, 50 keep-alive connections" ;;
 	3) echo "C3: 1 MiB cache hits, 8 keep-alive connections" ;;
+	4) echo "C3b: 1 MiB cache hits, 8 keep-alive connections, lean client" ;;
 	esac
 }
 
@@ -160,6 +163,9 @@ trap 'log interrupted; exit 130' INT TERM
 STARTS=0
 mkdir -p "$BENCH/results"
 LUA=$BENCH/wrk/req.lua
+CB=$ROOT/build/bench/connect_bulk
+mkdir -p "$ROOT/build/bench"
+gcc -O2 -Wall -Wextra -pthread -o "$CB" "$BENCH/tools/connect_bulk.c"
 
 SLUICE_WHY= SLUICE_SRC=${SLUICE:-$ROOT/build/sluice} SLUICE_BUILT=
 if case " ${proxies[*]-} " in *" sluice "*) true ;; *) false ;; esac; then
@@ -513,6 +519,39 @@ run_wrk() {
 	log "scenario C$s $name run $run: $requests requests, p99 $((p99_us / 1000)) ms, origin served $oreq, errors $errors"
 }
 
+# run_cb SCEN NAME RUN CONNS PATH: as run_wrk, with connect_bulk -k (C3b):
+# the same GETs on kept connections, the body dropped in the kernel
+# (recv MSG_TRUNC), so that the client costs little and the proxy limits.
+run_cb() {
+	local s=$1 name=$2 run=$3 conns=$4 path=$5 out secs
+	secs=$duration
+	[ "$run" = 0 ] && secs=$warm
+	local c0 c1 o0 o1 b0 b1
+	c0=$(cpu_ticks "$T_PID")
+	o0=$(origin_counts)
+	b0=$(cpu_busy)
+	out=$(taskset -c "$LOAD_CPU" "$CB" -k -a "127.0.0.1:$T_PORT" -o "$HOST" -u "$path" \
+		-c "$conns" -d "$secs" -w 0 2>&1) || true
+	b1=$(cpu_busy)
+	c1=$(cpu_ticks "$T_PID")
+	o1=$(origin_counts)
+	[ "$run" = 0 ] && return 0
+	local line
+	line=$(grep '^CBRESULT' <<<"$out" || true)
+	if [ -z "$line" ]; then
+		fail_record "$s" "$name" "connect_bulk failed: $(tail -n 2 <<<"$out" | tr '\n' ' ' | cut -c1-160)"
+		return 0
+	fi
+	local bytes seconds mib_s objects errors p50_ms p99_ms
+	eval "${line#CBRESULT }"
+	set -- $o0 $o1
+	local acc=$(($3 - $1)) oreq=$(($4 - $2 - 1))
+	record "$(printf '{"scenario":%s,"target":"%s","run":%s,"requests":%s,"seconds":%s,"bytes":%s,"p50_ms":%s,"p99_ms":%s,"errors":%s,"err_read":0,"err_status":0,"cpu_s":%s,"origin_requests":%s,"origin_accepts":%s%s}' \
+		"$s" "$name" "$run" "$objects" "$seconds" "$bytes" "$p50_ms" "$p99_ms" "$errors" \
+		"$(awk "BEGIN{print ($c1-$c0)/$TICK}")" "$oreq" "$acc" "$(busy_json "$b0" "$b1")")"
+	log "scenario C3b $name run $run: $objects objects, $mib_s MiB/s, p99 $p99_ms ms, origin served $oreq, errors $errors"
+}
+
 json_str() { # TEXT -> TEXT with " and \ escaped, control characters dropped
 	local v=${1//\\/\\\\}
 	v=${v//\"/\\\"}
@@ -524,7 +563,7 @@ run_cell() { # SCEN NAME
 	case "$s" in
 	1) path=/1k conns=50 CACHE=on ;;
 	2) path=/1k conns=50 CACHE=off ;;
-	3) path=/1m conns=8 CACHE=on ;;
+	3|4) path=/1m conns=8 CACHE=on ;;
 	esac
 	if ! start_target "$name"; then fail_record "$s" "$name" "$T_WHY"; return 0; fi
 	if [ "$name" != direct ]; then
@@ -548,7 +587,11 @@ run_cell() { # SCEN NAME
 		fi
 	fi
 	for r in $(seq 0 "$runs"); do
-		run_wrk "$s" "$name" "$r" "$conns" "$path"
+		if [ "$s" = 4 ]; then
+			run_cb "$s" "$name" "$r" "$conns" "$path"
+		else
+			run_wrk "$s" "$name" "$r" "$conns" "$path"
+		fi
 		if [ "$name" != direct ] && ! alive "$T_PID"; then
 			local when="run $r"
 			[ "$r" = 0 ] && when="the warm-up"
