@@ -2,7 +2,7 @@
 # sluice cache and reverse-proxy benchmark: sluice in reverse (accelerator)
 # mode and its peers side by side, against direct.
 #
-#   bench/cache.sh [--quick] [--only sluice,varnish,trafficserver,squid,haproxy,nginx]
+#   bench/cache.sh [--quick] [--only sluice,sluice-sf,varnish,trafficserver,squid,haproxy,nginx]
 #                  [--scenario 1,2,3,3b] [--duration SECONDS] [--runs N] [--keep] [--build]
 #
 #   --quick      5 s runs, 1 repetition, 1 s warm-up (smoke test)
@@ -19,6 +19,8 @@
 #   C3  1 MiB cache hits, 8 keep-alive connections     MiB/s  varnish trafficserver
 #   C3b the same with a lean client (connect_bulk -k)   MiB/s  varnish trafficserver
 #
+# sluice-sf is sluice with `sendfile on`, measured beside it in C3 and C3b.
+#
 # Every proxy is a reverse proxy for one origin; wrk (connect_bulk in C3b) sends origin-form
 # requests (GET /1k HTTP/1.1, Host: bench.local). The proxy under test runs
 # on CPU $PROXY_CPU (default 0); the origin nginx and wrk on CPU $LOAD_CPU
@@ -32,7 +34,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BENCH=$ROOT/bench
 PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
-ALL_PROXIES=(sluice varnish trafficserver squid haproxy nginx)
+ALL_PROXIES=(sluice sluice-sf varnish trafficserver squid haproxy nginx)
 ALL_SCENARIOS=(1 2 3 4) # 4 is C3b
 HOST=bench.local
 
@@ -48,7 +50,7 @@ while [ $# -gt 0 ]; do
 	--scenario=*) scen=${1#*=} ;;
 	--duration) duration=${2:?}; shift ;;
 	--runs) runs=${2:?}; shift ;;
-	-h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,30p' "$0"; exit 0 ;;
 	*) echo "cache.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
 	esac
 	shift
@@ -89,7 +91,7 @@ scenario_peers() {
 	case "$1" in
 	1) echo sluice varnish trafficserver squid ;;
 	2) echo sluice haproxy nginx ;;
-	3|4) echo sluice varnish trafficserver ;;
+	3|4) echo sluice sluice-sf varnish trafficserver ;;
 	esac
 }
 targets_of() { # SCEN -> direct and the selected peers of SCEN
@@ -168,7 +170,7 @@ mkdir -p "$ROOT/build/bench"
 gcc -O2 -Wall -Wextra -pthread -o "$CB" "$BENCH/tools/connect_bulk.c"
 
 SLUICE_WHY= SLUICE_SRC=${SLUICE:-$ROOT/build/sluice} SLUICE_BUILT=
-if case " ${proxies[*]-} " in *" sluice "*) true ;; *) false ;; esac; then
+if case " ${proxies[*]-} " in *" sluice "* | *" sluice-sf "*) true ;; *) false ;; esac; then
 	if [ $build -eq 1 ]; then
 		log "building sluice (make build/sluice)"
 		make -C "$ROOT" --no-print-directory build/sluice >"$T/sluice-build.log" 2>&1 ||
@@ -203,9 +205,10 @@ got=$(curl -s -o /dev/null -D - "http://$ORIGIN/1k" | tr -d '\r' | grep -i '^cac
 # Each write_* gets CACHE=on|off (off only in C2, where no cache peer runs
 # but sluice).
 
-write_sluice() {
-	mkdir -p "$T/sluice"
-	cat >"$T/sluice/sluice.conf" <<EOF
+write_sluice() { # DIR [EXTRA DIRECTIVE LINE]
+	mkdir -p "$T/$1"
+	cat >"$T/$1/sluice.conf" <<EOF
+${2-}
 listen 127.0.0.1:$SLUICE_PORT
 threads 1
 access_log off
@@ -426,15 +429,15 @@ start_target() {
 	direct)
 		T_PID=$ORIGIN_PID T_PORT=$OPORT
 		return 0 ;;
-	sluice)
+	sluice | sluice-sf)
 		if [ -n "$SLUICE_WHY" ]; then T_WHY=$SLUICE_WHY; return 1; fi
-		write_sluice
-		if ! "$T/sluice-bin" -t -c "$T/sluice/sluice.conf" >"$T_LOG" 2>&1; then
+		if [ "$1" = sluice ]; then write_sluice "$1"; else write_sluice "$1" "sendfile on"; fi
+		if ! "$T/sluice-bin" -t -c "$T/$1/sluice.conf" >"$T_LOG" 2>&1; then
 			T_WHY="config rejected: $(tail -n 2 "$T_LOG" | tr '\n' ' ' | cut -c1-160)"
 			return 1
 		fi
 		T_PORT=$SLUICE_PORT
-		start_bg "$PROXY_CPU" "$T_LOG" "$T/sluice-bin" -c "$T/sluice/sluice.conf" ;;
+		start_bg "$PROXY_CPU" "$T_LOG" "$T/sluice-bin" -c "$T/$1/sluice.conf" ;;
 	varnish)
 		T_PORT=$VARNISH_PORT
 		start_varnish ;;

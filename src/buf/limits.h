@@ -44,7 +44,10 @@
 /* A body at least this large (of a known length) gets one mapping of its
  * own as its one chunk: one piece to write from, returned whole to the
  * system when the object goes. */
-#define CACHE_MAP_MIN	   (256 * 1024)
+#define CACHE_MAP_MIN (256 * 1024)
+/* With sendfile on, such bodies live in memfds: one descriptor each, at most
+ * this many, and at most an eighth of RLIMIT_NOFILE. */
+#define CACHE_MEMFD_MAX	   16384
 #define CACHE_KEY_MAX	   (HOST_NAME_MAX_LEN + OUT_HEAD_MAX)
 #define CACHE_VARY_KEY_MAX (8 * 1024)
 

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "base/base.h"
 #include "buf/limits.h"
@@ -43,6 +45,49 @@ struct mem_store {
 };
 
 /* ---- objects ---- */
+
+/* Open memfds (bodies kept for sendfile), against their budget. */
+static atomic_uint memfds;
+
+static unsigned memfd_budget(void)
+{
+	static atomic_uint budget; /* 0: not read yet */
+	unsigned b = atomic_load_explicit(&budget, memory_order_relaxed);
+	if (b == 0) {
+		struct rlimit rl;
+		uint64_t n = CACHE_MEMFD_MAX;
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+			n = SL_MIN(n, (uint64_t)rl.rlim_cur / 8);
+		b = (unsigned)SL_MAX(n, (uint64_t)1);
+		atomic_store_explicit(&budget, b, memory_order_relaxed);
+	}
+	return b;
+}
+
+void cache_obj_want_fd(struct cache_obj *o)
+{
+	SL_CHECK_OBJ(o, CACHE_OBJ_MAGIC);
+	if (!o->body_mapped || o->body_fd >= 0 || o->body->len > 0)
+		return;
+	if (atomic_fetch_add(&memfds, 1) >= memfd_budget()) {
+		atomic_fetch_sub(&memfds, 1);
+		return;
+	}
+	struct cache_chunk *c = o->body;
+	int fd = memfd_create("sluice-body", MFD_CLOEXEC);
+	void *map = MAP_FAILED;
+	if (fd >= 0 && ftruncate(fd, (off_t)c->cap) == 0)
+		map = mmap(NULL, c->cap, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED) {
+		if (fd >= 0)
+			close(fd);
+		atomic_fetch_sub(&memfds, 1);
+		return;
+	}
+	munmap(c->data, c->cap); /* untouched: no byte is in it yet */
+	c->data = map;
+	o->body_fd = fd;
+}
 
 /* Give o's body a mapping of its own of body_hint bytes, as its first
  * chunk. A failed mmap (no memory) leaves the heap chunks. */
@@ -101,6 +146,7 @@ struct cache_obj *cache_obj_new(const char *key, size_t key_len, const char *var
 	o->meta = *meta;
 	o->body_hint = body_hint;
 	o->charge = sizeof(*o) + head_len + o->nhdrs * sizeof(*o->hdrs) + key_len + vary_len;
+	o->body_fd = -1;
 	if (body_hint >= CACHE_MAP_MIN && body_hint <= CACHE_MAX_OBJECT_CEIL)
 		body_map(o);
 	return o;
@@ -181,6 +227,10 @@ void cache_obj_put(struct cache_obj **op)
 		if (o->body_mapped && c == o->body)
 			munmap(c->data, c->cap);
 		free(c);
+	}
+	if (o->body_fd >= 0) {
+		close(o->body_fd);
+		atomic_fetch_sub(&memfds, 1);
 	}
 	free(o->hdrs);
 	free(o->head);

@@ -51,10 +51,12 @@ struct cache_obj {
 	struct cache_chunk *body, *tail;
 	uint64_t body_len;
 	uint64_t body_hint; /* expected body length (Content-Length), 0 if unknown */
-	/* A large body of known length lives in an anonymous mapping of
-	 * its own, the object's first chunk (CACHE_MAP_MIN); false for a
-	 * body in heap chunks. */
+	/* A large body of known length lives in a mapping of its own, the
+	 * object's first chunk (CACHE_MAP_MIN); false for a body in heap
+	 * chunks. The mapping is anonymous, or of the memfd body_fd (-1 if
+	 * none), which hits may send with sendfile(). */
 	bool body_mapped;
+	int body_fd;
 	bool complete;
 	/* For readers on other threads while it is filled (request
 	 * collapsing): body bytes that may be read (release-stored after
@@ -76,6 +78,12 @@ struct cache_obj {
 struct cache_obj *cache_obj_new(const char *key, size_t key_len, const char *vary, size_t vary_len,
 				const char *head, size_t head_len, uint64_t body_hint,
 				const struct policy_meta *meta) SL_WUR;
+/* Keep o's body in a memfd rather than an anonymous mapping, so that hits
+ * can send it by sendfile() (o->body_fd). Only for a body that has a mapping
+ * of its own (CACHE_MAP_MIN and up), before its first byte is appended; best
+ * effort: past the memfd budget (CACHE_MEMFD_MAX, RLIMIT_NOFILE / 8) or if a
+ * call fails, o keeps its anonymous mapping. */
+void cache_obj_want_fd(struct cache_obj *o);
 /* Append body bytes (before cache_obj_done()). */
 void cache_obj_append(struct cache_obj *o, const void *p, size_t n);
 /* The body is all there: the object may now be inserted. */

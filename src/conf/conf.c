@@ -100,6 +100,8 @@ static parse_fn p_dns_servers, p_include, p_backend, p_route, p_cache_dir;
 	  "16M", "largest response the cache stores")                                              \
 	X(cache_dir, p_cache_dir, NOFIELD, 2, 2, 1 << 20, CACHE_MEM_CEIL << 4, "PATH SIZE", NULL,  \
 	  "a disk cache in PATH of at most SIZE bytes")                                            \
+	X(sendfile, p_bool, F(sendfile), 1, 1, 0, 0, "on|off", "off",                              \
+	  "send large cached bodies with sendfile() instead of a copy")                            \
 	X(cache_purge_allow, p_allow, F(purge_allow), 1, MANY, 0, 0, "CIDR|all|none...", "none",   \
 	  "clients that may PURGE cached URLs")                                                    \
 	X(backend, p_backend, NOFIELD, 2, MANY, 0, 0,                                              \

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -1855,6 +1856,8 @@ static struct cache_obj *stored_obj(const struct txn *t, int status, const struc
 	if (!sbuf_failed(&head))
 		o = cache_obj_new(t->ckey, t->ckey_len, vk, vl, head.p, head.len, body_len, m);
 	sbuf_free(&head);
+	if (o != NULL && t->conf->sendfile)
+		cache_obj_want_fd(o);
 	return o;
 }
 
@@ -2485,6 +2488,55 @@ static int step_exchange(struct txn *t)
 	}
 }
 
+/* A body in a memfd goes by sendfile(), page references and no copy; the
+ * head before it with MSG_MORE, so that both leave in one segment for a
+ * small answer. 1: progress, 0: blocked, -1: the session is closed. */
+static int hit_sendfile(struct txn *t, const struct cache_obj *o, size_t head, uint64_t avail)
+{
+	struct session *s = t->s;
+	if (head > 0) {
+		ssize_t h = send(s->fd, t->cl_out.p + t->cl_off, head, MSG_NOSIGNAL | MSG_MORE);
+		if (h < 0 && errno == EINTR)
+			return 1;
+		if (h < 0 && errno == EAGAIN) {
+			s->wr = false;
+			return 0;
+		}
+		if (h < 0) {
+			session_close(s, true);
+			return -1;
+		}
+		t->cl_off += (size_t)h;
+		t->bytes_out += (uint64_t)h;
+		counter_add(&s->w->cnt, CNT_BYTES_TO_CLIENTS, h);
+		s->moved = true;
+		if ((size_t)h < head)
+			return 1;
+	}
+	uint64_t rem = SL_MIN(t->hit_left, avail - t->hit_pos);
+	rem = SL_MIN(rem, (uint64_t)(t->hit_c->cap - t->hit_off));
+	off_t off = (off_t)t->hit_off;
+	ssize_t w = sendfile(s->fd, o->body_fd, &off, (size_t)rem);
+	if (w < 0 && errno == EINTR)
+		return 1;
+	if (w < 0 && errno == EAGAIN) {
+		s->wr = false;
+		return 0;
+	}
+	if (w <= 0) {
+		txn_abort(t,
+			  w == 0 ? "stored body shorter than its length" : "client write failed");
+		return -1;
+	}
+	t->bytes_out += (uint64_t)w;
+	counter_add(&s->w->cnt, CNT_BYTES_TO_CLIENTS, w);
+	s->moved = true;
+	t->hit_off += (size_t)w;
+	t->hit_pos += (uint64_t)w;
+	t->hit_left -= (uint64_t)w;
+	return 1;
+}
+
 /* Answer from the cache: the head, then the stored body chunk by chunk. */
 static int step_hit(struct txn *t)
 {
@@ -2555,6 +2607,13 @@ static int step_hit(struct txn *t)
 		}
 		if (!s->wr)
 			return progress;
+		if (o->body_fd >= 0 && t->hit_c == o->body && t->conf->sendfile) {
+			int rc = hit_sendfile(t, o, head, avail);
+			if (rc <= 0)
+				return rc < 0 ? 1 : progress;
+			progress = 1;
+			continue;
+		}
 		if (t->hit_chunked && t->ck_left == 0) {
 			/* A new chunk of what is published, its size line queued
 			 * behind whatever of the head is not out yet. */

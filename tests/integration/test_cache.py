@@ -1,5 +1,7 @@
 """The shared cache in forward mode: what is stored, what is served from it,
 and what every answer says about it (Age, Cache-Status, the origin's count)."""
+import hashlib
+import os
 import threading
 import time
 
@@ -829,13 +831,22 @@ def test_cache038_one_background_refresh_for_many_stale_hits(t):
     A.eq(len(o.requests), 2, "one refresh for ten stale hits")
 
 
-def test_cache039_large_objects_are_served_whole_ranged_and_streamed(t):
-    """Bodies from 256 KiB up live in a mapping of their own: the bytes must
-    be the same, whole, in ranges and streamed to collapsed requests while
-    they arrive."""
-    import hashlib
-    import os
-    p = t.sluice()
+def memfds(p):
+    """The memfds sluice holds open (bodies kept for sendfile)."""
+    fd_dir = f"/proc/{p.pid}/fd"
+    n = 0
+    for fd in os.listdir(fd_dir):
+        try:
+            n += os.readlink(os.path.join(fd_dir, fd)).startswith("/memfd:sluice-body")
+        except OSError:
+            pass  # closed meanwhile
+    return n
+
+
+def large_objects(t, conf):
+    """A 1 MiB object stored and served whole, in ranges, and streamed to
+    collapsed requests while it arrives; the same bytes every time."""
+    p = t.sluice(conf + "cache_purge_allow 127.0.0.1\n")
     big = os.urandom(1 << 20)
     go = threading.Event()
     t.defer(go.set)
@@ -870,3 +881,23 @@ def test_cache039_large_objects_are_served_whole_ranged_and_streamed(t):
     for c in first + rest:
         A.eq(c.read_response().body == big, True, "the slow one, whole, to each client")
     A.eq(len(o.requests), 2, "one origin request for the slow one")
+    A.contains(cs(t.get(p, o.url("/slow"))), "; hit", "the slow one is stored")
+    return p, o, big
+
+
+def test_cache039_large_objects_are_served_whole_ranged_and_streamed(t):
+    """By default hits are copied: no descriptor is held per object."""
+    p, _, _ = large_objects(t, "")
+    A.eq(memfds(p), 0, "memfds held with sendfile off")
+
+
+def test_cache040_sendfile_on_serves_the_same_bytes_and_frees_its_descriptors(t):
+    """With sendfile on, each large body is a memfd that hits send from; a
+    purged object gives its descriptor back."""
+    p, o, big = large_objects(t, "sendfile on\n")
+    A.eq(memfds(p), 2, "one memfd per stored large object")
+    A.status(t.get(p, o.url("/big"), method="PURGE"), 200)
+    wait_until(lambda: memfds(p) == 1, 5, "the purged object's memfd closed")
+    r = t.get(p, o.url("/slow"))
+    A.contains(cs(r), "; hit", "the other one still stored")
+    A.eq(r.body == big, True, "and served whole")
