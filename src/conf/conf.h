@@ -140,8 +140,8 @@ struct conf {
 	                              Taken at start only */
 	uint32_t cache_max_object; /* cache_max_object SIZE; default 16M */
 	char *cache_dir;	   /* cache_dir PATH SIZE; default none (NULL). Start only */
-	bool sendfile;		   /* sendfile on|off; default off */
 	uint64_t cache_dir_size;
+	bool sendfile;		       /* sendfile on|off; default off */
 	struct conf_cidr *purge_allow; /* cache_purge_allow CIDR|all|none...; default none */
 	size_t npurge_allow;
 

@@ -843,6 +843,26 @@ def memfds(p):
     return n
 
 
+def read_bytes(p):
+    """Bytes sluice has read through read(), sendfile() and the like
+    (/proc/PID/io rchar): a sendfile() counts what it sends, a writev()
+    to a socket nothing."""
+    with open(f"/proc/{p.pid}/io") as f:
+        for line in f:
+            if line.startswith("rchar:"):
+                return int(line.split()[1])
+    raise AssertionError("no rchar")
+
+
+def hit_reads(t, p, url, want):
+    """A hit of url, whole; how many bytes sluice read to send it."""
+    before = read_bytes(p)
+    r = t.get(p, url)
+    A.contains(cs(r), "; hit", "Cache-Status")
+    A.eq(r.body == want, True, "the hit carries the very bytes")
+    return read_bytes(p) - before
+
+
 def large_objects(t, conf):
     """A 1 MiB object stored and served whole, in ranges, and streamed to
     collapsed requests while it arrives; the same bytes every time."""
@@ -887,8 +907,10 @@ def large_objects(t, conf):
 
 def test_cache039_large_objects_are_served_whole_ranged_and_streamed(t):
     """By default hits are copied: no descriptor is held per object."""
-    p, _, _ = large_objects(t, "")
+    p, o, big = large_objects(t, "")
     A.eq(memfds(p), 0, "memfds held with sendfile off")
+    n = hit_reads(t, p, o.url("/big"), big)
+    A.eq(n < len(big) // 2, True, f"a copied 1 MiB hit reads no file ({n} bytes read)")
 
 
 def test_cache040_sendfile_on_serves_the_same_bytes_and_frees_its_descriptors(t):
@@ -896,6 +918,8 @@ def test_cache040_sendfile_on_serves_the_same_bytes_and_frees_its_descriptors(t)
     purged object gives its descriptor back."""
     p, o, big = large_objects(t, "sendfile on\n")
     A.eq(memfds(p), 2, "one memfd per stored large object")
+    n = hit_reads(t, p, o.url("/big"), big)
+    A.eq(n >= len(big), True, f"a 1 MiB hit goes by sendfile() ({n} bytes read)")
     A.status(t.get(p, o.url("/big"), method="PURGE"), 200)
     wait_until(lambda: memfds(p) == 1, 5, "the purged object's memfd closed")
     r = t.get(p, o.url("/slow"))

@@ -1,7 +1,10 @@
 /* test_mem.c - the memory store: hits, Vary variants, replacement, purge,
  * capacity, references that outlive removal, and threads at once. */
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "buf/limits.h"
 #include "cache/mem.h"
@@ -192,6 +195,49 @@ TEST(memory_charged_per_object_beyond_its_body)
 	cache_obj_put(&o);
 }
 
+TEST(large_bodies_get_a_mapping_and_on_request_a_memfd)
+{
+	enum { LEN = 300000 }; /* above CACHE_MAP_MIN */
+	static char big[LEN];
+	for (size_t i = 0; i < LEN; i++)
+		big[i] = (char)(i * 7 + i / 251);
+	static const char head[] = "HTTP/1.1 200 OK\r\nContent-Length: 300000\r\n\r\n";
+	struct policy_meta m = {.lifetime = 60};
+
+	struct cache_obj *o = cache_obj_new("k", 1, "", 0, head, strlen(head), LEN, &m);
+	CHECK(o && o->body_mapped && o->body_fd < 0 && o->body->cap == LEN);
+	uint64_t charge = o->charge;
+	cache_obj_want_fd(o);
+	CHECK(o->body_fd >= 0);
+	CHECK_INT(o->charge, charge); /* the same bytes, in another home */
+	int fd = o->body_fd;
+	cache_obj_want_fd(o); /* a second call changes nothing */
+	CHECK_INT(o->body_fd, fd);
+	cache_obj_append(o, big, 1000);
+	cache_obj_append(o, big + 1000, LEN - 1000);
+	cache_obj_done(o);
+	CHECK(body_is(o, big, LEN));
+	char back[100];
+	CHECK_INT(pread(fd, back, sizeof(back), 123456), (long)sizeof(back));
+	CHECK(memcmp(back, big + 123456, sizeof(back)) == 0); /* what sendfile() sends */
+	cache_obj_put(&o);
+	CHECK(fcntl(fd, F_GETFD) < 0 && errno == EBADF); /* closed with its object */
+
+	/* Too late once a byte is in: the body stays where it is. */
+	o = cache_obj_new("k", 1, "", 0, head, strlen(head), LEN, &m);
+	cache_obj_append(o, big, 1);
+	cache_obj_want_fd(o);
+	CHECK(o->body_mapped && o->body_fd < 0);
+	cache_obj_put(&o);
+
+	/* A small body has no mapping of its own, hence no memfd. */
+	o = make("k", head_plain, NULL, "hello", 5);
+	cache_obj_want_fd(o);
+	CHECK(!o->body_mapped && o->body_fd < 0);
+	CHECK(body_is(o, "hello", 5));
+	cache_obj_put(&o);
+}
+
 TEST(a_key_keeps_a_bounded_number_of_variants)
 {
 	struct mem_store *s = mem_store_new(16 << 20);
@@ -286,6 +332,7 @@ int main(void)
 	RUN(purge_removes_every_variant_but_not_readers);
 	RUN(capacity_is_kept_and_oversized_or_incomplete_refused);
 	RUN(memory_charged_per_object_beyond_its_body);
+	RUN(large_bodies_get_a_mapping_and_on_request_a_memfd);
 	RUN(a_key_keeps_a_bounded_number_of_variants);
 	RUN(reservations_for_bodies_in_flight_are_bounded);
 	RUN(threads_hit_insert_and_purge_at_once);
