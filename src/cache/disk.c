@@ -40,7 +40,7 @@ struct entry {
 	uint64_t khash;		     /* of the key */
 	uint64_t nhash;		     /* of the name: picks the I/O thread */
 	uint64_t gen;		     /* unique, increasing: newer entries have larger ones */
-	uint64_t size;		     /* bytes of the file */
+	uint64_t size;		     /* bytes charged for the file: disk_charge() */
 	bool ref;		     /* CLOCK reference bit */
 	char name[DISKFMT_NAME_LEN + 1];
 	size_t key_len, vary_len, vfield_len;
@@ -166,7 +166,7 @@ static struct entry *entry_new(const char *key, size_t key_len, const char *vary
 	e->vary_len = vary_len;
 	e->vfield_len = vf;
 	e->khash = cache_key_hash(key, key_len);
-	e->size = size;
+	e->size = disk_charge(size);
 	diskfmt_name(key, key_len, vary, vary_len, e->name);
 	e->nhash = cache_key_hash(e->name, DISKFMT_NAME_LEN);
 	return e;
@@ -1113,7 +1113,7 @@ bool disk_write(struct disk_store *d, struct cache_obj *o)
 	    atomic_load_explicit(&d->degraded, memory_order_relaxed))
 		return false;
 	uint64_t size = diskfmt_file_len(o);
-	if (size > d->cap)
+	if (disk_charge(size) > d->cap)
 		return false;
 	/* One object alone may exceed the backlog, or it could never be
 	 * written. */

@@ -54,6 +54,16 @@
  * dropped (the object is still in memory), so a slow disk cannot make
  * the queue hold the whole memory cache twice. */
 #define DISK_WRITE_BACKLOG (64u << 20)
+/* Every file counts against the store's size in whole blocks of this many
+ * bytes, as it takes room on the disk: so the index, whose entries live in
+ * memory, never holds more than size / DISK_BLOCK of them. */
+#define DISK_BLOCK 4096u
+
+/* A file of file_len bytes as the store counts it. */
+static inline uint64_t disk_charge(uint64_t file_len)
+{
+	return (file_len + DISK_BLOCK - 1) / DISK_BLOCK * DISK_BLOCK;
+}
 
 struct disk_store;
 struct disk_mbox;

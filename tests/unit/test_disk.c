@@ -79,7 +79,7 @@ static void rm_rf(char *dir)
 	free(dir);
 }
 
-/* Files under dir/xy/ (the objects), and their bytes. */
+/* Files under dir/xy/ (the objects), and the bytes the store charges for them. */
 static unsigned count_files(const char *dir, uint64_t *bytes)
 {
 	unsigned n = 0;
@@ -95,7 +95,7 @@ static unsigned count_files(const char *dir, uint64_t *bytes)
 		while ((de = readdir(dp)) != NULL)
 			if (fstatat(dirfd(dp), de->d_name, &st, 0) == 0 && S_ISREG(st.st_mode)) {
 				n++;
-				*bytes += (uint64_t)st.st_size;
+				*bytes += disk_charge((uint64_t)st.st_size);
 			}
 		closedir(dp);
 	}
@@ -409,7 +409,7 @@ TEST(written_object_is_read_back_on_the_loop)
 	bool deg;
 	stats(d, &n, &bytes, &deg);
 	CHECK_INT(n, 1);
-	CHECK_INT(bytes, diskfmt_file_len(o));
+	CHECK_INT(bytes, disk_charge(diskfmt_file_len(o)));
 	CHECK(!deg);
 	cache_obj_put(&o);
 	disk_close(&d);
@@ -449,7 +449,7 @@ TEST(objects_survive_a_restart_and_leftover_files_are_cleaned)
 	uint64_t n, bytes;
 	stats(d, &n, &bytes, NULL);
 	CHECK_INT(n, 2);
-	CHECK_INT(bytes, diskfmt_file_len(o) + diskfmt_file_len(gz));
+	CHECK_INT(bytes, disk_charge(diskfmt_file_len(o)) + disk_charge(diskfmt_file_len(gz)));
 	CHECK(access(p, F_OK) != 0);
 	snprintf(p, sizeof(p), "%s/ab/junk", dir);
 	CHECK(access(p, F_OK) != 0);
@@ -650,7 +650,7 @@ TEST(eviction_keeps_files_within_capacity_and_hits_stay)
 	char body[1000];
 	memset(body, 'x', sizeof(body));
 	struct cache_obj *probe = make("http://a:80/e/00", head_plain, NULL, body, sizeof(body));
-	uint64_t one = diskfmt_file_len(probe);
+	uint64_t one = disk_charge(diskfmt_file_len(probe)); /* one block */
 	cache_obj_put(&probe);
 	uint64_t cap = one * 10 + one / 2;
 	struct disk_store *d = open_store(dir, cap);
@@ -677,7 +677,7 @@ TEST(eviction_keeps_files_within_capacity_and_hits_stay)
 	CHECK(h != NULL);
 	cache_obj_put(&h);
 	/* Larger than the whole store: refused. */
-	char big[20000];
+	char big[50000];
 	memset(big, 'y', sizeof(big));
 	struct cache_obj *o = make("http://a:80/big", head_plain, NULL, big, sizeof(big));
 	CHECK(!disk_write(d, o));
