@@ -101,6 +101,9 @@ targets_of() { # SCEN -> direct and the selected peers of SCEN
 	done
 	echo "$out"
 }
+scen_label() { # SCEN -> C1, C2, C3 or C3b
+	if [ "$1" = 4 ]; then echo C3b; else echo "C$1"; fi
+}
 scenario_name() {
 	case "$1" in
 	1) echo "C1: 1 KiB cache hits, 50 keep-alive connections" ;;
@@ -584,9 +587,9 @@ run_cell() { # SCEN NAME
 		set -- $o0 $o1
 		went=$(($4 - $2 - 1))
 		record "{\"scenario\":$s,\"target\":\"$name\",\"probe_first\":\"$(json_str "$first")\",\"probe_second\":\"$(json_str "$second")\",\"probe_origin\":$went}"
-		log "scenario C$s $name: 2nd GET $path: origin requests $went; answered with: ${second:-no cache header}"
+		log "scenario $(scen_label "$s") $name: 2nd GET $path: origin requests $went; answered with: ${second:-no cache header}"
 		if [ "$name" = sluice ] && [ "$CACHE" = on ] && ! grep -qiE 'cache-status:[^,]*;[[:space:]]*hit' <<<"$second"; then
-			log "scenario C$s sluice: the 2nd GET $path was not a hit (Cache-Status: ${second:-none})"
+			log "scenario $(scen_label "$s") sluice: the 2nd GET $path was not a hit (Cache-Status: ${second:-none})"
 		fi
 	fi
 	for r in $(seq 0 "$runs"); do
