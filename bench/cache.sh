@@ -492,70 +492,56 @@ stop_target() {
 
 # ----------------------------------------------------------- scenarios -----
 
-# run_wrk SCEN NAME RUN CONNS PATH  (RUN=0: warm-up, not recorded)
-run_wrk() {
+# run_load SCEN NAME RUN CONNS PATH  (RUN=0: warm-up, not recorded)
+# The client is wrk, but in C3b (SCEN 4) bench/tools/connect_bulk -k: the
+# same GETs on kept connections, each body dropped in the kernel (recv
+# MSG_TRUNC), so that the client costs little and the proxy limits.
+run_load() {
 	local s=$1 name=$2 run=$3 conns=$4 path=$5 out secs
 	secs=$duration
 	[ "$run" = 0 ] && secs=$warm
-	local c0 c1 o0 o1 b0 b1
+	local c0 c1 o0 o1 b0 b1 tool=wrk mark=WRKRESULT
+	[ "$s" = 4 ] && tool=connect_bulk mark=CBRESULT
 	c0=$(cpu_ticks "$T_PID")
 	o0=$(origin_counts)
 	b0=$(cpu_busy)
-	out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$conns" -d"${secs}s" --timeout 10s -s "$LUA" \
-		"http://127.0.0.1:$T_PORT/" -- "$path" "$HOST" 2>&1) || true
+	if [ "$s" = 4 ]; then
+		out=$(taskset -c "$LOAD_CPU" "$CB" -k -a "127.0.0.1:$T_PORT" -o "$HOST" -u "$path" \
+			-c "$conns" -d "$secs" -w 0 2>&1) || true
+	else
+		out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$conns" -d"${secs}s" --timeout 10s -s "$LUA" \
+			"http://127.0.0.1:$T_PORT/" -- "$path" "$HOST" 2>&1) || true
+	fi
 	b1=$(cpu_busy)
 	c1=$(cpu_ticks "$T_PID")
 	o1=$(origin_counts)
 	[ "$run" = 0 ] && return 0
 	local line
-	line=$(grep '^WRKRESULT' <<<"$out" || true)
+	line=$(grep "^$mark" <<<"$out" || true)
 	if [ -z "$line" ]; then
-		fail_record "$s" "$name" "wrk failed: $(tail -n 2 <<<"$out" | tr '\n' ' ' | cut -c1-160)"
+		fail_record "$s" "$name" "$tool failed: $(tail -n 2 <<<"$out" | tr '\n' ' ' | cut -c1-160)"
 		return 0
 	fi
-	local requests duration_us bytes p50_us p99_us mean_us err_connect err_read err_write err_status err_timeout
-	eval "${line#WRKRESULT }"
-	local errors=$((err_connect + err_read + err_write + err_status + err_timeout))
+	local requests seconds bytes p50_ms p99_ms errors err_read=0 err_status=0
+	if [ "$s" = 4 ]; then
+		local mib_s objects
+		eval "${line#CBRESULT }"
+		requests=$objects
+	else
+		local duration_us p50_us p99_us mean_us err_connect err_write err_timeout
+		eval "${line#WRKRESULT }"
+		errors=$((err_connect + err_read + err_write + err_status + err_timeout))
+		seconds=$(awk "BEGIN{print $duration_us/1e6}")
+		p50_ms=$(awk "BEGIN{print $p50_us/1000}")
+		p99_ms=$(awk "BEGIN{print $p99_us/1000}")
+	fi
 	set -- $o0 $o1
 	local acc=$(($3 - $1)) oreq=$(($4 - $2 - 1))
 	record "$(printf '{"scenario":%s,"target":"%s","run":%s,"requests":%s,"seconds":%s,"bytes":%s,"p50_ms":%s,"p99_ms":%s,"errors":%s,"err_read":%s,"err_status":%s,"cpu_s":%s,"origin_requests":%s,"origin_accepts":%s%s}' \
-		"$s" "$name" "$run" "$requests" "$(awk "BEGIN{print $duration_us/1e6}")" "$bytes" \
-		"$(awk "BEGIN{print $p50_us/1000}")" "$(awk "BEGIN{print $p99_us/1000}")" "$errors" "$err_read" \
-		"$err_status" "$(awk "BEGIN{print ($c1-$c0)/$TICK}")" "$oreq" "$acc" "$(busy_json "$b0" "$b1")")"
-	log "scenario C$s $name run $run: $requests requests, p99 $((p99_us / 1000)) ms, origin served $oreq, errors $errors"
-}
-
-# run_cb SCEN NAME RUN CONNS PATH: as run_wrk, with connect_bulk -k (C3b):
-# the same GETs on kept connections, the body dropped in the kernel
-# (recv MSG_TRUNC), so that the client costs little and the proxy limits.
-run_cb() {
-	local s=$1 name=$2 run=$3 conns=$4 path=$5 out secs
-	secs=$duration
-	[ "$run" = 0 ] && secs=$warm
-	local c0 c1 o0 o1 b0 b1
-	c0=$(cpu_ticks "$T_PID")
-	o0=$(origin_counts)
-	b0=$(cpu_busy)
-	out=$(taskset -c "$LOAD_CPU" "$CB" -k -a "127.0.0.1:$T_PORT" -o "$HOST" -u "$path" \
-		-c "$conns" -d "$secs" -w 0 2>&1) || true
-	b1=$(cpu_busy)
-	c1=$(cpu_ticks "$T_PID")
-	o1=$(origin_counts)
-	[ "$run" = 0 ] && return 0
-	local line
-	line=$(grep '^CBRESULT' <<<"$out" || true)
-	if [ -z "$line" ]; then
-		fail_record "$s" "$name" "connect_bulk failed: $(tail -n 2 <<<"$out" | tr '\n' ' ' | cut -c1-160)"
-		return 0
-	fi
-	local bytes seconds mib_s objects errors p50_ms p99_ms
-	eval "${line#CBRESULT }"
-	set -- $o0 $o1
-	local acc=$(($3 - $1)) oreq=$(($4 - $2 - 1))
-	record "$(printf '{"scenario":%s,"target":"%s","run":%s,"requests":%s,"seconds":%s,"bytes":%s,"p50_ms":%s,"p99_ms":%s,"errors":%s,"err_read":0,"err_status":0,"cpu_s":%s,"origin_requests":%s,"origin_accepts":%s%s}' \
-		"$s" "$name" "$run" "$objects" "$seconds" "$bytes" "$p50_ms" "$p99_ms" "$errors" \
-		"$(awk "BEGIN{print ($c1-$c0)/$TICK}")" "$oreq" "$acc" "$(busy_json "$b0" "$b1")")"
-	log "scenario C3b $name run $run: $objects objects, $mib_s MiB/s, p99 $p99_ms ms, origin served $oreq, errors $errors"
+		"$s" "$name" "$run" "$requests" "$seconds" "$bytes" "$p50_ms" "$p99_ms" "$errors" \
+		"$err_read" "$err_status" "$(awk "BEGIN{print ($c1-$c0)/$TICK}")" "$oreq" "$acc" \
+		"$(busy_json "$b0" "$b1")")"
+	log "scenario $(scen_label "$s") $name run $run: $requests requests, p99 $p99_ms ms, origin served $oreq, errors $errors"
 }
 
 json_str() { # TEXT -> TEXT with " and \ escaped, control characters dropped
@@ -593,11 +579,7 @@ run_cell() { # SCEN NAME
 		fi
 	fi
 	for r in $(seq 0 "$runs"); do
-		if [ "$s" = 4 ]; then
-			run_cb "$s" "$name" "$r" "$conns" "$path"
-		else
-			run_wrk "$s" "$name" "$r" "$conns" "$path"
-		fi
+		run_load "$s" "$name" "$r" "$conns" "$path"
 		if [ "$name" != direct ] && ! alive "$T_PID"; then
 			local when="run $r"
 			[ "$r" = 0 ] && when="the warm-up"
