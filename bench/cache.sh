@@ -5,11 +5,11 @@
 #   bench/cache.sh [--quick] [--only sluice,sluice-sf,varnish,trafficserver,squid,haproxy,nginx]
 #                  [--scenario 1,2,3,3b] [--duration SECONDS] [--runs N] [--keep] [--build]
 #
-#   --quick      5 s runs, 1 repetition, 1 s warm-up (smoke test)
+#   --quick      5 s runs, 1 round, 1 s warm-up (smoke test)
 #   --only       which proxies to run (direct always runs: it is the baseline)
 #   --scenario   which scenarios to run, 1,2,3,3b or C1,C2,C3,C3b (default all)
 #   --duration   seconds per measured run (default 10; --quick 5)
-#   --runs       repetitions per cell, median reported (default 3; --quick 1)
+#   --runs       rounds: measured runs per cell, median reported (default 5; --quick 1)
 #   --keep       keep the temporary directory (configs, logs, raw results)
 #   --build      run 'make build/sluice' first (default: use build/sluice as it is)
 #
@@ -58,7 +58,7 @@ done
 if [ $quick -eq 1 ]; then
 	duration=${duration:-5} runs=${runs:-1} warm=1
 else
-	duration=${duration:-10} runs=${runs:-3} warm=2
+	duration=${duration:-10} runs=${runs:-5} warm=2
 fi
 
 proxies=()
@@ -550,8 +550,8 @@ json_str() { # TEXT -> TEXT with " and \ escaped, control characters dropped
 	printf '%s' "$v" | tr -d '\000-\037'
 }
 
-run_cell() { # SCEN NAME
-	local s=$1 name=$2 r path conns
+run_cell() { # SCEN NAME ROUND : a fresh proxy, its probes, a warm-up and measured run ROUND
+	local s=$1 name=$2 round=$3 r path conns
 	case "$s" in
 	1) path=/1k conns=50 CACHE=on ;;
 	2) path=/1k conns=50 CACHE=off ;;
@@ -578,11 +578,11 @@ run_cell() { # SCEN NAME
 			log "scenario $(scen_label "$s") sluice: the 2nd GET $path was not a hit (Cache-Status: ${second:-none})"
 		fi
 	fi
-	for r in $(seq 0 "$runs"); do
+	for r in 0 "$round"; do
 		run_load "$s" "$name" "$r" "$conns" "$path"
 		if [ "$name" != direct ] && ! alive "$T_PID"; then
-			local when="run $r"
-			[ "$r" = 0 ] && when="the warm-up"
+			local when="run $round"
+			[ "$r" = 0 ] && when="the warm-up of run $round"
 			fail_record "$s" "$name" "crashed during $when: $(tail -n 1 "$T_LOG" 2>/dev/null | cut -c1-200)"
 			forget_pid "$T_PID"
 			return 0
@@ -592,16 +592,24 @@ run_cell() { # SCEN NAME
 		local m
 		m=$(mem_kib "$T_PID")
 		set -- $m
-		record "{\"scenario\":$s,\"target\":\"$name\",\"rss_kib\":$1,\"pss_kib\":$2}"
+		record "{\"scenario\":$s,\"target\":\"$name\",\"run\":$round,\"rss_kib\":$1,\"pss_kib\":$2}"
 	fi
 	stop_target "$name"
 }
 
+# Rounds: each round measures every target of the scenario once, in an
+# order rotated by one per round, so that a slow drift of the machine (a
+# busy neighbour, the clock) falls on all targets alike, and every proxy
+# ratio can be taken against the direct run of its own round.
 START=$(date +%s)
 for s in "${scenarios[@]}"; do
 	log "== scenario $(scenario_name "$s")"
-	for name in $(targets_of "$s"); do
-		run_cell "$s" "$name"
+	read -ra names <<<"$(targets_of "$s")"
+	for round in $(seq 1 "$runs"); do
+		k=$(((round - 1) % ${#names[@]}))
+		for name in "${names[@]:k}" "${names[@]:0:k}"; do
+			run_cell "$s" "$name" "$round"
+		done
 	done
 done
 ELAPSED=$(($(date +%s) - START))
