@@ -558,6 +558,14 @@ enum pend_state mem_pend_state(struct cache_pend *p, struct cache_obj **o)
 	return st;
 }
 
+bool mem_pend_waited(struct cache_pend *p)
+{
+	pthread_mutex_lock(&p->mu);
+	bool any = p->waiters != NULL;
+	pthread_mutex_unlock(&p->mu);
+	return any;
+}
+
 void mem_pend_leave(struct cache_pend **pp, struct cache_waiter *w)
 {
 	struct cache_pend *p = *pp;

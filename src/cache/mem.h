@@ -169,6 +169,8 @@ bool mem_pend_end(struct mem_store *s, struct cache_pend **pp);
 /* The state, and (PEND_STREAM, PEND_FILLING, PEND_DONE) the object, a new
  * reference. */
 enum pend_state mem_pend_state(struct cache_pend *p, struct cache_obj **o);
+/* Whether any request is waiting on the fetch. */
+bool mem_pend_waited(struct cache_pend *p);
 /* Waiter: leave (no kick after this returns). Drops the reference. */
 void mem_pend_leave(struct cache_pend **pp, struct cache_waiter *w);
 

@@ -26,7 +26,9 @@
 	X(CACHE_HITS, "cache_hits", "requests answered from the cache")                        \
 	X(CACHE_MISSES, "cache_misses", "cacheable requests sent to the origin")               \
 	X(CACHE_STORED, "cache_stored", "responses stored in the cache")                       \
-	X(CACHE_COLLAPSED, "cache_collapsed", "misses that waited for another's fetch")
+	X(CACHE_COLLAPSED, "cache_collapsed", "misses that waited for another's fetch")        \
+	X(CACHE_DETACHED, "cache_fetches_detached",                                            \
+	  "fetches carried on for waiters after their client left")
 
 enum counter_id {
 #define X(e, n, d) CNT_##e,

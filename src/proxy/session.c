@@ -168,6 +168,7 @@ struct txn {
 	size_t tgt_off, tgt_len;	  /* the request target as received */
 	bool from_disk;
 	bool pend_leader;
+	bool client_gone;	    /* the client left; the fetch goes on for the waiters */
 	bool collapsed;		    /* answered from another request's fetch */
 	struct cache_waiter waiter; /* while waiting on pend */
 	uint64_t hit_pos;	    /* body offset of the hit cursor */
@@ -432,6 +433,8 @@ static void session_close(struct session *s, bool abort)
 
 	if (s->closed)
 		return;
+	if (s->txn && s->txn->client_gone)
+		abort = true; /* a reset, never a FIN (leader_detach) */
 	if (!abort && s->linger && !s->lingering && !s->rd_eof && !atomic_load(&w->drain) &&
 	    linger_start(s))
 		return;
@@ -581,6 +584,38 @@ static void txn_abort(struct txn *t, const char *why)
 {
 	log_info("abort %.*s: %s", (int)t->url_len, t->strs.p + t->url_off, why);
 	session_close(t->s, true);
+}
+
+/* The client of a fetch that others wait on left in the middle of the
+ * body (a write to it failed): the fetch goes on without it, so that the waiters
+ * get the whole response and the cache keeps it, and what would have gone
+ * to this client is dropped. False (abort as usual) when nobody waits. */
+static bool leader_detach(struct txn *t, const char *why)
+{
+	if (t->client_gone || !t->pend || !t->pend_leader || !t->fill || !t->head_sent ||
+	    !mem_pend_waited(t->pend))
+		return false;
+	log_info("%s for %.*s; its fetch goes on for the requests waiting on it", why,
+		 (int)t->url_len, t->strs.p + t->url_off);
+	t->client_gone = true;
+	t->close_after = true;
+	counter_add(&t->s->w->cnt, CNT_CACHE_DETACHED, 1);
+	/* Never a FIN, should the client still be there: a FIN would end
+	 * a close-delimited body as if it were whole. The close resets. */
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+	(void)setsockopt(t->s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	(void)shutdown(t->s->fd, SHUT_RD);
+	return true;
+}
+
+/* What is ready for a client that left goes nowhere. */
+static void drop_client_output(struct txn *t)
+{
+	t->cl_off = t->cl_out.len;
+	if (t->uin_ready > 0) {
+		iobuf_consume(t->uin, t->uin_ready);
+		t->uin_ready = 0;
+	}
 }
 
 /* ---- transaction finish ---- */
@@ -2298,6 +2333,10 @@ static int flush_head(struct txn *t)
 {
 	struct session *s = t->s;
 
+	if (t->client_gone) {
+		drop_client_output(t);
+		return 1;
+	}
 	while (t->cl_off < t->cl_out.len) {
 		struct iovec iov[2];
 		struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 1};
@@ -2395,6 +2434,10 @@ static int step_exchange(struct txn *t)
 			return 1;
 		}
 		rc = flush_head(t);
+		if (rc < 0 && leader_detach(t, "client write failed")) {
+			drop_client_output(t);
+			rc = 1;
+		}
 		if (rc < 0) {
 			txn_abort(t, "client write failed");
 			return 1;
@@ -2415,6 +2458,17 @@ static int step_exchange(struct txn *t)
 		return 1;
 	}
 	for (;;) {
+		/* The fill it went on for was dropped (it outgrew what may be
+		 * stored): nobody is left to fetch for. */
+		if (t->client_gone && !t->fill && !t->resp_framed) {
+			txn_abort(t, "client gone and the fill dropped");
+			return 1;
+		}
+		if (t->uin_ready > 0 && t->client_gone) {
+			drop_client_output(t);
+			progress = 1;
+			continue;
+		}
 		if (t->uin_ready > 0) {
 			if (!s->wr)
 				return progress;
@@ -2426,6 +2480,8 @@ static int step_exchange(struct txn *t)
 					s->wr = false;
 					return progress;
 				}
+				if (leader_detach(t, "client write failed"))
+					continue;
 				txn_abort(t, "client write failed");
 				return 1;
 			}

@@ -925,3 +925,44 @@ def test_cache040_sendfile_on_serves_the_same_bytes_and_frees_its_descriptors(t)
     r = t.get(p, o.url("/slow"))
     A.contains(cs(r), "; hit", "the other one still stored")
     A.eq(r.body == big, True, "and served whole")
+
+
+def test_cache041_leader_leaving_mid_body_does_not_cut_the_waiters(t):
+    p = t.sluice()
+    parts = [b"a" * 200000, b"b" * 200000, b"c" * 200000, b"d" * 200000]
+    o, go = collapsing_origin(t, [("Cache-Control", "max-age=60")], parts)
+    first = start_clients(t, p, o.url("/big"), 1)
+    o.wait_requests(1)
+    rest = start_clients(t, p, o.url("/big"), 4)
+    time.sleep(0.3)  # the four are waiting on the first one's fetch
+    go.set()
+    first[0].read_head()
+    first[0].close()  # the leader's client leaves while the body streams
+    for c in rest:
+        r = c.read_response()
+        A.status(r, 200)
+        A.eq(r.complete, True, "a waiter's answer is whole")
+        A.eq(r.body, b"".join(parts), "every waiter gets the whole body")
+    A.eq(len(o.requests), 1, "requests at origin")
+    A.contains(cs(t.get(p, o.url("/big"))), "; hit", "the fetch was stored")
+    A.contains(p.stderr_text(), "client write failed for " + o.url("/big") +
+               "; its fetch goes on for the requests waiting on it", "log line")
+
+
+def test_cache042_leader_leaving_before_the_answer_still_fetches_for_the_waiters(t):
+    p = t.sluice()
+    parts = [b"e" * 100000, b"f" * 100000]
+    o, go = collapsing_origin(t, [("Cache-Control", "max-age=60")], parts)
+    first = start_clients(t, p, o.url("/early"), 1)
+    o.wait_requests(1)
+    rest = start_clients(t, p, o.url("/early"), 3)
+    time.sleep(0.3)
+    first[0].close()  # gone before the origin answers at all
+    time.sleep(0.2)
+    go.set()
+    for c in rest:
+        r = c.read_response()
+        A.status(r, 200)
+        A.eq(r.body, b"".join(parts), "every waiter gets the whole body")
+    A.eq(len(o.requests), 1, "requests at origin")
+    A.contains(cs(t.get(p, o.url("/early"))), "; hit", "the fetch was stored")
