@@ -323,8 +323,9 @@ def main():
 
     w("Columns: *vs direct* is the median over the rounds of the proxy's throughput divided "
       "by the direct figure of the same round (wrk straight to the origin); *p99 vs direct* "
-      "the ratio of the medians of wrk's 99th-percentile latency. *RSS after*: VmRSS summed over the proxy's processes, read "
-      "after the last round's run (the cache's objects are in it). *proxy CPU*: the proxy's "
+      "the ratio of the medians of wrk's 99th-percentile latency. *RSS after*: VmRSS summed "
+      "over the proxy's processes, read after the last round's run (the cache's objects are "
+      "in it). *proxy CPU*: the proxy's "
       "utime+stime during a run over the requests (MiB) completed. *core use*: the proxy's "
       f"CPU time over the wall time, then how busy CPU {a.proxy_cpu} and CPU {a.load_cpu} were "
       "in all (/proc/stat). *origin requests*: what the origin's request counter (nginx "

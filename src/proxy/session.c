@@ -2434,10 +2434,8 @@ static int step_exchange(struct txn *t)
 			return 1;
 		}
 		rc = flush_head(t);
-		if (rc < 0 && leader_detach(t, "client write failed")) {
-			drop_client_output(t);
-			rc = 1;
-		}
+		if (rc < 0 && leader_detach(t, "client write failed"))
+			rc = flush_head(t); /* drops what was for the client */
 		if (rc < 0) {
 			txn_abort(t, "client write failed");
 			return 1;

@@ -927,17 +927,24 @@ def test_cache040_sendfile_on_serves_the_same_bytes_and_frees_its_descriptors(t)
     A.eq(r.body == big, True, "and served whole")
 
 
+def leader_and_waiters(t, p, o, url, n):
+    """One client whose request reached the origin, then n that wait on its
+    fetch."""
+    first = start_clients(t, p, url, 1)[0]
+    o.wait_requests(1)
+    rest = start_clients(t, p, url, n)
+    time.sleep(0.3)  # all n have joined the first one's fetch
+    return first, rest
+
+
 def test_cache041_leader_leaving_mid_body_does_not_cut_the_waiters(t):
     p = t.sluice()
     parts = [b"a" * 200000, b"b" * 200000, b"c" * 200000, b"d" * 200000]
     o, go = collapsing_origin(t, [("Cache-Control", "max-age=60")], parts)
-    first = start_clients(t, p, o.url("/big"), 1)
-    o.wait_requests(1)
-    rest = start_clients(t, p, o.url("/big"), 4)
-    time.sleep(0.3)  # the four are waiting on the first one's fetch
+    first, rest = leader_and_waiters(t, p, o, o.url("/big"), 4)
     go.set()
-    first[0].read_head()
-    first[0].close()  # the leader's client leaves while the body streams
+    first.read_head()
+    first.close()  # the leader's client leaves while the body streams
     for c in rest:
         r = c.read_response()
         A.status(r, 200)
@@ -953,11 +960,8 @@ def test_cache042_leader_leaving_before_the_answer_still_fetches_for_the_waiters
     p = t.sluice()
     parts = [b"e" * 100000, b"f" * 100000]
     o, go = collapsing_origin(t, [("Cache-Control", "max-age=60")], parts)
-    first = start_clients(t, p, o.url("/early"), 1)
-    o.wait_requests(1)
-    rest = start_clients(t, p, o.url("/early"), 3)
-    time.sleep(0.3)
-    first[0].close()  # gone before the origin answers at all
+    first, rest = leader_and_waiters(t, p, o, o.url("/early"), 3)
+    first.close()  # gone before the origin answers at all
     time.sleep(0.2)
     go.set()
     for c in rest:
@@ -966,3 +970,22 @@ def test_cache042_leader_leaving_before_the_answer_still_fetches_for_the_waiters
         A.eq(r.body, b"".join(parts), "every waiter gets the whole body")
     A.eq(len(o.requests), 1, "requests at origin")
     A.contains(cs(t.get(p, o.url("/early"))), "; hit", "the fetch was stored")
+
+
+def test_cache043_leader_gone_and_fill_dropped_stops_the_fetch(t):
+    # Of unknown length, the body outgrows cache_max_object after the
+    # leader's client left: nobody is left to fetch for.
+    p = t.sluice("cache_max_object 150K\n")
+    parts = [b"g" * 100000] * 6
+    o, go = collapsing_origin(t, [("Cache-Control", "max-age=60")], parts, chunked=True)
+    first, rest = leader_and_waiters(t, p, o, o.url("/huge"), 2)
+    go.set()
+    first.read_head()
+    first.close()
+    for c in rest:
+        r = c.read_response()
+        A.eq(r.complete, False, "a waiter's stream of the dropped fill is cut")
+    wait_until(lambda: "abort " + o.url("/huge") + ": client gone and the fill dropped"
+               in p.stderr_text(), 5, "the detached fetch stopped")
+    r = t.get(p, o.url("/huge"))
+    A.eq(r.body, b"later #2", "nothing stored: the next request goes to the origin")
