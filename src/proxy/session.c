@@ -168,7 +168,11 @@ struct txn {
 	size_t tgt_off, tgt_len;	  /* the request target as received */
 	bool from_disk;
 	bool pend_leader;
-	bool client_gone;	    /* the client left; the fetch goes on for the waiters */
+	bool client_gone; /* the client left; the fetch goes on for the waiters */
+	/* The response is stored as it comes and its client is sent it from
+	 * the object (t->hit), at its own pace; the fetch keeps the origin's
+	 * (step_decoupled). */
+	bool decoupled;
 	bool collapsed;		    /* answered from another request's fetch */
 	struct cache_waiter waiter; /* while waiting on pend */
 	uint64_t hit_pos;	    /* body offset of the hit cursor */
@@ -638,19 +642,26 @@ static bool upstream_clean(struct txn *t)
 	return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
+/* The exchange with the origin is over: its connection goes back to the
+ * pool if it can carry another request, else it is closed. */
+static void upstream_done(struct txn *t)
+{
+	if (t->up == NULL)
+		return;
+	if (t->up_reusable && t->req_framed && t->cin_ready == 0 && t->uin == NULL &&
+	    t->up_off == t->up_out.len && upstream_clean(t))
+		upstream_pool_put(&t->up);
+	else
+		upstream_close(&t->up, false);
+}
+
 static void txn_finish(struct txn *t)
 {
 	struct session *s = t->s;
 	bool keep = !t->close_after && t->client_keepalive && t->req_framed && t->cin_ready == 0 &&
 		    !s->rd_eof;
 
-	if (t->up) {
-		if (t->up_reusable && t->req_framed && t->cin_ready == 0 && t->uin == NULL &&
-		    t->up_off == t->up_out.len && upstream_clean(t))
-			upstream_pool_put(&t->up);
-		else
-			upstream_close(&t->up, false);
-	}
+	upstream_done(t);
 	/* Closing with request bytes unread: let them drain first. */
 	if (!keep && (!t->req_framed || t->cin_ready > 0 || t->req_abandoned ||
 		      (s->in && iobuf_len(s->in) > 0)))
@@ -2198,6 +2209,19 @@ static int handle_response_head(struct txn *t)
 	if (t->switching)
 		t->resp_framed = true;
 	go_state(t, TS_BODY);
+	/* Stored whole as it comes (a known length, reserved up front, so
+	 * the fill is never dropped for its size): the client is sent it
+	 * from the object, like the requests collapsed on this fetch, and a
+	 * slow or stalled client no longer holds the fetch, and them, back. */
+	if (t->fill && t->respb.kind == H1_BODY_LENGTH && !t->resp_framed && t->req_framed &&
+	    t->cin_ready == 0 && t->up_off == t->up_out.len) {
+		t->decoupled = true;
+		t->hit = cache_obj_ref(t->fill);
+		t->hit_c = NULL;
+		t->hit_off = 0;
+		t->hit_pos = 0;
+		t->hit_left = t->respb.length;
+	}
 	return 1;
 }
 
@@ -2375,6 +2399,76 @@ static int flush_head(struct txn *t)
 	return 1;
 }
 
+/* What obj_send() did: the answer is all out, the socket is full or the
+ * rest is not published yet, the client write failed, or the object ended
+ * short of its length (its fetch failed). */
+enum obj_send { SEND_BLOCKED, SEND_DONE, SEND_FAILED, SEND_SHORT };
+static enum obj_send obj_send(struct txn *t, int *progress);
+
+/* BODY of a decoupled response: what the origin sends goes into the object
+ * as fast as it comes (and from there to the requests collapsed on it);
+ * the client is sent from the object as fast as it takes it. The
+ * connection to the origin goes back to the pool as soon as the body is
+ * in, however far behind the client is. */
+static int step_decoupled(struct txn *t, int progress)
+{
+	for (;;) {
+		bool fetched = false;
+		int sent = 0;
+
+		if (!t->resp_framed) {
+			(void)frame_response(t); /* a known length: nothing to fail */
+			if (t->uin_ready > 0) {	 /* it is in the object */
+				iobuf_consume(t->uin, t->uin_ready);
+				t->uin_ready = 0;
+			}
+			if (t->resp_framed) {
+				if (t->uin && iobuf_len(t->uin) == 0)
+					iobuf_put(&t->uin);
+				upstream_done(t);
+			}
+		}
+		/* What is in goes out before more is read: should the origin
+		 * fail next, the client has all there was. */
+		if (t->client_gone) {
+			if (t->resp_framed) {
+				txn_finish(t);
+				return 1;
+			}
+		} else {
+			switch (obj_send(t, &sent)) {
+			case SEND_BLOCKED:
+				break;
+			case SEND_DONE: /* all of the body was published: it is in */
+				txn_finish(t);
+				return 1;
+			case SEND_FAILED:
+				if (leader_detach(t, "client write failed")) {
+					sent = 1;
+					break;
+				}
+				txn_abort(t, "client write failed");
+				return 1;
+			case SEND_SHORT:
+				txn_abort(t, "origin failed mid-body");
+				return 1;
+			}
+		}
+		if (!t->resp_framed) {
+			int rc = read_upstream(t);
+			if (rc < 0) {
+				txn_abort(t, rc == -1 ? "origin closed mid-body"
+						      : "origin failed mid-body");
+				return 1;
+			}
+			fetched = rc == 1;
+		}
+		if (!fetched && !sent)
+			return progress;
+		progress = 1;
+	}
+}
+
 /* One step of EXCHANGE/BODY. 1: progress or the state changed, 0: blocked. */
 static int step_exchange(struct txn *t)
 {
@@ -2418,6 +2512,8 @@ static int step_exchange(struct txn *t)
 		return progress;
 	}
 
+	if (t->decoupled)
+		return step_decoupled(t, progress);
 	/* TS_BODY: head, then body bytes, to the client. */
 	if (t->cl_off < t->cl_out.len) {
 		/* Body bytes already here go out with the head, in one write
@@ -2544,7 +2640,8 @@ static int step_exchange(struct txn *t)
 
 /* A body in a memfd goes by sendfile(), page references and no copy; the
  * head before it with MSG_MORE, so that both leave in one segment for a
- * small answer. 1: progress, 0: blocked, -1: the session is closed. */
+ * small answer. 1: progress, 0: blocked, SEND_FAILED or SEND_SHORT
+ * (negated). */
 static int hit_sendfile(struct txn *t, const struct cache_obj *o, size_t head, uint64_t avail)
 {
 	struct session *s = t->s;
@@ -2556,10 +2653,8 @@ static int hit_sendfile(struct txn *t, const struct cache_obj *o, size_t head, u
 			s->wr = false;
 			return 0;
 		}
-		if (h < 0) {
-			session_close(s, true);
-			return -1;
-		}
+		if (h < 0)
+			return -SEND_FAILED;
 		t->cl_off += (size_t)h;
 		t->bytes_out += (uint64_t)h;
 		counter_add(&s->w->cnt, CNT_BYTES_TO_CLIENTS, h);
@@ -2577,11 +2672,8 @@ static int hit_sendfile(struct txn *t, const struct cache_obj *o, size_t head, u
 		s->wr = false;
 		return 0;
 	}
-	if (w <= 0) {
-		txn_abort(t,
-			  w == 0 ? "stored body shorter than its length" : "client write failed");
-		return -1;
-	}
+	if (w <= 0)
+		return w == 0 ? -SEND_SHORT : -SEND_FAILED;
 	t->bytes_out += (uint64_t)w;
 	counter_add(&s->w->cnt, CNT_BYTES_TO_CLIENTS, w);
 	s->moved = true;
@@ -2591,18 +2683,18 @@ static int hit_sendfile(struct txn *t, const struct cache_obj *o, size_t head, u
 	return 1;
 }
 
-/* Answer from the cache: the head, then the stored body chunk by chunk. */
-static int step_hit(struct txn *t)
+/* Send the head in cl_out and t->hit's body from the cursor, as far as the
+ * socket takes and the object has published; *progress is set when bytes
+ * moved. Chunks are walked by their capacity, bounded by what is
+ * published: every chunk but the last is full, and the last may still be
+ * filling (an object whose fetch is in flight). The head goes out in the
+ * same writev as the first body bytes: one segment, one wakeup of the
+ * client, for a small answer. */
+static enum obj_send obj_send(struct txn *t, int *progress)
 {
 	struct session *s = t->s;
-	int progress = 0;
-
-	/* Chunks are walked by their capacity, bounded by what is published:
-	 * every chunk but the last is full, and the last may still be filling
-	 * (a collapsed request streaming another's fetch). The head goes out
-	 * in the same writev as the first body bytes: one segment, one wakeup
-	 * of the client, for a small answer. */
 	const struct cache_obj *o = t->hit;
+
 	for (;;) {
 		struct iovec iov[17];
 		int n = 0;
@@ -2616,23 +2708,22 @@ static int step_hit(struct txn *t)
 				size_t off0 = t->cl_off;
 				int rc = flush_sbuf(s->fd, &t->cl_out, &t->cl_off, &s->wr,
 						    &t->bytes_out);
-				if (rc < 0) {
-					session_close(s, true);
-					return 1;
-				}
+				if (rc < 0)
+					return SEND_FAILED;
 				counter_add(&s->w->cnt, CNT_BYTES_TO_CLIENTS,
 					    (int64_t)(t->cl_off - off0));
-				if (t->cl_off != off0)
+				if (t->cl_off != off0) {
 					s->moved = true;
+					*progress = 1;
+				}
 				if (rc == 0)
-					return progress;
-				progress = 1;
+					return SEND_BLOCKED;
 				continue;
 			}
 			if (t->hit_left == 0)
-				break;
+				return SEND_DONE;
 			if (!atomic_load_explicit(&o->ended, memory_order_acquire))
-				return progress; /* the fetch kicks us when there is more */
+				return SEND_BLOCKED; /* the fetch kicks us when there is more */
 			if (t->hit_chunked && !atomic_load(&o->failed)) {
 				/* The whole body is out: the last chunk ends it. */
 				sbuf_reset(&t->cl_out);
@@ -2641,10 +2732,7 @@ static int step_hit(struct txn *t)
 				t->hit_left = 0;
 				continue;
 			}
-			txn_abort(t, atomic_load(&o->failed)
-					     ? "origin failed mid-body"
-					     : "stored body shorter than its length");
-			return 1;
+			return SEND_SHORT;
 		}
 		if (t->hit_c == NULL) { /* the first byte: place the cursor */
 			uint64_t skip = t->hit_pos;
@@ -2660,12 +2748,14 @@ static int step_hit(struct txn *t)
 			t->hit_off = 0;
 		}
 		if (!s->wr)
-			return progress;
+			return SEND_BLOCKED;
 		if (o->body_fd >= 0 && t->hit_c == o->body && t->conf->sendfile) {
 			int rc = hit_sendfile(t, o, head, avail);
-			if (rc <= 0)
-				return rc < 0 ? 1 : progress;
-			progress = 1;
+			if (rc < 0)
+				return (enum obj_send) - rc;
+			if (rc == 0)
+				return SEND_BLOCKED;
+			*progress = 1;
 			continue;
 		}
 		if (t->hit_chunked && t->ck_left == 0) {
@@ -2700,13 +2790,11 @@ static int step_hit(struct txn *t)
 			continue;
 		if (w < 0 && errno == EAGAIN) {
 			s->wr = false;
-			return progress;
+			return SEND_BLOCKED;
 		}
-		if (w < 0) {
-			session_close(s, true);
-			return 1;
-		}
-		progress = 1;
+		if (w < 0)
+			return SEND_FAILED;
+		*progress = 1;
 		s->moved = true;
 		t->bytes_out += (uint64_t)w;
 		counter_add(&s->w->cnt, CNT_BYTES_TO_CLIENTS, w);
@@ -2730,7 +2818,27 @@ static int step_hit(struct txn *t)
 			}
 		}
 	}
-	txn_finish(t);
+}
+
+/* Answer from the cache: the head, then the stored body chunk by chunk. */
+static int step_hit(struct txn *t)
+{
+	int progress = 0;
+
+	switch (obj_send(t, &progress)) {
+	case SEND_BLOCKED:
+		return progress;
+	case SEND_DONE:
+		txn_finish(t);
+		return 1;
+	case SEND_FAILED:
+		session_close(t->s, true);
+		return 1;
+	case SEND_SHORT:
+		txn_abort(t, atomic_load(&t->hit->failed) ? "origin failed mid-body"
+							  : "stored body shorter than its length");
+		return 1;
+	}
 	return 1;
 }
 

@@ -6,7 +6,7 @@ import threading
 import time
 
 from lib import asserts as A
-from lib.client import build_request
+from lib.client import ConnClosed, build_request
 from lib.origin import CLOSE
 from lib.util import wait_until
 
@@ -989,3 +989,54 @@ def test_cache043_leader_gone_and_fill_dropped_stops_the_fetch(t):
                in p.stderr_text(), 5, "the detached fetch stopped")
     r = t.get(p, o.url("/huge"))
     A.eq(r.body, b"later #2", "nothing stored: the next request goes to the origin")
+
+
+def test_cache044_a_first_client_that_does_not_read_does_not_hold_back_the_fetch(t):
+    # 12 MiB: far more than the socket buffers between the proxy and a
+    # client that reads nothing (about 5 MiB here). The fetch, the waiters and the store go on
+    # at the origin's pace; the first client gets it all when it reads.
+    p = t.sluice("threads 1\n")
+    parts = [bytes([0x61 + i]) * (2 << 20) for i in range(6)]
+    body = b"".join(parts)
+    o, go = collapsing_origin(t, [("Cache-Control", "max-age=60")], parts)
+    first, rest = leader_and_waiters(t, p, o, o.url("/slowpoke"), 2)
+    go.set()
+    for c in rest:
+        r = c.read_response(timeout=10)
+        A.eq(r.complete, True, "a waiter's answer is whole")
+        A.eq(r.body == body, True, "every waiter gets the whole body")
+    r = t.get(p, o.url("/slowpoke"), timeout=10)
+    A.contains(cs(r), "; hit", "stored while the first client had not read")
+    conns = o.accepted
+    A.eq(t.get(p, o.url("/other")).body, b"later #2", "another URL, from the origin")
+    A.eq(o.accepted, conns, "the fetch's connection went back to the pool")
+    r = first.read_response(timeout=10)
+    A.status(r, 200)
+    A.eq(r.body == body, True, "the first client, reading at last, gets the whole body")
+    A.contains(cs(r), "fwd=uri-miss", "Cache-Status of the first client's miss")
+    A.eq(len(o.requests), 2, "requests at origin")
+
+
+def test_cache045_a_first_client_that_never_reads_times_out_alone(t):
+    p = t.sluice("read_timeout 1s\n")
+    parts = [bytes([0x61 + i]) * (2 << 20) for i in range(6)]
+    body = b"".join(parts)
+    o, go = collapsing_origin(t, [("Cache-Control", "max-age=60")], parts)
+    first, rest = leader_and_waiters(t, p, o, o.url("/stuck"), 2)
+    go.set()
+    for c in rest:
+        r = c.read_response(timeout=10)
+        A.eq(r.complete, True, "a waiter's answer is whole")
+        A.eq(r.body == body, True, "every waiter gets the whole body")
+    wait_until(lambda: "abort " + o.url("/stuck") + ": timeout" in p.stderr_text(), 5,
+               "the first client timed out")
+    try:
+        r = first.read_response(timeout=5)
+        cut = not r.complete
+    except (ConnClosed, OSError):
+        cut = True
+    A.eq(cut, True, "the first client's answer is cut")
+    r = t.get(p, o.url("/stuck"), timeout=10)
+    A.contains(cs(r), "; hit", "the fetch was stored")
+    A.eq(r.body == body, True, "and is served whole")
+    A.eq(len(o.requests), 1, "requests at origin")
