@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/log.h"
@@ -29,6 +30,11 @@
 #define HDR_MAX	 (DISKFMT_FIXED + CACHE_KEY_MAX + CACHE_VARY_KEY_MAX + MAX_RESPONSE_HEAD)
 #define IO_BUF	 HDR_MAX
 #define TABLE_LO 1024 /* initial hash buckets (a power of two) */
+/* Generations from here up are for entries made while the index is being
+ * rebuilt: everything the rebuild finds is older, and gets one below. */
+#define GEN_LIVE (UINT64_C(1) << 48)
+/* Bits of the bitmap, by key hash, of keys purged during the rebuild. */
+#define PURGED_BITS (UINT64_C(1) << 20)
 /* "xy/" + name, and "tmp/" + name + "." + a 64-bit counter in hex. */
 #define REL_MAX (4 + DISKFMT_NAME_LEN + 1 + 16 + 1)
 
@@ -112,6 +118,18 @@ struct disk_store {
 
 	unsigned nthreads;
 	struct io_thread *io;
+
+	/* The index rebuild (disk_rebuild), on a thread of its own. Until it
+	 * is done, a file it has not reached reads as a miss, and a key
+	 * purged meanwhile has its bit set in purged (under mu; a bitmap by
+	 * key hash, NULL once rebuilt), so that the rebuild deletes the
+	 * key's older files rather than bring them back. A false positive
+	 * only costs a cached object. */
+	pthread_t rebuild_tid;
+	bool rebuild_started;
+	atomic_bool rebuild_stop;
+	atomic_bool rebuilt;
+	uint64_t *purged;
 };
 
 static const char *err_str(int err, char *buf, size_t len)
@@ -284,6 +302,48 @@ static void index_add(struct disk_store *d, struct entry *e)
 	d->bytes += e->size;
 	if (d->objects > d->mask + 1)
 		table_grow(d);
+}
+
+static void list_push_old(struct disk_store *d, struct entry *e)
+{
+	e->newer = d->old;
+	e->older = NULL;
+	if (d->old)
+		d->old->older = e;
+	else
+		d->young = e;
+	d->old = e;
+}
+
+enum found_fate { FOUND_ADDED, FOUND_SUPERSEDED, FOUND_DROPPED };
+
+/* Add e, found by the rebuild (its gen set, below GEN_LIVE), at the old end:
+ * whatever the index got since it opened is newer. Not added if the index
+ * has a newer entry of its name (whose file it may be by now: it stays), or
+ * if its file must go: its key was purged since the store opened, or the
+ * key has its fill of variants already. */
+static enum found_fate index_found(struct disk_store *d, struct entry *e)
+{
+	unsigned variants = 0;
+	for (struct entry *c = d->tab[e->khash & d->mask]; c; c = c->chain) {
+		if (!same_key(c, e->khash, e->key, e->key_len))
+			continue;
+		if (c->vary_len == e->vary_len && memcmp(c->vary, e->vary, e->vary_len) == 0)
+			return FOUND_SUPERSEDED;
+		variants++;
+	}
+	if ((d->purged[(e->khash % PURGED_BITS) / 64] & (UINT64_C(1) << (e->khash % 64))) ||
+	    variants >= CACHE_MAX_VARIANTS)
+		return FOUND_DROPPED;
+	struct entry **b = &d->tab[e->khash & d->mask];
+	e->chain = *b;
+	*b = e;
+	list_push_old(d, e);
+	d->objects++;
+	d->bytes += e->size;
+	if (d->objects > d->mask + 1)
+		table_grow(d);
+	return FOUND_ADDED;
 }
 
 /* CLOCK: the oldest entry goes unless it was hit since it was last here. */
@@ -863,8 +923,9 @@ out:
 }
 
 /* Rebuild the index from the files; deletes what is not a valid file.
- * Returns how many files were deleted. */
-static unsigned scan(struct disk_store *d)
+ * Returns how many files were deleted (*kept: how many went into the
+ * index). */
+static unsigned scan(struct disk_store *d, uint64_t *kept)
 {
 	char *buf = sl_malloc(HDR_MAX);
 	struct h1_header *hdrs = sl_malloc(MAX_HEADERS_CEIL * sizeof(*hdrs));
@@ -872,7 +933,7 @@ static unsigned scan(struct disk_store *d)
 	size_t n = 0, cap = 0;
 	unsigned dropped = 0;
 
-	for (unsigned i = 0; i < 256; i++) {
+	for (unsigned i = 0; i < 256 && !atomic_load(&d->rebuild_stop); i++) {
 		char sub[3];
 		snprintf(sub, sizeof(sub), "%02x", i);
 		int fd = openat(d->dirfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -884,7 +945,7 @@ static unsigned scan(struct disk_store *d)
 			continue;
 		}
 		struct dirent *de;
-		while ((de = readdir(dp)) != NULL) {
+		while (!atomic_load(&d->rebuild_stop) && (de = readdir(dp)) != NULL) {
 			const char *why = "not an object file name";
 			int64_t mtime = 0;
 			struct entry *e = NULL;
@@ -909,18 +970,79 @@ static unsigned scan(struct disk_store *d)
 		}
 		closedir(dp);
 	}
-	/* Oldest first, so the CLOCK order and "oldest variant" survive. */
+	/* Oldest first, so the CLOCK order and "oldest variant" survive:
+	 * generations by age, and each, newest first, to the old end. */
 	if (n > 0)
 		qsort(all, n, sizeof(*all), found_cmp);
+	*kept = 0;
 	pthread_mutex_lock(&d->mu);
-	for (size_t i = 0; i < n; i++)
-		index_add(d, all[i].e);
+	for (size_t i = n; i-- > 0;) {
+		struct entry *e = all[i].e;
+		e->gen = i + 1;
+		enum found_fate f =
+			atomic_load(&d->rebuild_stop) ? FOUND_SUPERSEDED : index_found(d, e);
+		if (f == FOUND_ADDED) {
+			(*kept)++;
+			continue;
+		}
+		if (f == FOUND_DROPPED)
+			enqueue_unlink(d, e);
+		free(e);
+	}
+	free(d->purged);
+	d->purged = NULL;
 	evict(d);
+	atomic_store(&d->rebuilt, true);
 	pthread_mutex_unlock(&d->mu);
 	free(all);
 	free(hdrs);
 	free(buf);
 	return dropped;
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void *rebuild_main(void *arg)
+{
+	struct disk_store *d = arg;
+	uint64_t t0 = mono_ms(), kept = 0;
+	unsigned dropped = scan(d, &kept);
+	if (atomic_load(&d->rebuild_stop))
+		return NULL;
+	uint64_t objects, bytes;
+	disk_stats(d, &objects, &bytes, NULL);
+	log_info("cache_dir %s: %" PRIu64 " objects, %" PRIu64 " bytes of %" PRIu64
+		 "; index rebuilt in %" PRIu64 " ms: %" PRIu64 " files kept, %u bad files deleted",
+		 d->dir, objects, bytes, d->cap, mono_ms() - t0, kept, dropped);
+	return NULL;
+}
+
+void disk_rebuild(struct disk_store *d)
+{
+	SL_CHECK_OBJ(d, DISK_MAGIC);
+	if (d->rebuild_started || atomic_load(&d->rebuilt))
+		return;
+	int rc = pthread_create(&d->rebuild_tid, NULL, rebuild_main, d);
+	if (rc != 0) {
+		char eb[128];
+		log_error("cache_dir %s: cannot start the index rebuild (%s); rebuilding now",
+			  d->dir, err_str(rc, eb, sizeof(eb)));
+		(void)rebuild_main(d);
+		return;
+	}
+	d->rebuild_started = true;
+	log_info("cache_dir %s: rebuilding the index in the background", d->dir);
+}
+
+bool disk_rebuilding(struct disk_store *d)
+{
+	SL_CHECK_OBJ(d, DISK_MAGIC);
+	return !atomic_load(&d->rebuilt);
 }
 
 static void store_free(struct disk_store *d)
@@ -943,6 +1065,7 @@ static void store_free(struct disk_store *d)
 	}
 	free(d->io);
 	free(d->tab);
+	free(d->purged);
 	pthread_mutex_destroy(&d->mu);
 	if (d->dirfd >= 0)
 		close(d->dirfd);
@@ -1001,6 +1124,8 @@ struct disk_store *disk_open(const char *dir, uint64_t cap, unsigned nthreads, c
 	pthread_mutex_init(&d->mu, NULL);
 	d->tab = sl_calloc(TABLE_LO, sizeof(*d->tab));
 	d->mask = TABLE_LO - 1;
+	d->next_gen = GEN_LIVE;
+	d->purged = sl_calloc(PURGED_BITS / 64, sizeof(*d->purged));
 	d->nthreads = nthreads;
 	d->io = sl_calloc(nthreads, sizeof(*d->io));
 	for (unsigned i = 0; i < nthreads; i++) {
@@ -1010,7 +1135,6 @@ struct disk_store *disk_open(const char *dir, uint64_t cap, unsigned nthreads, c
 		pthread_cond_init(&t->cv, NULL);
 		t->buf = sl_malloc(IO_BUF);
 	}
-	unsigned dropped = scan(d);
 	for (unsigned i = 0; i < nthreads; i++) {
 		int rc = pthread_create(&d->io[i].tid, NULL, io_main, &d->io[i]);
 		if (rc != 0) {
@@ -1021,9 +1145,6 @@ struct disk_store *disk_open(const char *dir, uint64_t cap, unsigned nthreads, c
 		}
 		d->io[i].started = true;
 	}
-	log_info("cache_dir %s: %" PRIu64 " objects, %" PRIu64 " bytes of %" PRIu64
-		 "; %u bad files deleted",
-		 dir, d->objects, d->bytes, d->cap, dropped);
 	return d;
 }
 
@@ -1034,6 +1155,10 @@ void disk_close(struct disk_store **dp)
 		return;
 	*dp = NULL;
 	SL_CHECK_OBJ(d, DISK_MAGIC);
+	if (d->rebuild_started) { /* before the I/O threads: it queues unlinks */
+		atomic_store(&d->rebuild_stop, true);
+		pthread_join(d->rebuild_tid, NULL);
+	}
 	for (unsigned i = 0; i < d->nthreads; i++) {
 		struct io_thread *t = &d->io[i];
 		if (!t->started)
@@ -1148,6 +1273,8 @@ unsigned disk_purge(struct disk_store *d, const char *key, size_t key_len)
 	unsigned n = 0;
 
 	pthread_mutex_lock(&d->mu);
+	if (d->purged)
+		d->purged[(h % PURGED_BITS) / 64] |= UINT64_C(1) << (h % 64);
 	struct entry **pp = &d->tab[h & d->mask];
 	while (*pp) {
 		struct entry *e = *pp;

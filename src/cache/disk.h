@@ -27,9 +27,14 @@
  * Eviction: CLOCK over the index in insertion order. A hit sets an entry's
  * reference bit; when the store is over its capacity, the oldest entry is
  * dropped unless its bit is set, in which case the bit is cleared and the
- * entry goes to the young end. At start-up the index is rebuilt oldest file
- * (by modification time) first. Capacity is counted in bytes of object
+ * entry goes to the young end. Capacity is counted in bytes of object
  * files.
+ *
+ * Start-up: the index is rebuilt from the files' headers on a thread of its
+ * own (disk_rebuild), while the proxy already serves: until it is done a
+ * stored object it has not reached reads as a miss, and what is written or
+ * purged meanwhile wins over what it finds. It orders what it finds oldest
+ * file (by modification time) first, behind everything written since.
  *
  * Failures: a full disk (ENOSPC, EDQUOT) or a directory that can no longer
  * be written (EACCES, EPERM, EROFS) degrades the store, with one log line:
@@ -71,16 +76,24 @@ struct disk_read;
 
 /* Open the store in dir with a capacity of cap bytes and nthreads I/O
  * threads (0: DISK_THREADS_DEFAULT; at most DISK_THREADS_MAX). Creates dir
- * and its subdirectories as needed, deletes leftover temporary files, and
- * rebuilds the index from the headers of the files there, deleting files
- * with a bad header or a name that is not their key's; if they hold more
- * than cap, the oldest go. Blocking: for the main thread at start-up.
+ * and its subdirectories as needed and deletes leftover temporary files;
+ * the index starts empty, until disk_rebuild(). Blocking: for the main
+ * thread at start-up.
  * Returns NULL with the reason in err[errlen] if dir cannot be created,
  * read or written (the caller runs with the memory cache alone). */
 struct disk_store *disk_open(const char *dir, uint64_t cap, unsigned nthreads, char *err,
 			     size_t errlen) SL_WUR;
 
-/* Finish the queued writes and unlinks, and the queued reads (their
+/* Rebuild the index from the headers of the files in the background,
+ * deleting files with a bad header or a name that is not their key's; if
+ * they hold more than the capacity, the oldest go. Logs one line when
+ * done. Once per store; the store may be used meanwhile. */
+void disk_rebuild(struct disk_store *d);
+/* Whether the rebuild has not finished (or not started) yet. */
+bool disk_rebuilding(struct disk_store *d);
+
+/* Stop a rebuild still running (what it found is dropped), finish the
+ * queued writes and unlinks, and the queued reads (their
  * callbacks run on their loops as usual), stop the threads, free the
  * store. *dp is set to NULL. No other call on the store may be running or
  * made afterwards. */

@@ -230,6 +230,8 @@ int main(int argc, char **argv)
 		if (disk == NULL)
 			log_error("cache_dir %s: %s; continuing with the memory cache only",
 				  conf->cache_dir, err);
+		else
+			disk_rebuild(disk); /* in the background: serving starts now */
 	} else if (conf->cache_dir) {
 		log_warn("cache_dir %s: not used without a memory cache (cache_mem 0)",
 			 conf->cache_dir);

@@ -27,14 +27,27 @@ def cs(r):
     return r.header("Cache-Status") or ""
 
 
+def restart(p):
+    """Stop and start p, and wait until its disk index is rebuilt (in the
+    background: until then what is on disk reads as a miss)."""
+    p.stop()
+    start_rebuilt(p)
+
+
+def start_rebuilt(p):
+    n = p.stderr_text().count("index rebuilt in")
+    p.start()
+    wait_until(lambda: p.stderr_text().count("index rebuilt in") > n, 10,
+               "the disk index rebuilt")
+
+
 def test_disk001_objects_survive_a_restart(t):
     d = t.path("cache")
     o = t.origin(counting())
     p = t.sluice(f"cache_dir {d} 64M\n")
     bodies = {path: t.get(p, o.url(path)).body for path in ("/a", "/b", "/c")}
     wait_until(lambda: len(objects(d)) == 3, 5, "three object files")
-    p.stop()
-    p.start()
+    restart(p)
     for path, body in bodies.items():
         r = t.get(p, o.url(path))
         A.status(r, 200)
@@ -57,7 +70,7 @@ def test_disk002_kill_9_loses_nothing_written(t):
     wait_until(lambda: len(objects(d)) == 1, 5, "the object file")
     p.signal(signal.SIGKILL)
     p.wait_exit(5)
-    p.start()
+    start_rebuilt(p)
     A.eq(t.get(p, o.url("/k")).body, body, "served from disk after kill -9")
     A.eq(len(o.requests), 1, "requests at origin")
 
@@ -75,7 +88,7 @@ def test_disk003_a_corrupted_object_file_is_dropped_not_served(t):
         b = fh.read(1)
         fh.seek(-1, 1)
         fh.write(bytes([b[0] ^ 0x20]))
-    p.start()
+    start_rebuilt(p)
     r = t.get(p, o.url("/x"))
     A.status(r, 200)
     A.eq(r.body[:12], b"object /x #2", "the damaged copy is not served: the origin answers")
@@ -108,8 +121,7 @@ def test_disk005_purge_and_invalidation_reach_the_disk(t):
     A.status(t.get(p, o.url("/p"), method="PURGE"), 200)
     A.status(t.get(p, o.url("/q"), method="POST", body=b"x"), 200)
     wait_until(lambda: len(objects(d)) == 0, 5, "both files removed")
-    p.stop()
-    p.start()
+    restart(p)
     t.get(p, o.url("/p"))
     t.get(p, o.url("/q"))
     A.eq(len(o.requests), 5, "neither came back after a restart")
@@ -150,3 +162,28 @@ def test_disk007_full_disk_degrades_to_memory_with_one_log_line(t):
         A.contains(cs(r), "; hit", f"/{i} still served from memory")
     A.eq(len(o.requests), 8, "requests at origin")
     A.eq(p.alive(), True, "still running")
+
+
+def test_disk008_serves_while_the_index_is_rebuilt(t):
+    # Thousands of files with object names and no valid header: the
+    # rebuild reads and deletes each, and the proxy answers meanwhile.
+    d = t.path("cache")
+    n = 30000
+    for i in range(256):
+        os.makedirs(os.path.join(d, "%02x" % i))
+    for i in range(n):
+        name = "%02x%030x" % (i % 256, i)
+        with open(os.path.join(d, name[:2], name), "wb") as f:
+            f.write(b"not an object file\n")
+    o = t.origin(counting())
+    p = t.sluice(f"cache_dir {d} 64M\n")
+    A.contains(p.stderr_text(), "cache_dir " + d + ": rebuilding the index in the background",
+               "start-up log line")
+    r = t.get(p, o.url("/early"))
+    A.status(r, 200)
+    A.eq("index rebuilt" in p.stderr_text(), False, "answered before the rebuild ended")
+    wait_until(lambda: "index rebuilt" in p.stderr_text(), 30, "the rebuild's log line")
+    A.contains(p.stderr_text(), f"{n} bad files deleted", "every bad file counted")
+    wait_until(lambda: len(objects(d)) == 1, 10, "the bad files gone, the new object kept")
+    A.contains(cs(t.get(p, o.url("/early"))), "; hit", "what was stored meanwhile is kept")
+    A.eq(len(o.requests), 1, "requests at origin")

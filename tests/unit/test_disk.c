@@ -123,12 +123,32 @@ static void obj_path(const char *dir, const char *key, const char *vary, size_t 
 	snprintf(out, cap, "%s/%.2s/%s", dir, name, name);
 }
 
-static struct disk_store *open_store(const char *dir, uint64_t cap)
+/* Open, without the index rebuild started. */
+static struct disk_store *open_bare(const char *dir, uint64_t cap)
 {
 	char err[256] = "";
 	struct disk_store *d = disk_open(dir, cap, 2, err, sizeof(err));
 	if (d == NULL)
 		printf("    disk_open: %s\n", err);
+	return d;
+}
+
+/* Wait (bounded) for the rebuild of d's index to finish. */
+static bool rebuilt(struct disk_store *d)
+{
+	for (int i = 0; i < 10000 && disk_rebuilding(d); i++)
+		usleep(1000);
+	return !disk_rebuilding(d);
+}
+
+/* Open and rebuild the index, as the proxy does at start-up. */
+static struct disk_store *open_store(const char *dir, uint64_t cap)
+{
+	struct disk_store *d = open_bare(dir, cap);
+	if (d) {
+		disk_rebuild(d);
+		CHECK(rebuilt(d));
+	}
 	return d;
 }
 
@@ -644,6 +664,101 @@ TEST(purge_removes_every_variant_from_index_and_disk)
 	rm_rf(dir);
 }
 
+TEST(lookups_miss_until_the_rebuild_reaches_the_files_then_hit)
+{
+	char *dir = tmp_dir();
+	struct disk_store *d = open_store(dir, 1 << 20);
+	struct cache_obj *o = make("http://a:80/r", head_plain, NULL, "rrrrr", 5);
+	CHECK(disk_write(d, o));
+	disk_close(&d);
+
+	d = open_bare(dir, 1 << 20);
+	CHECK(disk_rebuilding(d));
+	bool miss;
+	CHECK(get(d, "http://a:80/r", NULL, &miss) == NULL && miss);
+	uint64_t n;
+	stats(d, &n, NULL, NULL);
+	CHECK_INT(n, 0);
+	disk_rebuild(d);
+	CHECK(rebuilt(d));
+	struct cache_obj *h = get(d, "http://a:80/r", NULL, NULL);
+	CHECK(h && body_is(h, "rrrrr", 5));
+	cache_obj_put(&h);
+	stats(d, &n, NULL, NULL);
+	CHECK_INT(n, 1);
+	disk_close(&d);
+	cache_obj_put(&o);
+	rm_rf(dir);
+}
+
+TEST(what_is_purged_or_written_before_the_rebuild_wins_over_the_files)
+{
+	char *dir = tmp_dir();
+	struct disk_store *d = open_store(dir, 1 << 20);
+	struct cache_obj *a = make("http://a:80/p", head_vary, "gzip", "aaaaa", 5);
+	struct cache_obj *b = make("http://a:80/p", head_vary, NULL, "bbbbb", 5);
+	struct cache_obj *w1 = make("http://a:80/w", head_plain, NULL, "old!!", 5);
+	struct cache_obj *w2 = make("http://a:80/w", head_plain, NULL, "new!!", 5);
+	struct cache_obj *k = make("http://a:80/k", head_plain, NULL, "kkkkk", 5);
+	CHECK(disk_write(d, a) && disk_write(d, b) && disk_write(d, w1) && disk_write(d, k));
+	disk_close(&d);
+
+	/* While the index is still empty: a purge of a key it has not
+	 * reached (both variants), and a newer copy of another. */
+	d = open_bare(dir, 1 << 20);
+	CHECK_INT(disk_purge(d, "http://a:80/p", 13), 0);
+	CHECK(disk_write(d, w2));
+	disk_rebuild(d);
+	CHECK(rebuilt(d));
+	bool miss;
+	CHECK(get(d, "http://a:80/p", "gzip", &miss) == NULL && miss);
+	CHECK(get(d, "http://a:80/p", NULL, &miss) == NULL && miss);
+	struct cache_obj *h = get(d, "http://a:80/w", NULL, NULL);
+	CHECK(h && body_is(h, "new!!", 5));
+	cache_obj_put(&h);
+	h = get(d, "http://a:80/k", NULL, NULL);
+	CHECK(h && body_is(h, "kkkkk", 5));
+	cache_obj_put(&h);
+	uint64_t n;
+	stats(d, &n, NULL, NULL);
+	CHECK_INT(n, 2);
+	disk_close(&d);
+	uint64_t fb;
+	CHECK_INT(count_files(dir, &fb), 2); /* the purged files are gone */
+	/* And so it stays across another restart. */
+	d = open_store(dir, 1 << 20);
+	CHECK(get(d, "http://a:80/p", NULL, &miss) == NULL && miss);
+	h = get(d, "http://a:80/w", NULL, NULL);
+	CHECK(h && body_is(h, "new!!", 5));
+	cache_obj_put(&h);
+	disk_close(&d);
+	cache_obj_put(&a);
+	cache_obj_put(&b);
+	cache_obj_put(&w1);
+	cache_obj_put(&w2);
+	cache_obj_put(&k);
+	rm_rf(dir);
+}
+
+TEST(closing_during_the_rebuild_stops_it_and_loses_nothing)
+{
+	char *dir = tmp_dir();
+	struct disk_store *d = open_store(dir, 1 << 20);
+	struct cache_obj *o = make("http://a:80/c", head_plain, NULL, "ccccc", 5);
+	CHECK(disk_write(d, o));
+	disk_close(&d);
+	d = open_bare(dir, 1 << 20);
+	disk_rebuild(d);
+	disk_close(&d); /* however far it got */
+	d = open_store(dir, 1 << 20);
+	struct cache_obj *h = get(d, "http://a:80/c", NULL, NULL);
+	CHECK(h && body_is(h, "ccccc", 5));
+	cache_obj_put(&h);
+	disk_close(&d);
+	cache_obj_put(&o);
+	rm_rf(dir);
+}
+
 TEST(eviction_keeps_files_within_capacity_and_hits_stay)
 {
 	char *dir = tmp_dir();
@@ -984,6 +1099,9 @@ int main(void)
 	RUN(truncated_file_is_dropped_at_start_up);
 	RUN(vary_variants_are_selected_and_replaced);
 	RUN(purge_removes_every_variant_from_index_and_disk);
+	RUN(lookups_miss_until_the_rebuild_reaches_the_files_then_hit);
+	RUN(what_is_purged_or_written_before_the_rebuild_wins_over_the_files);
+	RUN(closing_during_the_rebuild_stops_it_and_loses_nothing);
 	RUN(eviction_keeps_files_within_capacity_and_hits_stay);
 	RUN(a_key_keeps_a_bounded_number_of_variants);
 	RUN(unwritable_directory_fails_open_or_degrades_to_memory_only);
