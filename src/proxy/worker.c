@@ -138,11 +138,25 @@ static void resume_accept(struct ev_loop *loop, struct ev_timer *t)
 		log_error("listener %s: %s", l->text, strerror(errno));
 }
 
+static void apply_post(struct worker *w, struct worker_post *p);
+
 static void accept_cb(struct ev_loop *loop, struct ev_io *io, uint32_t revents)
 {
 	struct listener *l = SL_CONTAINER_OF(io, struct listener, io);
 	struct worker *w = l->w;
 	(void)revents;
+
+	/* A reload posted and not applied yet (its wakeup may come later in
+	 * this turn): apply it first, so that a connection made after the
+	 * reload was logged is served by the new config. It may close this
+	 * listener (freed later: l stays readable), whose successor, if any,
+	 * reports what is pending on its own. */
+	struct worker_post *p = atomic_exchange(&w->post, NULL);
+	if (p) {
+		apply_post(w, p);
+		if (l->fd < 0)
+			return;
+	}
 
 	for (;;) {
 		struct sockaddr_storage peer;
