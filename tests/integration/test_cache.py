@@ -1040,3 +1040,52 @@ def test_cache045_a_first_client_that_never_reads_times_out_alone(t):
     A.contains(cs(r), "; hit", "the fetch was stored")
     A.eq(r.body == body, True, "and is served whole")
     A.eq(len(o.requests), 1, "requests at origin")
+
+
+def test_cache046_head_miss_is_fetched_as_get_and_stored(t):
+    p = t.sluice()
+    o = t.origin(counting([("Cache-Control", "max-age=60")]))
+    c = t.client(p)
+    c.send(build_request("HEAD", o.url("/hd")))
+    r = c.read_response(method="HEAD")
+    A.status(r, 200)
+    A.eq(r.body, b"", "HEAD has no body")
+    A.eq(r.header("Content-Length"), str(len(b"body #1")), "the GET's Content-Length")
+    A.contains(cs(r), "fwd=uri-miss; fwd-status=200; stored", "Cache-Status")
+    A.eq([q.method for q in o.requests], ["GET"], "asked of the origin as a GET")
+    # The same connection goes on: no body bytes were left on it.
+    c.send(build_request("GET", o.url("/hd")))
+    r = c.read_response()
+    A.eq(r.body, b"body #1", "the next GET: the stored body")
+    A.contains(cs(r), "; hit", "Cache-Status")
+    r = t.get(p, o.url("/hd"), method="HEAD")
+    A.contains(cs(r), "; hit", "a HEAD after it is a hit too")
+    A.eq(len(o.requests), 1, "requests at origin")
+
+
+def test_cache047_head_miss_of_an_unstorable_or_unknown_length_answer(t):
+    p = t.sluice()
+    big = b"z" * 300000
+
+    def h(req, c):
+        if req.target.endswith("/nostore"):
+            c.respond(200, big, [("Cache-Control", "no-store")])
+        else:  # chunked: stored as it comes, only the head for the HEAD
+            c.send(b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\n"
+                   b"Transfer-Encoding: chunked\r\n\r\n")
+            for i in range(3):
+                c.send(b"%x\r\n%s\r\n" % (100000, big[:100000]))
+            c.send(b"0\r\n\r\n")
+    o = t.origin(h)
+    c = t.client(p)
+    for path in ("/nostore", "/chunked"):
+        c.send(build_request("HEAD", o.url(path)))
+        r = c.read_response(method="HEAD")
+        A.status(r, 200)
+        A.eq(r.body, b"", f"{path}: HEAD has no body")
+    c.send(build_request("GET", o.url("/chunked")))
+    r = c.read_response()
+    A.eq(r.body, big, "the chunked answer was stored whole")
+    A.contains(cs(r), "; hit", "Cache-Status")
+    A.eq(t.get(p, o.url("/nostore"), method="HEAD").status, 200, "no-store: asked again")
+    A.eq([q.method for q in o.requests], ["GET"] * 3, "requests at origin")
