@@ -173,9 +173,6 @@ struct txn {
 	 * the object (t->hit), at its own pace; the fetch keeps the origin's
 	 * (step_decoupled). */
 	bool decoupled;
-	/* A HEAD miss asked of the origin as a GET, so that the answer can be
-	 * stored: its client is sent the head alone (head_as_get_start). */
-	bool head_as_get;
 	bool collapsed;		    /* answered from another request's fetch */
 	struct cache_waiter waiter; /* while waiting on pend */
 	uint64_t hit_pos;	    /* body offset of the hit cursor */
@@ -1106,21 +1103,10 @@ static bool cache_decide(struct txn *t, const struct h1_request *req, struct cac
 	}
 	/* An answer shaped by Range or a precondition is not the plain
 	 * response for the key. */
-	if ((get || t->is_head) && t->conf->cache_max_object > 0 &&
+	if (get && t->conf->cache_max_object > 0 &&
 	    !h1_find(req->headers, req->nheaders, "Range") &&
 	    !policy_has_other_conditional(req->headers, req->nheaders))
 		t->cache_store = true;
-	/* A HEAD miss is asked as a GET and the answer stored, as nginx and
-	 * Varnish do: the next GET (or HEAD) of the URL is a hit. */
-	if (t->cache_store && t->is_head && !t->s->refresh && t->up_out.len > 5 &&
-	    memcmp(t->up_out.p, "HEAD ", 5) == 0) {
-		memmove(t->up_out.p + 3, t->up_out.p + 4, t->up_out.len - 4);
-		memcpy(t->up_out.p, "GET", 3);
-		t->up_out.len--;
-		t->up_out.p[t->up_out.len] = '\0';
-		t->up_own--;
-		t->head_as_get = true;
-	}
 	/* Request collapsing: a plain miss joins a fetch in flight for the
 	 * key, or leads one others may join. */
 	if (t->cache_store && !t->reval && !t->stale && !client_conditional(req)) {
@@ -2141,8 +2127,8 @@ static int handle_response_head(struct txn *t)
 		iobuf_consume(t->uin, resp.head_len);
 		return 1;
 	}
-	if (h1_response_body(&resp, t->is_head && !t->head_as_get ? SV_LIT("HEAD") : SV_LIT("GET"),
-			     &t->respb, &herr) < 0) {
+	if (h1_response_body(&resp, t->is_head ? SV_LIT("HEAD") : SV_LIT("GET"), &t->respb, &herr) <
+	    0) {
 		char d[128];
 		snprintf(d, sizeof(d), "invalid response from origin (%s)", herr.reason);
 		txn_local(t, 502, d, PS_PROTOCOL, false);
@@ -2234,11 +2220,7 @@ static int handle_response_head(struct txn *t)
 		t->hit_c = NULL;
 		t->hit_off = 0;
 		t->hit_pos = 0;
-		t->hit_left = t->head_as_get ? 0 : t->respb.length;
-	} else if (t->head_as_get && !t->fill && !t->resp_framed) {
-		/* Not stored after all: the body is not wanted. */
-		t->resp_framed = true;
-		t->up_reusable = false;
+		t->hit_left = t->respb.length;
 	}
 	return 1;
 }
@@ -2385,7 +2367,7 @@ static int flush_head(struct txn *t)
 		size_t head = t->cl_out.len - t->cl_off;
 
 		iov[0] = (struct iovec){.iov_base = t->cl_out.p + t->cl_off, .iov_len = head};
-		if (t->uin_ready > 0 && !t->head_as_get) {
+		if (t->uin_ready > 0) {
 			iov[1] = (struct iovec){.iov_base = iobuf_head(t->uin),
 						.iov_len = t->uin_ready};
 			mh.msg_iovlen = 2;
@@ -2457,11 +2439,7 @@ static int step_decoupled(struct txn *t, int progress)
 			switch (obj_send(t, &sent)) {
 			case SEND_BLOCKED:
 				break;
-			case SEND_DONE:
-				/* All of the body was published, so it is in;
-				 * or the client of a HEAD has its head. */
-				if (!t->resp_framed)
-					break;
+			case SEND_DONE: /* all of the body was published: it is in */
 				txn_finish(t);
 				return 1;
 			case SEND_FAILED:
@@ -2580,15 +2558,7 @@ static int step_exchange(struct txn *t)
 			txn_abort(t, "client gone and the fill dropped");
 			return 1;
 		}
-		if (t->head_as_get && !t->fill && !t->resp_framed) {
-			/* The HEAD's client has its answer; the rest was only
-			 * for the store. */
-			drop_client_output(t);
-			t->resp_framed = true;
-			t->up_reusable = false;
-			continue;
-		}
-		if (t->uin_ready > 0 && (t->client_gone || t->head_as_get)) {
+		if (t->uin_ready > 0 && t->client_gone) {
 			drop_client_output(t);
 			progress = 1;
 			continue;
