@@ -991,20 +991,29 @@ def test_cache043_leader_gone_and_fill_dropped_stops_the_fetch(t):
     A.eq(r.body, b"later #2", "nothing stored: the next request goes to the origin")
 
 
-def test_cache044_a_first_client_that_does_not_read_does_not_hold_back_the_fetch(t):
-    # 12 MiB: far more than the socket buffers between the proxy and a
-    # client that reads nothing (about 5 MiB here). The fetch, the waiters and the store go on
-    # at the origin's pace; the first client gets it all when it reads.
-    p = t.sluice("threads 1\n")
+def fetch_past_a_first_client_not_reading(t, p, path):
+    """A 12 MiB fetch, far more than the socket buffers hold between the
+    proxy and a client that reads nothing (about 5 MiB here), whose first
+    client does not read: the two requests collapsed on it must get all of
+    it at the origin's pace. Returns the origin, that first client and the
+    body."""
     parts = [bytes([0x61 + i]) * (2 << 20) for i in range(6)]
     body = b"".join(parts)
     o, go = collapsing_origin(t, [("Cache-Control", "max-age=60")], parts)
-    first, rest = leader_and_waiters(t, p, o, o.url("/slowpoke"), 2)
+    first, rest = leader_and_waiters(t, p, o, o.url(path), 2)
     go.set()
     for c in rest:
         r = c.read_response(timeout=10)
         A.eq(r.complete, True, "a waiter's answer is whole")
         A.eq(r.body == body, True, "every waiter gets the whole body")
+    return o, first, body
+
+
+def test_cache044_a_first_client_that_does_not_read_does_not_hold_back_the_fetch(t):
+    # The fetch, the waiters and the store go on at the origin's pace; the
+    # first client gets it all when it reads.
+    p = t.sluice("threads 1\n")
+    o, first, body = fetch_past_a_first_client_not_reading(t, p, "/slowpoke")
     r = t.get(p, o.url("/slowpoke"), timeout=10)
     A.contains(cs(r), "; hit", "stored while the first client had not read")
     conns = o.accepted
@@ -1019,15 +1028,7 @@ def test_cache044_a_first_client_that_does_not_read_does_not_hold_back_the_fetch
 
 def test_cache045_a_first_client_that_never_reads_times_out_alone(t):
     p = t.sluice("read_timeout 1s\n")
-    parts = [bytes([0x61 + i]) * (2 << 20) for i in range(6)]
-    body = b"".join(parts)
-    o, go = collapsing_origin(t, [("Cache-Control", "max-age=60")], parts)
-    first, rest = leader_and_waiters(t, p, o, o.url("/stuck"), 2)
-    go.set()
-    for c in rest:
-        r = c.read_response(timeout=10)
-        A.eq(r.complete, True, "a waiter's answer is whole")
-        A.eq(r.body == body, True, "every waiter gets the whole body")
+    o, first, body = fetch_past_a_first_client_not_reading(t, p, "/stuck")
     wait_until(lambda: "abort " + o.url("/stuck") + ": timeout" in p.stderr_text(), 5,
                "the first client timed out")
     try:
