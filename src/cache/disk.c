@@ -33,6 +33,8 @@
 /* Generations from here up are for entries made while the index is being
  * rebuilt: everything the rebuild finds is older, and gets one below. */
 #define GEN_LIVE (UINT64_C(1) << 48)
+/* Entries the rebuild merges into the index per hold of its lock. */
+#define MERGE_BATCH 4096
 /* Bits of the bitmap, by key hash, of keys purged during the rebuild. */
 #define PURGED_BITS (UINT64_C(1) << 20)
 /* "xy/" + name, and "tmp/" + name + "." + a 64-bit counter in hex. */
@@ -869,8 +871,9 @@ static bool valid_name(const char *s, const char *sub)
 }
 
 /* The index entry for file name in the open directory fd, from its header
- * alone; NULL (and *why) if the file is not a valid object file of that
- * name. */
+ * alone; NULL and *why if the file is not a valid object file of that name,
+ * NULL and *why NULL if it could not be opened (gone meanwhile, or out of
+ * descriptors: left alone). */
 static struct entry *scan_file(int fd, const char *name, char *buf, struct h1_header *hdrs,
 			       int64_t *mtime_ns, const char **why)
 {
@@ -880,7 +883,12 @@ static struct entry *scan_file(int fd, const char *name, char *buf, struct h1_he
 
 	int ffd = openat(fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (ffd < 0) {
-		*why = "cannot open";
+		if (errno != ENOENT) {
+			char eb[128];
+			log_warn("cache_dir: %.2s/%s: cannot open (%s); left alone", name, name,
+				 err_str(errno, eb, sizeof(eb)));
+		}
+		*why = NULL;
 		return NULL;
 	}
 	if (fstat(ffd, &st) < 0 || !S_ISREG(st.st_mode)) {
@@ -922,6 +930,36 @@ out:
 	return e;
 }
 
+static int name_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, DISKFMT_NAME_LEN);
+}
+
+/* Under d->mu, before anything found is merged: queue the deletion of the
+ * bad files named in bad[], but for names the index has (written since the
+ * start: their write, queued before, replaces the file, and an unlink
+ * queued after it would delete the new one). */
+static void drop_bad(struct disk_store *d, char (*bad)[DISKFMT_NAME_LEN + 1], size_t nbad)
+{
+	if (nbad == 0)
+		return;
+	char(*live)[DISKFMT_NAME_LEN + 1] = sl_malloc((d->objects + 1) * sizeof(*live));
+	size_t nlive = 0;
+	for (const struct entry *e = d->young; e; e = e->older)
+		memcpy(live[nlive++], e->name, sizeof(*live));
+	qsort(live, nlive, sizeof(*live), name_cmp);
+	for (size_t i = 0; i < nbad; i++) {
+		if (nlive && bsearch(bad[i], live, nlive, sizeof(*live), name_cmp))
+			continue;
+		struct job *j = sl_calloc(1, sizeof(*j));
+		j->kind = JOB_UNLINK;
+		memcpy(j->name, bad[i], sizeof(j->name));
+		j->nhash = cache_key_hash(j->name, DISKFMT_NAME_LEN);
+		enqueue(d, j);
+	}
+	free(live);
+}
+
 /* Rebuild the index from the files; deletes what is not a valid file.
  * Returns how many files were deleted (*kept: how many went into the
  * index). */
@@ -931,6 +969,10 @@ static unsigned scan(struct disk_store *d, uint64_t *kept)
 	struct h1_header *hdrs = sl_malloc(MAX_HEADERS_CEIL * sizeof(*hdrs));
 	struct found *all = NULL;
 	size_t n = 0, cap = 0;
+	/* Files with an object's name found bad: deleted at the end, through
+	 * the I/O threads, unless the index has that name by then. */
+	char(*bad)[DISKFMT_NAME_LEN + 1] = NULL;
+	size_t nbad = 0, badcap = 0;
 	unsigned dropped = 0;
 
 	for (unsigned i = 0; i < 256 && !atomic_load(&d->rebuild_stop); i++) {
@@ -953,13 +995,24 @@ static unsigned scan(struct disk_store *d, uint64_t *kept)
 				continue;
 			if (de->d_type == DT_DIR)
 				continue; /* not ours to delete */
-			if (valid_name(de->d_name, sub))
+			bool named = valid_name(de->d_name, sub);
+			if (named)
 				e = scan_file(fd, de->d_name, buf, hdrs, &mtime, &why);
+			if (e == NULL && why == NULL)
+				continue; /* could not be opened: left alone */
 			if (e == NULL) {
 				log_debug("cache_dir %s: %s/%s: %s; deleted", d->dir, sub,
 					  de->d_name, why);
-				(void)unlinkat(fd, de->d_name, 0);
 				dropped++;
+				if (!named) { /* no write ever makes such a name */
+					(void)unlinkat(fd, de->d_name, 0);
+					continue;
+				}
+				if (nbad == badcap) {
+					badcap = badcap ? badcap * 2 : 256;
+					bad = sl_realloc(bad, badcap * sizeof(*bad));
+				}
+				memcpy(bad[nbad++], de->d_name, DISKFMT_NAME_LEN + 1);
 				continue;
 			}
 			if (n == cap) {
@@ -976,24 +1029,30 @@ static unsigned scan(struct disk_store *d, uint64_t *kept)
 		qsort(all, n, sizeof(*all), found_cmp);
 	*kept = 0;
 	pthread_mutex_lock(&d->mu);
+	drop_bad(d, bad, nbad);
+	/* In batches, so that the workers' lookups wait for one at most. */
 	for (size_t i = n; i-- > 0;) {
 		struct entry *e = all[i].e;
 		e->gen = i + 1;
 		enum found_fate f =
 			atomic_load(&d->rebuild_stop) ? FOUND_SUPERSEDED : index_found(d, e);
-		if (f == FOUND_ADDED) {
+		if (f == FOUND_ADDED)
 			(*kept)++;
-			continue;
-		}
-		if (f == FOUND_DROPPED)
+		else if (f == FOUND_DROPPED)
 			enqueue_unlink(d, e);
-		free(e);
+		if (f != FOUND_ADDED)
+			free(e);
+		if (i % MERGE_BATCH == 0) {
+			pthread_mutex_unlock(&d->mu);
+			pthread_mutex_lock(&d->mu);
+		}
 	}
 	free(d->purged);
 	d->purged = NULL;
 	evict(d);
 	atomic_store(&d->rebuilt, true);
 	pthread_mutex_unlock(&d->mu);
+	free(bad);
 	free(all);
 	free(hdrs);
 	free(buf);
