@@ -12,9 +12,9 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "buf/limits.h"
 #include "cache/diskfmt.h"
@@ -206,14 +206,13 @@ static void enqueue(struct disk_store *d, struct job *j)
 	pthread_mutex_unlock(&t->mu);
 }
 
-static void enqueue_unlink(struct disk_store *d, const struct entry *e)
+/* Queue the removal of the file name, behind what is queued for it. */
+static void enqueue_unlink(struct disk_store *d, const char *name)
 {
 	struct job *j = sl_calloc(1, sizeof(*j));
 	j->kind = JOB_UNLINK;
-	j->khash = e->khash;
-	j->nhash = e->nhash;
-	j->gen = e->gen;
-	memcpy(j->name, e->name, sizeof(j->name));
+	memcpy(j->name, name, sizeof(j->name));
+	j->nhash = cache_key_hash(j->name, DISKFMT_NAME_LEN);
 	enqueue(d, j);
 }
 
@@ -255,7 +254,7 @@ static void entry_remove(struct disk_store *d, struct entry *e, bool unlink_file
 	d->objects--;
 	d->bytes -= e->size;
 	if (unlink_file)
-		enqueue_unlink(d, e);
+		enqueue_unlink(d, e->name);
 	free(e);
 }
 
@@ -273,6 +272,34 @@ static void table_grow(struct disk_store *d)
 	free(d->tab);
 	d->tab = tab;
 	d->mask = n - 1;
+}
+
+static void list_push_old(struct disk_store *d, struct entry *e)
+{
+	e->newer = d->old;
+	e->older = NULL;
+	if (d->old)
+		d->old->older = e;
+	else
+		d->young = e;
+	d->old = e;
+}
+
+/* Put e (its gen set) into the hash table and the CLOCK list, at the young
+ * end or the old one, and count it. */
+static void index_link(struct disk_store *d, struct entry *e, bool young)
+{
+	struct entry **b = &d->tab[e->khash & d->mask];
+	e->chain = *b;
+	*b = e;
+	if (young)
+		list_push_young(d, e);
+	else
+		list_push_old(d, e);
+	d->objects++;
+	d->bytes += e->size;
+	if (d->objects > d->mask + 1)
+		table_grow(d);
 }
 
 /* Add e (its gen not yet set) as the newest entry: it replaces the entry of
@@ -296,25 +323,7 @@ static void index_add(struct disk_store *d, struct entry *e)
 	else if (variants >= CACHE_MAX_VARIANTS)
 		entry_remove(d, oldest, true);
 	e->gen = ++d->next_gen;
-	struct entry **b = &d->tab[e->khash & d->mask];
-	e->chain = *b;
-	*b = e;
-	list_push_young(d, e);
-	d->objects++;
-	d->bytes += e->size;
-	if (d->objects > d->mask + 1)
-		table_grow(d);
-}
-
-static void list_push_old(struct disk_store *d, struct entry *e)
-{
-	e->newer = d->old;
-	e->older = NULL;
-	if (d->old)
-		d->old->older = e;
-	else
-		d->young = e;
-	d->old = e;
+	index_link(d, e, true);
 }
 
 enum found_fate { FOUND_ADDED, FOUND_SUPERSEDED, FOUND_DROPPED };
@@ -337,14 +346,7 @@ static enum found_fate index_found(struct disk_store *d, struct entry *e)
 	if ((d->purged[(e->khash % PURGED_BITS) / 64] & (UINT64_C(1) << (e->khash % 64))) ||
 	    variants >= CACHE_MAX_VARIANTS)
 		return FOUND_DROPPED;
-	struct entry **b = &d->tab[e->khash & d->mask];
-	e->chain = *b;
-	*b = e;
-	list_push_old(d, e);
-	d->objects++;
-	d->bytes += e->size;
-	if (d->objects > d->mask + 1)
-		table_grow(d);
+	index_link(d, e, false);
 	return FOUND_ADDED;
 }
 
@@ -949,13 +951,8 @@ static void drop_bad(struct disk_store *d, char (*bad)[DISKFMT_NAME_LEN + 1], si
 		memcpy(live[nlive++], e->name, sizeof(*live));
 	qsort(live, nlive, sizeof(*live), name_cmp);
 	for (size_t i = 0; i < nbad; i++) {
-		if (nlive && bsearch(bad[i], live, nlive, sizeof(*live), name_cmp))
-			continue;
-		struct job *j = sl_calloc(1, sizeof(*j));
-		j->kind = JOB_UNLINK;
-		memcpy(j->name, bad[i], sizeof(j->name));
-		j->nhash = cache_key_hash(j->name, DISKFMT_NAME_LEN);
-		enqueue(d, j);
+		if (!nlive || !bsearch(bad[i], live, nlive, sizeof(*live), name_cmp))
+			enqueue_unlink(d, bad[i]);
 	}
 	free(live);
 }
@@ -1039,7 +1036,7 @@ static unsigned scan(struct disk_store *d, uint64_t *kept)
 		if (f == FOUND_ADDED)
 			(*kept)++;
 		else if (f == FOUND_DROPPED)
-			enqueue_unlink(d, e);
+			enqueue_unlink(d, e->name);
 		if (f != FOUND_ADDED)
 			free(e);
 		if (i % MERGE_BATCH == 0) {
@@ -1059,17 +1056,10 @@ static unsigned scan(struct disk_store *d, uint64_t *kept)
 	return dropped;
 }
 
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void *rebuild_main(void *arg)
 {
 	struct disk_store *d = arg;
-	uint64_t t0 = mono_ms(), kept = 0;
+	uint64_t t0 = clock_mono_ms(), kept = 0;
 	unsigned dropped = scan(d, &kept);
 	if (atomic_load(&d->rebuild_stop))
 		return NULL;
@@ -1077,7 +1067,7 @@ static void *rebuild_main(void *arg)
 	disk_stats(d, &objects, &bytes, NULL);
 	log_info("cache_dir %s: %" PRIu64 " objects, %" PRIu64 " bytes of %" PRIu64
 		 "; index rebuilt in %" PRIu64 " ms: %" PRIu64 " files kept, %u bad files deleted",
-		 d->dir, objects, bytes, d->cap, mono_ms() - t0, kept, dropped);
+		 d->dir, objects, bytes, d->cap, clock_mono_ms() - t0, kept, dropped);
 	return NULL;
 }
 
