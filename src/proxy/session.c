@@ -173,6 +173,9 @@ struct txn {
 	 * the object (t->hit), at its own pace; the fetch keeps the origin's
 	 * (step_decoupled). */
 	bool decoupled;
+	/* Decoupled, and the fill was dropped: the rest of the body comes
+	 * from uin, after what the object held (tail_send). */
+	bool tail;
 	bool collapsed;		    /* answered from another request's fetch */
 	struct cache_waiter waiter; /* while waiting on pend */
 	uint64_t hit_pos;	    /* body offset of the hit cursor */
@@ -1758,6 +1761,19 @@ static int read_upstream(struct txn *t)
 	}
 }
 
+/* The fill of a decoupled response was dropped (it outgrew what may be
+ * stored): the body bytes from here on are not in the object, so they stay
+ * in uin and go to the client from there, de-chunked and in chunks of our
+ * own, once it has all the object held (tail_send). What is ready in uin,
+ * and the SKIP bytes after it, are in the object already and go. */
+static void start_tail(struct txn *t, size_t skip)
+{
+	iobuf_consume(t->uin, t->uin_ready + skip);
+	t->uin_ready = 0;
+	t->tail = true;
+	t->dechunk = t->respb.kind == H1_BODY_CHUNKED;
+}
+
 /* Identify response body bytes beyond uin_ready; de-chunk in place if the
  * client cannot take chunked. */
 static int frame_response(struct txn *t)
@@ -1786,6 +1802,11 @@ static int frame_response(struct txn *t)
 	}
 	case H1_BODY_CLOSE:
 		fill_append(t, iobuf_head(t->uin) + t->uin_ready, avail);
+		if (t->decoupled && !t->tail && t->fill == NULL) {
+			/* Dropped: what is ready before is in the object,
+			 * these bytes are not (start_tail). */
+			start_tail(t, 0);
+		}
 		t->uin_ready += avail;
 		return 0;
 	case H1_BODY_CHUNKED:
@@ -1797,6 +1818,16 @@ static int frame_response(struct txn *t)
 				return -1;
 			if (span.len > 0)
 				fill_append(t, span.data, span.len);
+			if (t->decoupled && !t->tail && t->fill == NULL) {
+				/* Dropped on this span: its data stays, moved
+				 * up to what is not parsed yet; the framing
+				 * before it, and all that was ready, goes. */
+				memmove(p + n - span.len, span.data, span.len);
+				start_tail(t, (size_t)n - span.len);
+				t->uin_ready = span.len;
+				avail -= (size_t)n;
+				continue;
+			}
 			if (!t->dechunk) {
 				t->uin_ready += (size_t)n;
 			} else {
@@ -2172,11 +2203,22 @@ static int handle_response_head(struct txn *t)
 	ho.via_name = t->conf->via ? t->conf->visible_hostname : NULL;
 	ho.upgrade = t->switching;
 	t->dechunk = t->respb.kind == H1_BODY_CHUNKED && t->version == 10;
+	/* Stored as it comes, the client sent it from the object, like the
+	 * requests collapsed on this fetch: a slow or stalled client no
+	 * longer holds the fetch, and them, back (step_decoupled). Once the
+	 * request is all out; a body of unknown length only to a client that
+	 * takes chunked, which is how the object streams to it. */
+	bool unknown_len = t->respb.kind == H1_BODY_CHUNKED || t->respb.kind == H1_BODY_CLOSE;
+	bool decouple = t->fill && !t->switching && t->req_framed && t->cin_ready == 0 &&
+			!t->req_abandoned && t->up_off == t->up_out.len &&
+			((t->respb.kind == H1_BODY_LENGTH && t->respb.length > 0) ||
+			 (unknown_len && t->version == 11));
 	if (t->switching) {
 		conn = "upgrade";
 	} else {
-		/* A body delimited by close ends the client connection too. */
-		if (t->respb.kind == H1_BODY_CLOSE || t->dechunk)
+		/* A body delimited by close ends the client connection too,
+		 * unless it goes out chunked from the object. */
+		if ((t->respb.kind == H1_BODY_CLOSE && !decouple) || t->dechunk)
 			t->close_after = true;
 		/* An early answer from an origin that will not read the
 		 * rest of the request: the rest has nowhere to go. */
@@ -2193,6 +2235,10 @@ static int handle_response_head(struct txn *t)
 	sbuf_reset(&t->cl_out);
 	head_build_response(&t->cl_out, &resp, &ho, t->dechunk, conn);
 	add_cache_status(t);
+	if (decouple && t->respb.kind == H1_BODY_CLOSE && t->cl_out.len >= 2) {
+		t->cl_out.len -= 2; /* before the head's final CRLF */
+		sbuf_add_str(&t->cl_out, "Transfer-Encoding: chunked\r\n\r\n");
+	}
 	if (sbuf_failed(&t->cl_out)) {
 		txn_local(t, 502, "response head too large", PS_PROTOCOL, false);
 		return -1;
@@ -2209,18 +2255,14 @@ static int handle_response_head(struct txn *t)
 	if (t->switching)
 		t->resp_framed = true;
 	go_state(t, TS_BODY);
-	/* Stored whole as it comes (a known length, reserved up front, so
-	 * the fill is never dropped for its size): the client is sent it
-	 * from the object, like the requests collapsed on this fetch, and a
-	 * slow or stalled client no longer holds the fetch, and them, back. */
-	if (t->fill && t->respb.kind == H1_BODY_LENGTH && !t->resp_framed && t->req_framed &&
-	    t->cin_ready == 0 && t->up_off == t->up_out.len) {
+	if (decouple) {
 		t->decoupled = true;
 		t->hit = cache_obj_ref(t->fill);
 		t->hit_c = NULL;
 		t->hit_off = 0;
 		t->hit_pos = 0;
-		t->hit_left = t->respb.length;
+		t->hit_chunked = unknown_len;
+		t->hit_left = unknown_len ? UINT64_MAX : t->respb.length;
 	}
 	return 1;
 }
@@ -2405,11 +2447,73 @@ static int flush_head(struct txn *t)
 enum obj_send { SEND_BLOCKED, SEND_DONE, SEND_FAILED, SEND_SHORT };
 static enum obj_send obj_send(struct txn *t, int *progress);
 
+/* The tail of a decoupled response (start_tail): the body bytes ready in
+ * uin, in chunks of our own framing (the object's chunks went before them),
+ * then the last chunk once the body is whole. */
+static enum obj_send tail_send(struct txn *t, int *progress)
+{
+	struct session *s = t->s;
+
+	for (;;) {
+		if (t->cl_off == t->cl_out.len && t->ck_left == 0) {
+			sbuf_reset(&t->cl_out);
+			t->cl_off = 0;
+			if (t->uin_ready > 0) {
+				t->ck_left = t->uin_ready;
+				sbuf_printf(&t->cl_out, "%s%zx\r\n", t->ck_any ? "\r\n" : "",
+					    t->uin_ready);
+				t->ck_any = true;
+			} else if (t->resp_framed && t->hit_left != 0) {
+				sbuf_add_str(&t->cl_out, t->ck_any ? "\r\n0\r\n\r\n" : "0\r\n\r\n");
+				t->hit_left = 0;
+			} else if (t->resp_framed) {
+				if (t->uin && iobuf_len(t->uin) == 0)
+					iobuf_put(&t->uin); /* lets the connection be pooled */
+				return SEND_DONE;
+			} else {
+				return SEND_BLOCKED;
+			}
+		}
+		if (!s->wr)
+			return SEND_BLOCKED;
+		struct iovec iov[2];
+		int n = 0;
+		size_t head = t->cl_out.len - t->cl_off;
+		size_t data = (size_t)SL_MIN(t->ck_left, (uint64_t)t->uin_ready);
+		if (head > 0)
+			iov[n++] = (struct iovec){.iov_base = t->cl_out.p + t->cl_off,
+						  .iov_len = head};
+		if (data > 0)
+			iov[n++] = (struct iovec){.iov_base = iobuf_head(t->uin), .iov_len = data};
+		ssize_t w = writev(s->fd, iov, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && errno == EAGAIN) {
+			s->wr = false;
+			return SEND_BLOCKED;
+		}
+		if (w < 0)
+			return SEND_FAILED;
+		*progress = 1;
+		s->moved = true;
+		t->bytes_out += (uint64_t)w;
+		counter_add(&s->w->cnt, CNT_BYTES_TO_CLIENTS, w);
+		size_t h = SL_MIN((size_t)w, head), b = (size_t)w - h;
+		t->cl_off += h;
+		iobuf_consume(t->uin, b);
+		t->uin_ready -= b;
+		t->ck_left -= b;
+	}
+}
+
 /* BODY of a decoupled response: what the origin sends goes into the object
  * as fast as it comes (and from there to the requests collapsed on it);
  * the client is sent from the object as fast as it takes it. The
  * connection to the origin goes back to the pool as soon as the body is
- * in, however far behind the client is. */
+ * in, however far behind the client is. Should the fill be dropped (a body
+ * of unknown length that outgrows what may be stored), the client is sent
+ * what the object held, then the rest as the origin sends it, at the
+ * client's pace (the tail). */
 static int step_decoupled(struct txn *t, int progress)
 {
 	for (;;) {
@@ -2417,26 +2521,40 @@ static int step_decoupled(struct txn *t, int progress)
 		int sent = 0;
 
 		if (!t->resp_framed) {
-			(void)frame_response(t); /* a known length: nothing to fail */
-			if (t->uin_ready > 0) {	 /* it is in the object */
+			if (frame_response(t) < 0) {
+				txn_abort(t, t->resp_ck.error ? t->resp_ck.error
+							      : "bad chunked response");
+				return 1;
+			}
+			if (t->uin_ready > 0 && !t->tail) { /* it is in the object */
 				iobuf_consume(t->uin, t->uin_ready);
 				t->uin_ready = 0;
 			}
-			if (t->resp_framed) {
-				if (t->uin && iobuf_len(t->uin) == 0)
-					iobuf_put(&t->uin);
+			if (t->resp_framed && t->uin && iobuf_len(t->uin) == 0)
+				iobuf_put(&t->uin);
+			if (t->resp_framed && t->uin == NULL) /* else when the tail is out */
 				upstream_done(t);
-			}
 		}
 		/* What is in goes out before more is read: should the origin
 		 * fail next, the client has all there was. */
 		if (t->client_gone) {
+			if (t->tail) {
+				txn_abort(t, "client gone and the fill dropped");
+				return 1;
+			}
 			if (t->resp_framed) {
 				txn_finish(t);
 				return 1;
 			}
 		} else {
-			switch (obj_send(t, &sent)) {
+			enum obj_send rc = t->hit ? obj_send(t, &sent) : tail_send(t, &sent);
+			if (rc == SEND_SHORT && t->tail) {
+				/* All the object held is out: the tail follows. */
+				cache_obj_put(&t->hit);
+				sent = 1;
+				rc = SEND_BLOCKED;
+			}
+			switch (rc) {
 			case SEND_BLOCKED:
 				break;
 			case SEND_DONE: /* all of the body was published: it is in */
@@ -2454,9 +2572,18 @@ static int step_decoupled(struct txn *t, int progress)
 				return 1;
 			}
 		}
-		if (!t->resp_framed) {
+		/* The tail is read as the client takes it, like a response
+		 * that is not stored. */
+		if (!t->resp_framed && (!t->tail || t->uin_ready == 0)) {
 			int rc = read_upstream(t);
-			if (rc < 0) {
+			if (rc == -1 && t->respb.kind == H1_BODY_CLOSE) {
+				/* The origin's FIN ends the body: it is whole. */
+				t->resp_framed = true;
+				t->up_reusable = false;
+				cache_fill_done(t);
+				upstream_done(t);
+				rc = 1;
+			} else if (rc < 0) {
 				txn_abort(t, rc == -1 ? "origin closed mid-body"
 						      : "origin failed mid-body");
 				return 1;

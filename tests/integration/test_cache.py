@@ -991,7 +991,7 @@ def test_cache043_leader_gone_and_fill_dropped_stops_the_fetch(t):
     A.eq(r.body, b"later #2", "nothing stored: the next request goes to the origin")
 
 
-def fetch_past_a_first_client_not_reading(t, p, path):
+def fetch_past_a_first_client_not_reading(t, p, path, chunked=False):
     """A 12 MiB fetch, far more than the socket buffers hold between the
     proxy and a client that reads nothing (about 5 MiB here), whose first
     client does not read: the two requests collapsed on it must get all of
@@ -999,7 +999,7 @@ def fetch_past_a_first_client_not_reading(t, p, path):
     body."""
     parts = [bytes([0x61 + i]) * (2 << 20) for i in range(6)]
     body = b"".join(parts)
-    o, go = collapsing_origin(t, [("Cache-Control", "max-age=60")], parts)
+    o, go = collapsing_origin(t, [("Cache-Control", "max-age=60")], parts, chunked=chunked)
     first, rest = leader_and_waiters(t, p, o, o.url(path), 2)
     go.set()
     for c in rest:
@@ -1041,3 +1041,90 @@ def test_cache045_a_first_client_that_never_reads_times_out_alone(t):
     A.contains(cs(r), "; hit", "the fetch was stored")
     A.eq(r.body == body, True, "and is served whole")
     A.eq(len(o.requests), 1, "requests at origin")
+
+
+def test_cache046_nor_does_a_first_client_of_a_chunked_answer(t):
+    # The same with a body of unknown length: the first client is streamed
+    # it from the object, chunked, as the requests collapsed on it are.
+    p = t.sluice("threads 1\n")
+    o, first, body = fetch_past_a_first_client_not_reading(t, p, "/slowchunks", chunked=True)
+    r = t.get(p, o.url("/slowchunks"), timeout=10)
+    A.contains(cs(r), "; hit", "stored while the first client had not read")
+    conns = o.accepted
+    A.eq(t.get(p, o.url("/other")).body, b"later #2", "another URL, from the origin")
+    A.eq(o.accepted, conns, "the fetch's connection went back to the pool")
+    r = first.read_response(timeout=10)
+    A.status(r, 200)
+    A.eq(r.header("Transfer-Encoding"), "chunked", "the first client's answer is chunked")
+    A.eq(r.body == body, True, "the first client, reading at last, gets the whole body")
+    A.eq(len(o.requests), 2, "requests at origin")
+
+
+def test_cache047_a_close_delimited_answer_being_stored_keeps_the_connection_open(t):
+    # Sent from the object as it is stored, chunked, to an HTTP/1.1 client:
+    # the origin's close does not end the client's connection.
+    p = t.sluice()
+
+    def h(req, c):
+        n = len(c.origin.requests)
+        c.send(b"HTTP/1.0 200 OK\r\nCache-Control: max-age=60\r\n\r\n" + b"z" * 100000 +
+               b"#%d" % n)
+        return CLOSE
+    o = t.origin(h)
+    c = t.client(p, timeout=10)
+    c.send(build_request("GET", o.url("/eof")))
+    r = c.read_response()
+    A.status(r, 200)
+    A.eq(r.body, b"z" * 100000 + b"#1", "the body")
+    A.eq(r.header("Transfer-Encoding"), "chunked", "chunked, as the object streams")
+    A.eq(r.header("Connection"), None, "no close")
+    c.send(build_request("GET", o.url("/eof")))
+    r = c.read_response()
+    A.contains(cs(r), "; hit", "the next request on the same connection: a hit")
+    A.eq(r.body, b"z" * 100000 + b"#1", "the stored body")
+    old = t.client(p, timeout=10)  # no chunked for HTTP/1.0: ended by close, as it came
+    old.send(build_request("GET", o.url("/eof10"), version="HTTP/1.0"))
+    r = old.read_response()
+    A.eq(r.body, b"z" * 100000 + b"#2", "the HTTP/1.0 client's body")
+    A.eq(r.header("Transfer-Encoding"), None, "not chunked")
+    A.eq(len(o.requests), 2, "requests at origin")
+
+
+def test_cache048_an_answer_that_outgrows_the_store_reaches_its_slow_client_whole(t):
+    # Of unknown length, sent to its client from the object: past
+    # cache_max_object the fill is dropped, and the client, reading late,
+    # gets what the object held, then the rest from the origin, as it reads
+    # (the proxy does not read the origin ahead of it).
+    p = t.sluice("cache_max_object 1M\n")
+    go = threading.Event()
+    t.defer(go.set)
+    sent = []
+    parts = [bytes([0x41 + i]) * (1 << 20) for i in range(24)]
+    body = b"".join(parts)
+
+    def h(req, c):
+        n = len(c.origin.requests)
+        if n > 1:
+            c.respond(200, b"later #%d" % n, [("Cache-Control", "max-age=60")])
+            return None
+        c.send(b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\n"
+               b"Transfer-Encoding: chunked\r\n\r\n")
+        for part in parts:
+            c.send(b"%x\r\n%s\r\n" % (len(part), part))
+            sent.append(len(part))
+        c.send(b"0\r\n\r\n")
+        sent.append(0)
+        return None
+    o = t.origin(h)
+    first = start_clients(t, p, o.url("/toobig"), 1)[0]
+    wait_until(lambda: "not storing " + o.url("/toobig") in p.stderr_text() or
+               len(sent) > 2, 10, "the fill dropped")
+    time.sleep(1)
+    A.eq(0 in sent, False, "while the client reads nothing, the origin is not read to the end")
+    r = first.read_response(timeout=20)
+    A.status(r, 200)
+    A.eq(r.complete, True, "the answer is whole")
+    A.eq(len(r.body), len(body), "its length")
+    A.eq(r.body == body, True, "the whole body, in order")
+    A.eq(r.header("Transfer-Encoding"), "chunked", "chunked")
+    A.eq(t.get(p, o.url("/toobig")).body, b"later #2", "not stored")
