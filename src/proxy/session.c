@@ -495,6 +495,8 @@ static bool serve_stale(struct txn *t, int origin_status)
 	upstream_close(&t->up, true); /* its answer, if any, is not read */
 	iobuf_put(&t->uin);
 	cache_obj_put(&t->reval);
+	if (t->pend && t->pend_leader) /* its revalidation's: waiters go themselves */
+		(void)mem_pend_end(t->s->w->cache, &t->pend);
 	log_debug("origin %s failed (%d): serving stale (stale-if-error)", t->key, origin_status);
 	serve_hit(t, o, t->stale_cond, wall_s(), "stale", origin_status, false);
 	return true;
@@ -1123,6 +1125,16 @@ static bool cache_decide(struct txn *t, const struct h1_request *req, struct cac
 			go_state(t, TS_COLLAPSED);
 			return true;
 		}
+	}
+	/* A revalidation is a fetch in flight too: an invalidation while it
+	 * is out must keep its 304 from storing the old body again (RFC 9111
+	 * §4.4), and a plain miss for the key meanwhile waits on its answer.
+	 * Should another fetch of the key be in flight already, its 304
+	 * refreshes only this client's answer (cache_refresh). */
+	if (t->reval) {
+		bool leader = false;
+		t->pend = mem_pend_join(store, t->ckey, t->ckey_len, NULL, &leader);
+		t->pend_leader = t->pend != NULL;
 	}
 	return false;
 }
@@ -1986,10 +1998,21 @@ static void cache_refresh(struct txn *t, const struct h1_response *resp)
 			for (const struct cache_chunk *c = o->body; c; c = c->next)
 				cache_obj_append(n, c->data, c->len);
 			cache_obj_done(n);
-			if (storable)
-				(void)cache_insert(t, n);
 		}
 	}
+	/* Stored again only by the revalidation the table knew of, and only
+	 * if nothing invalidated the key while it was out; the requests that
+	 * waited on it are given the refreshed copy (or sent to the origin). */
+	if (t->pend) {
+		if (n && storable)
+			mem_pend_head(t->pend, n);
+		if (!mem_pend_end(store, &t->pend))
+			storable = false;
+	} else {
+		storable = false;
+	}
+	if (n && storable)
+		(void)cache_insert(t, n);
 	/* The 304 has no body: the origin connection is free again. */
 	iobuf_consume(t->uin, resp->head_len);
 	bool clean = iobuf_len(t->uin) == 0;

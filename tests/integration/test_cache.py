@@ -1128,3 +1128,77 @@ def test_cache048_an_answer_that_outgrows_the_store_reaches_its_slow_client_whol
     A.eq(r.body == body, True, "the whole body, in order")
     A.eq(r.header("Transfer-Encoding"), "chunked", "chunked")
     A.eq(t.get(p, o.url("/toobig")).body, b"later #2", "not stored")
+
+
+def test_cache049_invalidation_reaches_a_revalidation_in_flight(t):
+    # RFC 9111 §4.4: a POST invalidates the URL while a stale copy of it is
+    # being revalidated; the 304 that comes back after it must not store
+    # the old body again.
+    p = t.sluice()
+    go = threading.Event()
+    t.defer(go.set)
+
+    def h(req, c):
+        n = len(c.origin.requests)
+        if req.method == "POST":
+            c.respond(200, b"posted")
+            return None
+        if req.header("If-None-Match") == '"v1"':
+            if n == 2:
+                go.wait(10)
+            c.respond(304, b"", [("ETag", '"v1"'), ("Cache-Control", "max-age=60")])
+            return None
+        c.respond(200, b"version #%d" % n, [("Cache-Control", "max-age=0"), ("ETag", '"v1"')])
+    o = t.origin(h)
+    url = o.url("/doc")
+    A.eq(t.get(p, url).body, b"version #1", "stored, stale at once")
+    first = start_clients(t, p, url, 1)  # revalidates it
+    o.wait_requests(2)
+    A.eq(o.requests[1].header("If-None-Match"), '"v1"', "a conditional request")
+    A.eq(t.get(p, url, method="POST", body=b"new").body, b"posted", "POST")
+    go.set()
+    r = first[0].read_response()
+    A.eq(r.body, b"version #1", "the 304 still refreshes its own client's answer")
+    A.contains(cs(r), "fwd=stale", "Cache-Status of the revalidated answer")
+    r = t.get(p, url)
+    A.eq(r.body, b"version #4", "but stored nothing: the next request goes to the origin")
+    # Without an invalidation, a 304 does refresh the stored copy.
+    r = t.get(p, url)
+    A.eq(o.requests[-1].header("If-None-Match"), '"v1"', "revalidated")
+    A.eq(r.body, b"version #4", "the stored body")
+    r = t.get(p, url)
+    A.contains(cs(r), "; hit", "refreshed by the 304: a hit now")
+    A.eq(len(o.requests), 5, "requests at origin")
+
+
+def test_cache050_a_miss_that_waited_on_a_revalidation_gets_its_own_variant(t):
+    # A miss for the URL while a stored variant of it is being revalidated
+    # waits on that revalidation; another variant (Vary) than the 304
+    # refreshed sends it to the origin itself.
+    p = t.sluice()
+    go = threading.Event()
+    t.defer(go.set)
+
+    def h(req, c):
+        n = len(c.origin.requests)
+        lang = req.header("Accept-Language") or "none"
+        hdrs = [("Cache-Control", "max-age=0"), ("Vary", "Accept-Language"),
+                ("ETag", '"%s"' % lang)]
+        if req.header("If-None-Match"):
+            go.wait(10)
+            c.respond(304, b"", hdrs)
+            return None
+        c.respond(200, b"%s #%d" % (lang.encode(), n), hdrs)
+    o = t.origin(h)
+    url = o.url("/page")
+    A.eq(t.get(p, url, [("Accept-Language", "en")]).body, b"en #1", "stored")
+    en = start_clients(t, p, url, 1, [("Accept-Language", "en")])  # revalidates
+    o.wait_requests(2)
+    fr = start_clients(t, p, url, 1, [("Accept-Language", "fr")])
+    time.sleep(0.3)
+    A.eq(len(o.requests), 2, "the other variant's miss joined the revalidation")
+    go.set()
+    A.eq(en[0].read_response().body, b"en #1", "the revalidated variant")
+    r = fr[0].read_response()
+    A.eq(r.body, b"fr #3", "the other variant, from the origin")
+    A.eq(len(o.requests), 3, "requests at origin")
