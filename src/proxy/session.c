@@ -2470,6 +2470,29 @@ static int flush_head(struct txn *t)
 enum obj_send { SEND_BLOCKED, SEND_DONE, SEND_FAILED, SEND_SHORT };
 static enum obj_send obj_send(struct txn *t, int *progress);
 
+/* writev() to the client, counted. The bytes written, 0 when the socket is
+ * full, -1 when the write failed. */
+static ssize_t client_writev(struct txn *t, const struct iovec *iov, int n, int *progress)
+{
+	struct session *s = t->s;
+	ssize_t w;
+
+	do
+		w = writev(s->fd, iov, n);
+	while (w < 0 && errno == EINTR);
+	if (w < 0 && errno == EAGAIN) {
+		s->wr = false;
+		return 0;
+	}
+	if (w <= 0)
+		return -1;
+	*progress = 1;
+	s->moved = true;
+	t->bytes_out += (uint64_t)w;
+	counter_add(&s->w->cnt, CNT_BYTES_TO_CLIENTS, w);
+	return w;
+}
+
 /* The tail of a decoupled response (start_tail): the body bytes ready in
  * uin, in chunks of our own framing (the object's chunks went before them),
  * then the last chunk once the body is whole. */
@@ -2508,19 +2531,9 @@ static enum obj_send tail_send(struct txn *t, int *progress)
 						  .iov_len = head};
 		if (data > 0)
 			iov[n++] = (struct iovec){.iov_base = iobuf_head(t->uin), .iov_len = data};
-		ssize_t w = writev(s->fd, iov, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0 && errno == EAGAIN) {
-			s->wr = false;
-			return SEND_BLOCKED;
-		}
-		if (w < 0)
-			return SEND_FAILED;
-		*progress = 1;
-		s->moved = true;
-		t->bytes_out += (uint64_t)w;
-		counter_add(&s->w->cnt, CNT_BYTES_TO_CLIENTS, w);
+		ssize_t w = client_writev(t, iov, n, progress);
+		if (w <= 0)
+			return w == 0 ? SEND_BLOCKED : SEND_FAILED;
 		size_t h = SL_MIN((size_t)w, head), b = (size_t)w - h;
 		t->cl_off += h;
 		iobuf_consume(t->uin, b);
@@ -2935,19 +2948,9 @@ static enum obj_send obj_send(struct txn *t, int *progress)
 				(struct iovec){.iov_base = (char *)c->data + off, .iov_len = len};
 			rem -= len;
 		}
-		ssize_t w = writev(s->fd, iov, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0 && errno == EAGAIN) {
-			s->wr = false;
-			return SEND_BLOCKED;
-		}
-		if (w < 0)
-			return SEND_FAILED;
-		*progress = 1;
-		s->moved = true;
-		t->bytes_out += (uint64_t)w;
-		counter_add(&s->w->cnt, CNT_BYTES_TO_CLIENTS, w);
+		ssize_t w = client_writev(t, iov, n, progress);
+		if (w <= 0)
+			return w == 0 ? SEND_BLOCKED : SEND_FAILED;
 		size_t left = (size_t)w, h = SL_MIN(left, head);
 		t->cl_off += h;
 		left -= h;
