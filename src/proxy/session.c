@@ -173,6 +173,7 @@ struct txn {
 	 * the object (t->hit), at its own pace; the fetch keeps the origin's
 	 * (step_decoupled). */
 	bool decoupled;
+	uint64_t final_at; /* bytes_out when the final answer's head was made */
 	/* Decoupled, and the fill was dropped: the rest of the body comes
 	 * from uin, after what the object held (tail_send). */
 	bool tail;
@@ -2268,6 +2269,7 @@ static int handle_response_head(struct txn *t)
 	}
 	t->cl_off = 0;
 	t->head_sent = true;
+	t->final_at = t->bytes_out;
 	iobuf_consume(t->uin, resp.head_len);
 	t->resp_left = t->respb.length;
 	chunked_init(&t->resp_ck);
@@ -2553,15 +2555,26 @@ static enum obj_send tail_send(struct txn *t, int *progress)
 static int step_decoupled(struct txn *t, int progress)
 {
 	for (;;) {
-		bool fetched = false;
+		bool fetched = false, framing = !t->resp_framed;
 		int sent = 0;
 
-		if (!t->resp_framed) {
-			if (frame_response(t) < 0) {
-				txn_abort(t, t->resp_ck.error ? t->resp_ck.error
-							      : "bad chunked response");
-				return 1;
+		if (framing && frame_response(t) < 0) {
+			const char *why = t->resp_ck.error ? t->resp_ck.error : "bad chunked body";
+			if (t->bytes_out == t->final_at) {
+				/* Nothing of it reached the client yet: a 502
+				 * says why (or a stale copy answers), and the
+				 * waiters' streams are cut as the fill ends. */
+				char d[160];
+				snprintf(d, sizeof(d), "invalid response from origin (%s)", why);
+				cache_obj_put(&t->hit);
+				t->decoupled = false;
+				txn_local(t, 502, d, PS_PROTOCOL, false);
+			} else {
+				txn_abort(t, why);
 			}
+			return 1;
+		}
+		if (framing) {
 			if (t->uin_ready > 0 && !t->tail) { /* it is in the object */
 				iobuf_consume(t->uin, t->uin_ready);
 				t->uin_ready = 0;
@@ -2571,8 +2584,7 @@ static int step_decoupled(struct txn *t, int progress)
 			if (t->resp_framed && t->uin == NULL) /* else when the tail is out */
 				upstream_done(t);
 		}
-		/* What is in goes out before more is read: should the origin
-		 * fail next, the client has all there was. */
+		/* What is in goes out before more is read. */
 		if (t->client_gone) {
 			if (t->tail) {
 				txn_abort(t, "client gone and the fill dropped");
@@ -2585,8 +2597,12 @@ static int step_decoupled(struct txn *t, int progress)
 		} else {
 			enum obj_send rc = t->hit ? obj_send(t, &sent) : tail_send(t, &sent);
 			if (rc == SEND_SHORT && t->tail) {
-				/* All the object held is out: the tail follows. */
+				/* All the object held is out: the tail follows,
+				 * and the room reserved for the fill is given
+				 * back to the store. */
 				cache_obj_put(&t->hit);
+				mem_release(t->s->w->cache, t->fill_reserved);
+				t->fill_reserved = 0;
 				sent = 1;
 				rc = SEND_BLOCKED;
 			}

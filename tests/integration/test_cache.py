@@ -1211,3 +1211,25 @@ def test_cache050_a_miss_that_waited_on_a_revalidation_gets_its_own_variant(t):
     r = fr[0].read_response()
     A.eq(r.body, b"fr #3", "the other variant, from the origin")
     A.eq(len(o.requests), 3, "requests at origin")
+
+
+def test_cache051_a_malformed_chunked_answer_gets_a_502_stored_or_not(t):
+    # Found bad before any of it went out, the answer is a 502 saying why,
+    # whether the proxy was storing it (and sending it from the object) or
+    # not; nothing is stored and the next request goes to the origin.
+    p = t.sluice()
+
+    def h(req, c):
+        n = len(c.origin.requests)
+        cc = b"max-age=60" if req.target.startswith("/store") else b"no-store"
+        c.send(b"HTTP/1.1 200 OK\r\nCache-Control: " + cc + b"\r\n"
+               b"Transfer-Encoding: chunked\r\n\r\nZZZ\r\nhello #%d\r\n0\r\n\r\n" % n)
+        return CLOSE
+    o = t.origin(h)
+    for path in ("/store", "/nostore"):
+        r = t.get(p, o.url(path))
+        A.proxy_error(r, 502, detail="invalid response from origin (bad chunk size)",
+                      proxy_status="http_protocol_error")
+    r = t.get(p, o.url("/store"))
+    A.status(r, 502)
+    A.eq(len(o.requests), 3, "nothing stored: each request went to the origin")
