@@ -40,7 +40,9 @@
 #define CACHE_SHARDS		64
 #define CACHE_BUCKETS_PER_SHARD 1024
 #define CACHE_MAX_VARIANTS	32
-#define CACHE_CHUNK		(64 * 1024)
+/* Invalidation generations, shared by key hash (mem_gen). */
+#define CACHE_GEN_SLOTS 4096
+#define CACHE_CHUNK	(64 * 1024)
 /* A body at least this large (of a known length) gets one mapping of its
  * own as its one chunk: one piece to write from, returned whole to the
  * system when the object goes. */

@@ -42,6 +42,8 @@ struct mem_store {
 	uint64_t objects;	   /* under writer */
 	_Atomic uint64_t reserved; /* bodies being received for storing */
 	struct shard shard[CACHE_SHARDS];
+	/* Purges so far, by key hash: bumped under writer (mem_gen). */
+	_Atomic uint32_t gen[CACHE_GEN_SLOTS];
 };
 
 /* ---- objects ---- */
@@ -309,7 +311,24 @@ void mem_store_free(struct mem_store **sp)
 	free(s);
 }
 
+static _Atomic uint32_t *gen_slot(struct mem_store *s, uint64_t h)
+{
+	return &s->gen[h % CACHE_GEN_SLOTS];
+}
+
+uint32_t mem_gen(struct mem_store *s, const char *key, size_t key_len)
+{
+	return atomic_load_explicit(gen_slot(s, cache_key_hash(key, key_len)),
+				    memory_order_acquire);
+}
+
 bool mem_insert(struct mem_store *s, struct cache_obj *o)
+{
+	SL_CHECK_OBJ(o, CACHE_OBJ_MAGIC);
+	return mem_insert_gen(s, o, mem_gen(s, o->key, o->key_len));
+}
+
+bool mem_insert_gen(struct mem_store *s, struct cache_obj *o, uint32_t gen)
 {
 	SL_CHECK_OBJ(o, CACHE_OBJ_MAGIC);
 	if (!o->complete || o->linked || o->charge > s->q.cap)
@@ -318,6 +337,10 @@ bool mem_insert(struct mem_store *s, struct cache_obj *o)
 	struct shard *sh = shard_of(s, o->hash, &head);
 
 	pthread_mutex_lock(&s->writer);
+	if (atomic_load_explicit(gen_slot(s, o->hash), memory_order_relaxed) != gen) {
+		pthread_mutex_unlock(&s->writer); /* purged since: it may be older */
+		return false;
+	}
 	/* The variant this one replaces, if any, or the oldest variant when
 	 * the key has its fill of them (the chain is newest first). */
 	struct cache_obj *old = NULL, *oldest = NULL;
@@ -389,6 +412,7 @@ unsigned mem_purge(struct mem_store *s, const char *key, size_t key_len)
 
 	pend_invalidate(s, h, key, key_len);
 	pthread_mutex_lock(&s->writer);
+	atomic_fetch_add_explicit(gen_slot(s, h), 1, memory_order_release);
 	for (;;) {
 		struct cache_obj *victim = NULL;
 		pthread_mutex_lock(&sh->mu);

@@ -108,6 +108,16 @@ void mem_store_free(struct mem_store **sp);
  * object alone is larger than the store, or is not complete. */
 bool mem_insert(struct mem_store *s, struct cache_obj *o);
 
+/* Invalidation generations. mem_gen() reads key's before its response is
+ * sought; mem_insert_gen() then stores the response only if no purge of
+ * the key (mem_purge: PURGE, an unsafe method's invalidation) came since,
+ * for what it got may be older than what the purge made way for. Keys
+ * share CACHE_GEN_SLOTS counters by hash: a purge of one may keep another
+ * fetched meanwhile from being stored, never the other way. mem_insert()
+ * checks nothing. */
+uint32_t mem_gen(struct mem_store *s, const char *key, size_t key_len);
+bool mem_insert_gen(struct mem_store *s, struct cache_obj *o, uint32_t gen);
+
 /* The stored response for key that the request (its header lines) selects:
  * the one whose secondary key equals the request's under the stored
  * response's Vary (cache/policy.h), newest first. Returns a reference, or

@@ -185,6 +185,7 @@ struct txn {
 	bool hit_chunked, ck_any;
 	uint64_t ck_left;
 	bool cache_store;	  /* the response may be stored (judged when it comes) */
+	uint32_t gen;		  /* the key's invalidation generation when looked up */
 	uint64_t fill_reserved;	  /* bytes reserved in the store for the fill */
 	const char *cache_fwd;	  /* Cache-Status fwd= for a forwarded response */
 	const char *cache_detail; /* why it was not stored, if it was not */
@@ -496,8 +497,6 @@ static bool serve_stale(struct txn *t, int origin_status)
 	upstream_close(&t->up, true); /* its answer, if any, is not read */
 	iobuf_put(&t->uin);
 	cache_obj_put(&t->reval);
-	if (t->pend && t->pend_leader) /* its revalidation's: waiters go themselves */
-		(void)mem_pend_end(t->s->w->cache, &t->pend);
 	log_debug("origin %s failed (%d): serving stale (stale-if-error)", t->key, origin_status);
 	serve_hit(t, o, t->stale_cond, wall_s(), "stale", origin_status, false);
 	return true;
@@ -709,7 +708,7 @@ static struct mem_store *txn_store(const struct txn *t)
 static bool cache_insert(struct txn *t, struct cache_obj *o)
 {
 	struct mem_store *store = txn_store(t);
-	if (store == NULL || !mem_insert(store, o))
+	if (store == NULL || !mem_insert_gen(store, o, t->gen))
 		return false;
 	if (t->s->w->disk)
 		(void)disk_write(t->s->w->disk, o);
@@ -992,8 +991,8 @@ static void disk_done(struct txn *t, struct cache_obj *o)
 	struct h1_request rq;
 	struct mem_store *store = txn_store(t);
 
-	if (o && store && !mem_insert(store, o))
-		log_debug("disk hit not kept in memory (larger than cache_mem)");
+	if (o && store && !mem_insert_gen(store, o, t->gen))
+		log_debug("disk hit not kept in memory (larger than cache_mem, or purged since)");
 	if (o)
 		t->from_disk = true;
 	if (!origin_request(t, &rq, rh, SL_ARRAY_LEN(rh))) {
@@ -1034,6 +1033,9 @@ static bool cache_try(struct txn *t, const struct h1_request *req, const struct 
 		t->cache_fwd = "method";
 		return false;
 	}
+	/* Read first: a purge from here on keeps what this request gets, from
+	 * the origin or the disk, out of the store (mem_insert_gen). */
+	t->gen = mem_gen(store, t->ckey, t->ckey_len);
 	struct cache_obj *o = mem_lookup(store, t->ckey, t->ckey_len, req->headers, req->nheaders);
 	struct worker *w = t->s->w;
 	if (o == NULL && w->disk && w->dmbox) {
@@ -1126,16 +1128,6 @@ static bool cache_decide(struct txn *t, const struct h1_request *req, struct cac
 			go_state(t, TS_COLLAPSED);
 			return true;
 		}
-	}
-	/* A revalidation is a fetch in flight too: an invalidation while it
-	 * is out must keep its 304 from storing the old body again (RFC 9111
-	 * §4.4), and a plain miss for the key meanwhile waits on its answer.
-	 * Should another fetch of the key be in flight already, its 304
-	 * refreshes only this client's answer (cache_refresh). */
-	if (t->reval) {
-		bool leader = false;
-		t->pend = mem_pend_join(store, t->ckey, t->ckey_len, NULL, &leader);
-		t->pend_leader = t->pend != NULL;
 	}
 	return false;
 }
@@ -2001,19 +1993,10 @@ static void cache_refresh(struct txn *t, const struct h1_response *resp)
 			cache_obj_done(n);
 		}
 	}
-	/* Stored again only by the revalidation the table knew of, and only
-	 * if nothing invalidated the key while it was out; the requests that
-	 * waited on it are given the refreshed copy (or sent to the origin). */
-	if (t->pend) {
-		if (n && storable)
-			mem_pend_head(t->pend, n);
-		if (!mem_pend_end(store, &t->pend))
-			storable = false;
-	} else {
-		storable = false;
-	}
+	/* Not if the key was invalidated while the request was out: the body
+	 * the 304 vouched for may be older than what made way (cache_insert). */
 	if (n && storable)
-		(void)cache_insert(t, n);
+		storable = cache_insert(t, n);
 	/* The 304 has no body: the origin connection is free again. */
 	iobuf_consume(t->uin, resp->head_len);
 	bool clean = iobuf_len(t->uin) == 0;

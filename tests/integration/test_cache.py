@@ -1180,37 +1180,37 @@ def test_cache049_invalidation_reaches_a_revalidation_in_flight(t):
     A.eq(len(o.requests), 5, "requests at origin")
 
 
-def test_cache050_a_miss_that_waited_on_a_revalidation_gets_its_own_variant(t):
-    # A miss for the URL while a stored variant of it is being revalidated
-    # waits on that revalidation; another variant (Vary) than the 304
-    # refreshed sends it to the origin itself.
+def test_cache050_nor_does_a_new_answer_to_a_revalidation_sent_before_it(t):
+    # The same with a changed answer (a 200, not a 304) to the conditional
+    # request: made before the POST, maybe, so not stored either; and so
+    # for each of two clients revalidating the same stale copy at once.
     p = t.sluice()
     go = threading.Event()
     t.defer(go.set)
 
     def h(req, c):
         n = len(c.origin.requests)
-        lang = req.header("Accept-Language") or "none"
-        hdrs = [("Cache-Control", "max-age=0"), ("Vary", "Accept-Language"),
-                ("ETag", '"%s"' % lang)]
-        if req.header("If-None-Match"):
-            go.wait(10)
-            c.respond(304, b"", hdrs)
+        if req.method == "POST":
+            c.respond(200, b"posted")
             return None
-        c.respond(200, b"%s #%d" % (lang.encode(), n), hdrs)
+        if req.header("If-None-Match") == '"v1"':
+            go.wait(10)
+            c.respond(200, b"changed #%d" % n, [("Cache-Control", "max-age=60"),
+                                               ("ETag", '"v2"')])
+            return None
+        c.respond(200, b"version #%d" % n, [("Cache-Control", "max-age=0"), ("ETag", '"v1"')])
     o = t.origin(h)
-    url = o.url("/page")
-    A.eq(t.get(p, url, [("Accept-Language", "en")]).body, b"en #1", "stored")
-    en = start_clients(t, p, url, 1, [("Accept-Language", "en")])  # revalidates
-    o.wait_requests(2)
-    fr = start_clients(t, p, url, 1, [("Accept-Language", "fr")])
-    time.sleep(0.3)
-    A.eq(len(o.requests), 2, "the other variant's miss joined the revalidation")
+    url = o.url("/doc")
+    A.eq(t.get(p, url).body, b"version #1", "stored, stale at once")
+    two = start_clients(t, p, url, 2)  # both revalidate it
+    o.wait_requests(3)
+    A.eq(t.get(p, url, method="POST", body=b"new").body, b"posted", "POST")
     go.set()
-    A.eq(en[0].read_response().body, b"en #1", "the revalidated variant")
-    r = fr[0].read_response()
-    A.eq(r.body, b"fr #3", "the other variant, from the origin")
-    A.eq(len(o.requests), 3, "requests at origin")
+    bodies = sorted(c.read_response().body for c in two)
+    A.eq(bodies, [b"changed #2", b"changed #3"], "each client its own new answer")
+    r = t.get(p, url)
+    A.eq(r.body, b"version #5", "neither was stored: the next request goes to the origin")
+    A.eq(len(o.requests), 5, "requests at origin")
 
 
 def test_cache051_a_malformed_chunked_answer_gets_a_502_stored_or_not(t):
@@ -1233,3 +1233,38 @@ def test_cache051_a_malformed_chunked_answer_gets_a_502_stored_or_not(t):
     r = t.get(p, o.url("/store"))
     A.status(r, 502)
     A.eq(len(o.requests), 3, "nothing stored: each request went to the origin")
+
+
+def test_cache052_a_304_refreshes_its_variant_while_another_is_being_revalidated(t):
+    # Fetches in flight of other variants of the URL take nothing from a
+    # 304: the variant it refreshed is stored.
+    p = t.sluice()
+    go = threading.Event()
+    t.defer(go.set)
+
+    def h(req, c):
+        n = len(c.origin.requests)
+        lang = req.header("Accept-Language")
+        cc = "max-age=60" if req.header("If-None-Match") else "max-age=0"
+        hdrs = [("Cache-Control", cc), ("Vary", "Accept-Language"), ("ETag", '"%s"' % lang)]
+        if req.header("If-None-Match"):
+            if lang == "en":
+                go.wait(10)
+            c.respond(304, b"", hdrs)
+            return None
+        c.respond(200, b"%s #%d" % (lang.encode(), n), hdrs)
+    o = t.origin(h)
+    url = o.url("/page")
+    A.eq(t.get(p, url, [("Accept-Language", "en")]).body, b"en #1", "en stored")
+    A.eq(t.get(p, url, [("Accept-Language", "fr")]).body, b"fr #2", "fr stored")
+    en = start_clients(t, p, url, 1, [("Accept-Language", "en")])  # revalidates, held
+    o.wait_requests(3)
+    r = t.get(p, url, [("Accept-Language", "fr")])
+    A.eq((r.body, o.requests[-1].header("If-None-Match")), (b"fr #2", '"fr"'), "revalidated")
+    A.contains(cs(r), "stored", "and stored again")
+    r = t.get(p, url, [("Accept-Language", "fr")])
+    A.contains(cs(r), "; hit", "fr: a hit now")
+    go.set()
+    A.eq(en[0].read_response().body, b"en #1", "en revalidated")
+    A.contains(cs(t.get(p, url, [("Accept-Language", "en")])), "; hit", "en: a hit now")
+    A.eq(len(o.requests), 4, "requests at origin")

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "buf/limits.h"
+#include "cache/key.h"
 #include "cache/mem.h"
 #include "unit.h"
 
@@ -132,6 +133,30 @@ TEST(purge_removes_every_variant_but_not_readers)
 	cache_obj_put(&a);
 	cache_obj_put(&b);
 	cache_obj_put(&c);
+	mem_store_free(&s);
+}
+
+TEST(what_was_fetched_before_a_purge_is_not_stored_after_it)
+{
+	struct mem_store *s = mem_store_new(1 << 20);
+	struct cache_obj *a = make("http://a:80/p", head_plain, NULL, "older", 5);
+	struct cache_obj *a2 = make("http://a:80/p", head_plain, NULL, "newer", 5);
+	struct cache_obj *q = make("http://a:80/q", head_plain, NULL, "qqqqq", 5);
+	/* Two keys on different counters (checked, not assumed). */
+	CHECK(cache_key_hash("http://a:80/p", 13) % CACHE_GEN_SLOTS !=
+	      cache_key_hash("http://a:80/q", 13) % CACHE_GEN_SLOTS);
+	uint32_t gp = mem_gen(s, "http://a:80/p", 13), gq = mem_gen(s, "http://a:80/q", 13);
+	CHECK_INT(mem_purge(s, "http://a:80/p", 13), 0); /* nothing stored: it still counts */
+	CHECK(!mem_insert_gen(s, a, gp));		 /* sought before the purge */
+	CHECK(get(s, "http://a:80/p", NULL) == NULL);
+	CHECK(mem_insert_gen(s, q, gq)); /* another key's purge is not its */
+	CHECK(mem_insert_gen(s, a2, mem_gen(s, "http://a:80/p", 13))); /* sought after it */
+	struct cache_obj *h = get(s, "http://a:80/p", NULL);
+	CHECK(h && body_is(h, "newer", 5));
+	cache_obj_put(&h);
+	cache_obj_put(&a);
+	cache_obj_put(&a2);
+	cache_obj_put(&q);
 	mem_store_free(&s);
 }
 
@@ -330,6 +355,7 @@ int main(void)
 	RUN(insert_then_hit_and_miss);
 	RUN(vary_variants_are_selected_and_replaced);
 	RUN(purge_removes_every_variant_but_not_readers);
+	RUN(what_was_fetched_before_a_purge_is_not_stored_after_it);
 	RUN(capacity_is_kept_and_oversized_or_incomplete_refused);
 	RUN(memory_charged_per_object_beyond_its_body);
 	RUN(large_bodies_get_a_mapping_and_on_request_a_memfd);
