@@ -322,6 +322,12 @@ uint32_t mem_gen(struct mem_store *s, const char *key, size_t key_len)
 				    memory_order_acquire);
 }
 
+void mem_gen_bump(struct mem_store *s, const char *key, size_t key_len)
+{
+	atomic_fetch_add_explicit(gen_slot(s, cache_key_hash(key, key_len)), 1,
+				  memory_order_release);
+}
+
 bool mem_insert(struct mem_store *s, struct cache_obj *o)
 {
 	SL_CHECK_OBJ(o, CACHE_OBJ_MAGIC);
@@ -495,7 +501,7 @@ struct cache_pend *mem_pend_join(struct mem_store *s, const char *key, size_t ke
 	pthread_mutex_lock(&s->pend_mu);
 	struct cache_pend **pp = pend_slot(s, h, key, key_len);
 	p = *pp;
-	if (p != NULL && w != NULL) {
+	if (p != NULL && w != NULL && !p->invalidated) {
 		atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
 		pthread_mutex_lock(&p->mu);
 		w->pnext = p->waiters;
@@ -514,7 +520,10 @@ struct cache_pend *mem_pend_join(struct mem_store *s, const char *key, size_t ke
 		s->npend++;
 		*leader = true;
 	} else {
-		p = NULL; /* a leader for a key already in flight (a retry), or full */
+		/* A leader for a key already in flight (a retry), a fetch
+		 * invalidated since it began (its answer may predate what
+		 * made way), or the table is full: not collapsed. */
+		p = NULL;
 	}
 	pthread_mutex_unlock(&s->pend_mu);
 	return p;

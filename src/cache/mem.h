@@ -117,6 +117,10 @@ bool mem_insert(struct mem_store *s, struct cache_obj *o);
  * checks nothing. */
 uint32_t mem_gen(struct mem_store *s, const char *key, size_t key_len);
 bool mem_insert_gen(struct mem_store *s, struct cache_obj *o, uint32_t gen);
+/* Bump key's generation without purging (mem_purge bumps it too): before
+ * another tier drops the key, so that nothing read from that tier in the
+ * meantime is stored in this one. */
+void mem_gen_bump(struct mem_store *s, const char *key, size_t key_len);
 
 /* The stored response for key that the request (its header lines) selects:
  * the one whose secondary key equals the request's under the stored
@@ -163,7 +167,8 @@ struct cache_pend;
 
 /* Join the fetch in flight for key, or start one: *leader says which. The
  * leader passes w = NULL. Returns a reference, or NULL when too many
- * fetches are pending (then the request simply goes to the origin). */
+ * fetches are pending, or the one in flight was invalidated since it began
+ * (then the request simply goes to the origin). */
 struct cache_pend *mem_pend_join(struct mem_store *s, const char *key, size_t key_len,
 				 struct cache_waiter *w, bool *leader) SL_WUR;
 /* Leader: the response head came; o is the object being filled, or NULL

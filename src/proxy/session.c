@@ -705,28 +705,39 @@ static struct mem_store *txn_store(const struct txn *t)
 }
 
 /* Store a whole object in memory and, behind it, on disk. */
+/* Unless the key was invalidated since this request looked it up (t->gen:
+ * what it got may be older than what made way). The disk copy is written
+ * after the memory one is in: a purge that came between them is seen after
+ * the write and undone. */
 static bool cache_insert(struct txn *t, struct cache_obj *o)
 {
 	struct mem_store *store = txn_store(t);
+	struct disk_store *disk = t->s->w->disk;
 	if (store == NULL || !mem_insert_gen(store, o, t->gen))
 		return false;
-	if (t->s->w->disk)
-		(void)disk_write(t->s->w->disk, o);
+	if (disk && disk_write(disk, o) && mem_gen(store, o->key, o->key_len) != t->gen)
+		(void)disk_purge(disk, o->key, o->key_len);
 	counter_add(&t->s->w->cnt, CNT_CACHE_STORED, 1);
 	return true;
 }
 
-/* Drop every stored variant of a key, from both tiers. Returns how many
- * the fuller tier held. */
+/* Drop every stored variant of a key, from both tiers; even with cache off
+ * (the store is kept for a reload that turns it back on). The generation
+ * goes up before the disk drops it and again as memory does: whatever was
+ * read from either meanwhile stays out of memory. Returns how many the
+ * fuller tier held. */
 static unsigned cache_purge(struct txn *t, const char *key, size_t len)
 {
-	struct mem_store *store = txn_store(t);
-	unsigned n = store ? mem_purge(store, key, len) : 0;
-	if (store && t->s->w->disk) {
-		unsigned d = disk_purge(t->s->w->disk, key, len);
-		n = SL_MAX(n, d);
+	struct mem_store *store = t->s->w->cache;
+	unsigned n = 0;
+	if (store == NULL)
+		return 0;
+	if (t->s->w->disk) {
+		mem_gen_bump(store, key, len);
+		n = disk_purge(t->s->w->disk, key, len);
 	}
-	return n;
+	unsigned m = mem_purge(store, key, len);
+	return SL_MAX(n, m);
 }
 
 /* The primary key of an absolute-form target, into t->ckey. */
@@ -938,6 +949,10 @@ static void collapse_release(struct txn *t)
 {
 	mem_pend_leave(&t->pend, &t->waiter);
 	worker_unkick(t->s->w, &t->waiter);
+	/* Its own request goes out only now: a purge before now is no
+	 * reason not to store the answer. */
+	if (txn_store(t))
+		t->gen = mem_gen(txn_store(t), t->ckey, t->ckey_len);
 	t->tag = "TCP_MISS";
 	go_state(t, TS_RESOLVE);
 }
@@ -1023,12 +1038,16 @@ static bool cache_try(struct txn *t, const struct h1_request *req, const struct 
 	struct mem_store *store = txn_store(t);
 	bool get = sv_eq(req->method, SV_LIT("GET"));
 
-	if (store == NULL || t->is_connect || t->upgrade)
+	if (t->s->w->cache == NULL || t->is_connect || t->upgrade)
 		return false;
 	if (policy_method_unsafe(req->method)) {
+		/* Even with cache off: the store is kept for a reload that
+		 * turns it back on, and must not keep what this changes. */
 		t->cache_invalidate = txn_cache_key(t, u);
 		return false;
 	}
+	if (store == NULL)
+		return false;
 	if ((!get && !t->is_head) || t->reqb.kind != H1_BODY_NONE || !txn_cache_key(t, u)) {
 		t->cache_fwd = "method";
 		return false;
@@ -1136,7 +1155,7 @@ static bool cache_decide(struct txn *t, const struct h1_request *req, struct cac
  * clients in cache_purge_allow only; never forwarded. */
 static void txn_purge(struct txn *t, const struct uri *u)
 {
-	struct mem_store *store = txn_store(t);
+	struct mem_store *store = t->s->w->cache; /* even with cache off */
 	char d[64];
 
 	t->tag = "NONE";
@@ -1881,8 +1900,7 @@ static void add_cache_status(struct txn *t)
  * same-origin Location / Content-Location (RFC 9111 §4.4). */
 static void cache_invalidate(struct txn *t, const struct h1_response *resp)
 {
-	struct mem_store *store = txn_store(t);
-	if (!t->cache_invalidate || store == NULL || !policy_status_invalidates(resp->status))
+	if (!t->cache_invalidate || !policy_status_invalidates(resp->status))
 		return;
 	(void)cache_purge(t, t->ckey, t->ckey_len);
 	for (unsigned i = 0; i < resp->nheaders; i++) {
@@ -2024,6 +2042,10 @@ static void cache_start_fill(struct txn *t, const struct h1_response *resp)
 
 	if (!t->cache_store || txn_store(t) == NULL)
 		return;
+	if (mem_gen(txn_store(t), t->ckey, t->ckey_len) != t->gen) {
+		t->cache_detail = "invalidated while in flight";
+		return;
+	}
 	bool known = t->respb.kind == H1_BODY_LENGTH;
 	if (known && t->respb.length > t->conf->cache_max_object) {
 		t->cache_detail = "larger than cache_max_object";

@@ -1206,8 +1206,10 @@ def test_cache050_nor_does_a_new_answer_to_a_revalidation_sent_before_it(t):
     o.wait_requests(3)
     A.eq(t.get(p, url, method="POST", body=b"new").body, b"posted", "POST")
     go.set()
-    bodies = sorted(c.read_response().body for c in two)
-    A.eq(bodies, [b"changed #2", b"changed #3"], "each client its own new answer")
+    rs = sorted((c.read_response() for c in two), key=lambda r: r.body)
+    A.eq([r.body for r in rs], [b"changed #2", b"changed #3"], "each client its own new answer")
+    for r in rs:
+        A.contains(cs(r), 'detail="invalidated while in flight"', "Cache-Status: not stored")
     r = t.get(p, url)
     A.eq(r.body, b"version #5", "neither was stored: the next request goes to the origin")
     A.eq(len(o.requests), 5, "requests at origin")
@@ -1268,3 +1270,37 @@ def test_cache052_a_304_refreshes_its_variant_while_another_is_being_revalidated
     A.eq(en[0].read_response().body, b"en #1", "en revalidated")
     A.contains(cs(t.get(p, url, [("Accept-Language", "en")])), "; hit", "en: a hit now")
     A.eq(len(o.requests), 4, "requests at origin")
+
+
+def test_cache053_a_request_after_an_invalidation_does_not_join_the_fetch_it_overtook(t):
+    # A fetch in flight when a POST invalidated the URL may bring the old
+    # body: a request made after the POST goes to the origin itself, and
+    # its answer is the one stored.
+    p = t.sluice()
+    go = threading.Event()
+    t.defer(go.set)
+
+    def h(req, c):
+        n = len(c.origin.requests)
+        if req.method == "POST":
+            c.respond(200, b"posted")
+            return None
+        if n == 1:
+            go.wait(10)
+        c.respond(200, b"version #%d" % n, [("Cache-Control", "max-age=60")])
+    o = t.origin(h)
+    url = o.url("/doc")
+    first = start_clients(t, p, url, 1)
+    o.wait_requests(1)
+    A.eq(t.get(p, url, method="POST", body=b"new").body, b"posted", "POST")
+    later = start_clients(t, p, url, 1)
+    o.wait_requests(3)  # not collapsed on the first fetch
+    r = later[0].read_response()
+    A.eq(r.body, b"version #3", "the request after the POST: a new answer")
+    A.eq("collapsed" in cs(r), False, "not collapsed")
+    go.set()
+    A.eq(first[0].read_response().body, b"version #1", "the first fetch answers its client")
+    r = t.get(p, url)
+    A.eq(r.body, b"version #3", "the answer stored is the one after the POST")
+    A.contains(cs(r), "; hit", "a hit")
+    A.eq(len(o.requests), 3, "requests at origin")

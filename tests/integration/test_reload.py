@@ -89,3 +89,39 @@ def test_reload003_access_log_moves(t):
     if any("/after " in l for l in old):
         raise AssertionError(f"a request after the reload was logged to the old file: {old!r}")
     A.eq(sum(1 for l in p.access_lines(new) if "/after " in l), 1, "lines for /after in the new log")
+
+
+def test_reload004_with_cache_off_an_invalidation_still_reaches_the_kept_store(t):
+    # The memory store outlives a reload to `cache off`, to serve again
+    # after one back to `cache on`: a POST in between must still
+    # invalidate what it keeps (RFC 9111 §4.4).
+    p = t.sluice()
+
+    def h(req, c):
+        n = len(c.origin.requests)
+        if req.method == "POST":
+            c.respond(200, b"posted")
+            return None
+        c.respond(200, b"version #%d" % n, [("Cache-Control", "max-age=60")])
+    o = t.origin(h)
+    A.eq(t.get(p, o.url("/doc")).body, b"version #1", "stored")
+    A.contains(t.get(p, o.url("/doc")).header("Cache-Status") or "", "; hit", "a hit")
+    n = [0]
+
+    def reload(extra, cache_on):
+        k = p.stderr_text().count("reloaded ")
+        p.reload(extra)
+        wait_until(lambda: p.stderr_text().count("reloaded ") > k, 5, "the reload")
+
+        def seen():  # a connection made from now on has the new config
+            n[0] += 1
+            r = t.get(p, o.url(f"/probe{n[0]}"))
+            return (r.header("Cache-Status") is not None) == cache_on
+        wait_until(seen, 5, f"cache {'on' if cache_on else 'off'}", interval=0.05)
+    reload("cache off", False)
+    A.eq(t.get(p, o.url("/doc"), method="POST", body=b"new").body, b"posted", "POST")
+    reload("", True)
+    r = t.get(p, o.url("/doc"))
+    A.eq(r.body.startswith(b"version #"), True, "a body from the origin")
+    A.eq(r.body != b"version #1", True, "not the copy stored before the POST")
+    A.contains(r.header("Cache-Status"), "fwd=uri-miss", "a miss")
