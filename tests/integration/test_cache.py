@@ -764,8 +764,10 @@ def test_cache035_a_waiter_with_another_variant_goes_to_the_origin(t):
     A.eq(len(o.requests), 2, "requests at origin")
 
 
-def test_cache036_invalidation_reaches_a_fetch_in_flight(t):
-    p = t.sluice()
+def held_first_get_origin(t):
+    """An origin that answers a POST with "posted" and a GET with "version
+    #N" (N: its request count) fresh for a minute, the first GET only once
+    `go` is set."""
     go = threading.Event()
     t.defer(go.set)
 
@@ -777,7 +779,12 @@ def test_cache036_invalidation_reaches_a_fetch_in_flight(t):
         if n == 1:
             go.wait(10)
         c.respond(200, b"version #%d" % n, [("Cache-Control", "max-age=60")])
-    o = t.origin(h)
+    return t.origin(h), go
+
+
+def test_cache036_invalidation_reaches_a_fetch_in_flight(t):
+    p = t.sluice()
+    o, go = held_first_get_origin(t)
     first = start_clients(t, p, o.url("/doc"), 1)
     o.wait_requests(1)
     A.eq(t.get(p, o.url("/doc"), method="POST", body=b"new").body, b"posted", "POST")
@@ -1277,18 +1284,7 @@ def test_cache053_a_request_after_an_invalidation_does_not_join_the_fetch_it_ove
     # body: a request made after the POST goes to the origin itself, and
     # its answer is the one stored.
     p = t.sluice()
-    go = threading.Event()
-    t.defer(go.set)
-
-    def h(req, c):
-        n = len(c.origin.requests)
-        if req.method == "POST":
-            c.respond(200, b"posted")
-            return None
-        if n == 1:
-            go.wait(10)
-        c.respond(200, b"version #%d" % n, [("Cache-Control", "max-age=60")])
-    o = t.origin(h)
+    o, go = held_first_get_origin(t)
     url = o.url("/doc")
     first = start_clients(t, p, url, 1)
     o.wait_requests(1)
