@@ -1281,6 +1281,11 @@ void disk_read_cancel(struct disk_read **rp)
 
 bool disk_write(struct disk_store *d, struct cache_obj *o)
 {
+	return disk_write_if(d, o, NULL, NULL);
+}
+
+bool disk_write_if(struct disk_store *d, struct cache_obj *o, bool (*still)(void *arg), void *arg)
+{
 	SL_CHECK_OBJ(d, DISK_MAGIC);
 	SL_CHECK_OBJ(o, CACHE_OBJ_MAGIC);
 	if (!o->complete || o->body_len > CACHE_MAX_OBJECT_CEIL ||
@@ -1307,6 +1312,14 @@ bool disk_write(struct disk_store *d, struct cache_obj *o)
 	memcpy(j->name, e->name, sizeof(j->name));
 
 	pthread_mutex_lock(&d->mu);
+	if (still && !still(arg)) {
+		pthread_mutex_unlock(&d->mu);
+		atomic_fetch_sub_explicit(&d->backlog, size, memory_order_relaxed);
+		cache_obj_put(&j->obj);
+		free(j);
+		free(e);
+		return false;
+	}
 	index_add(d, e);
 	j->gen = e->gen;
 	enqueue(d, j);

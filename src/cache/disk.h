@@ -136,6 +136,10 @@ void disk_read_cancel(struct disk_read **rp);
  * the object is not complete, is larger than the whole store, the write
  * backlog is full, or the store is degraded. */
 bool disk_write(struct disk_store *d, struct cache_obj *o);
+/* The same, but only if still(arg), asked under the index's lock, at the
+ * moment the object would enter the index: a disk_purge() is then either
+ * before it (and still() can know) or after the entry is in (and drops it). */
+bool disk_write_if(struct disk_store *d, struct cache_obj *o, bool (*still)(void *arg), void *arg);
 
 /* Remove every stored variant of key: from the index at once (a read
  * started after this misses), the files in the background. Returns how

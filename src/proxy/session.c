@@ -705,18 +705,32 @@ static struct mem_store *txn_store(const struct txn *t)
 }
 
 /* Store a whole object in memory and, behind it, on disk. */
+struct gen_check {
+	struct mem_store *store;
+	const struct cache_obj *o;
+	uint32_t gen;
+};
+
+static bool gen_unchanged(void *arg)
+{
+	const struct gen_check *g = arg;
+	return mem_gen(g->store, g->o->key, g->o->key_len) == g->gen;
+}
+
 /* Unless the key was invalidated since this request looked it up (t->gen:
- * what it got may be older than what made way). The disk copy is written
- * after the memory one is in: a purge that came between them is seen after
- * the write and undone. */
+ * what it got may be older than what made way): checked as it enters
+ * memory and again as it enters the disk index, under that index's lock,
+ * for a purge may come between the two (cache_purge). */
 static bool cache_insert(struct txn *t, struct cache_obj *o)
 {
 	struct mem_store *store = txn_store(t);
 	struct disk_store *disk = t->s->w->disk;
 	if (store == NULL || !mem_insert_gen(store, o, t->gen))
 		return false;
-	if (disk && disk_write(disk, o) && mem_gen(store, o->key, o->key_len) != t->gen)
-		(void)disk_purge(disk, o->key, o->key_len);
+	if (disk) {
+		struct gen_check g = {store, o, t->gen};
+		(void)disk_write_if(disk, o, gen_unchanged, &g);
+	}
 	counter_add(&t->s->w->cnt, CNT_CACHE_STORED, 1);
 	return true;
 }
@@ -724,8 +738,9 @@ static bool cache_insert(struct txn *t, struct cache_obj *o)
 /* Drop every stored variant of a key, from both tiers; even with cache off
  * (the store is kept for a reload that turns it back on). The generation
  * goes up before the disk drops it and again as memory does: whatever was
- * read from either meanwhile stays out of memory. Returns how many the
- * fuller tier held. */
+ * read from either meanwhile stays out of memory, and a write to the disk
+ * that has not entered its index by then stays out of it (cache_insert).
+ * Returns how many the fuller tier held. */
 static unsigned cache_purge(struct txn *t, const char *key, size_t len)
 {
 	struct mem_store *store = t->s->w->cache;

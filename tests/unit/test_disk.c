@@ -695,6 +695,34 @@ TEST(lookups_miss_until_the_rebuild_reaches_the_files_then_hit)
 	rm_rf(dir);
 }
 
+static bool answer(void *arg)
+{
+	return *(bool *)arg;
+}
+
+TEST(a_conditional_write_enters_the_index_only_if_still_wanted)
+{
+	char *dir = tmp_dir();
+	struct disk_store *d = open_store(dir, 1 << 20);
+	struct cache_obj *o = make("http://a:80/c", head_plain, NULL, "ccccc", 5);
+	bool no = false, yes = true;
+	bool miss;
+	CHECK(!disk_write_if(d, o, answer, &no));
+	CHECK(get(d, "http://a:80/c", NULL, &miss) == NULL && miss);
+	disk_close(&d); /* its writes are done */
+	uint64_t fb;
+	CHECK_INT(count_files(dir, &fb), 0); /* the refused one wrote nothing */
+	d = open_store(dir, 1 << 20);
+	CHECK(disk_write_if(d, o, answer, &yes));
+	struct cache_obj *h = get(d, "http://a:80/c", NULL, NULL);
+	CHECK(h && body_is(h, "ccccc", 5));
+	cache_obj_put(&h);
+	disk_close(&d);
+	CHECK_INT(count_files(dir, &fb), 1);
+	cache_obj_put(&o);
+	rm_rf(dir);
+}
+
 TEST(what_is_purged_or_written_before_the_rebuild_wins_over_the_files)
 {
 	char *dir = tmp_dir();
@@ -1104,6 +1132,7 @@ int main(void)
 	RUN(vary_variants_are_selected_and_replaced);
 	RUN(purge_removes_every_variant_from_index_and_disk);
 	RUN(lookups_miss_until_the_rebuild_reaches_the_files_then_hit);
+	RUN(a_conditional_write_enters_the_index_only_if_still_wanted);
 	RUN(what_is_purged_or_written_before_the_rebuild_wins_over_the_files);
 	RUN(closing_during_the_rebuild_stops_it_and_loses_nothing);
 	RUN(eviction_keeps_files_within_capacity_and_hits_stay);
