@@ -1146,11 +1146,11 @@ def test_cache048_an_answer_that_outgrows_the_store_reaches_its_slow_client_whol
     A.eq(t.get(p, o.url("/toobig")).body, b"later #2", "not stored")
 
 
-def test_cache049_invalidation_reaches_a_revalidation_in_flight(t):
-    # RFC 9111 §4.4: a POST invalidates the URL while a stale copy of it is
-    # being revalidated; the 304 that comes back after it must not store
-    # the old body again.
-    p = t.sluice()
+def revalidated_origin(t, answer, hold=lambda n: True):
+    """An origin whose GET answer ("version #N", N its request count) is
+    stale at once, with ETag "v1"; a POST gets "posted"; a conditional GET
+    for "v1" gets answer(N) -> (status, body, fields), once `go` is set if
+    hold(N)."""
     go = threading.Event()
     t.defer(go.set)
 
@@ -1160,12 +1160,22 @@ def test_cache049_invalidation_reaches_a_revalidation_in_flight(t):
             c.respond(200, b"posted")
             return None
         if req.header("If-None-Match") == '"v1"':
-            if n == 2:
+            if hold(n):
                 go.wait(10)
-            c.respond(304, b"", [("ETag", '"v1"'), ("Cache-Control", "max-age=60")])
+            c.respond(*answer(n))
             return None
         c.respond(200, b"version #%d" % n, [("Cache-Control", "max-age=0"), ("ETag", '"v1"')])
-    o = t.origin(h)
+    return t.origin(h), go
+
+
+def test_cache049_invalidation_reaches_a_revalidation_in_flight(t):
+    # RFC 9111 §4.4: a POST invalidates the URL while a stale copy of it is
+    # being revalidated; the 304 that comes back after it must not store
+    # the old body again.
+    p = t.sluice()
+    o, go = revalidated_origin(
+        t, lambda n: (304, b"", [("ETag", '"v1"'), ("Cache-Control", "max-age=60")]),
+        hold=lambda n: n == 2)
     url = o.url("/doc")
     A.eq(t.get(p, url).body, b"version #1", "stored, stale at once")
     first = start_clients(t, p, url, 1)  # revalidates it
@@ -1192,21 +1202,9 @@ def test_cache050_nor_does_a_new_answer_to_a_revalidation_sent_before_it(t):
     # request: made before the POST, maybe, so not stored either; and so
     # for each of two clients revalidating the same stale copy at once.
     p = t.sluice()
-    go = threading.Event()
-    t.defer(go.set)
-
-    def h(req, c):
-        n = len(c.origin.requests)
-        if req.method == "POST":
-            c.respond(200, b"posted")
-            return None
-        if req.header("If-None-Match") == '"v1"':
-            go.wait(10)
-            c.respond(200, b"changed #%d" % n, [("Cache-Control", "max-age=60"),
-                                               ("ETag", '"v2"')])
-            return None
-        c.respond(200, b"version #%d" % n, [("Cache-Control", "max-age=0"), ("ETag", '"v1"')])
-    o = t.origin(h)
+    o, go = revalidated_origin(
+        t, lambda n: (200, b"changed #%d" % n, [("Cache-Control", "max-age=60"),
+                                               ("ETag", '"v2"')]))
     url = o.url("/doc")
     A.eq(t.get(p, url).body, b"version #1", "stored, stale at once")
     two = start_clients(t, p, url, 2)  # both revalidate it
