@@ -42,7 +42,8 @@ struct mem_store {
 	uint64_t objects;	   /* under writer */
 	_Atomic uint64_t reserved; /* bodies being received for storing */
 	struct shard shard[CACHE_SHARDS];
-	/* Purges so far, by key hash: bumped under writer (mem_gen). */
+	/* Purges so far, by key hash (mem_gen): mem_purge bumps under writer,
+	 * mem_gen_bump (ahead of a disk purge) without it. */
 	_Atomic uint32_t gen[CACHE_GEN_SLOTS];
 };
 

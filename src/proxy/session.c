@@ -1800,6 +1800,14 @@ static int read_upstream(struct txn *t)
 	}
 }
 
+/* The origin's FIN ends a close-delimited body: it is whole. */
+static void body_closed(struct txn *t)
+{
+	t->resp_framed = true;
+	t->up_reusable = false;
+	cache_fill_done(t);
+}
+
 /* The fill of a decoupled response was dropped (it outgrew what may be
  * stored): the body bytes from here on are not in the object, so they stay
  * in uin and go to the client from there, de-chunked and in chunks of our
@@ -2649,10 +2657,7 @@ static int step_decoupled(struct txn *t, int progress)
 		if (!t->resp_framed && (!t->tail || t->uin_ready == 0)) {
 			int rc = read_upstream(t);
 			if (rc == -1 && t->respb.kind == H1_BODY_CLOSE) {
-				/* The origin's FIN ends the body: it is whole. */
-				t->resp_framed = true;
-				t->up_reusable = false;
-				cache_fill_done(t);
+				body_closed(t);
 				upstream_done(t);
 				rc = 1;
 			} else if (rc < 0) {
@@ -2823,10 +2828,7 @@ static int step_exchange(struct txn *t)
 		}
 		if (rc < 0) {
 			if (rc == -1 && t->respb.kind == H1_BODY_CLOSE) {
-				/* The origin's FIN ends the body: it is whole. */
-				t->resp_framed = true;
-				t->up_reusable = false;
-				cache_fill_done(t);
+				body_closed(t);
 				continue;
 			}
 			txn_abort(t,
