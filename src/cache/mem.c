@@ -463,21 +463,29 @@ void mem_stats(struct mem_store *s, uint64_t *objects, uint64_t *bytes)
 
 /* ---- fetches in flight ---- */
 
-static struct cache_pend **pend_slot(struct mem_store *s, uint64_t h, const char *key, size_t len)
+/* Whether a request (its header lines) may wait on fetch p of its key:
+ * while p has no response head, any may (the head says which variant it
+ * is); then only one that selects that variant. Under p's lock. */
+static bool pend_matches(struct cache_pend *p, const struct h1_header *req, unsigned nreq)
 {
-	struct cache_pend **pp = &s->pend[h % PEND_BUCKETS];
-	while (*pp &&
-	       !((*pp)->hash == h && (*pp)->key_len == len && memcmp((*pp)->key, key, len) == 0))
-		pp = &(*pp)->next;
-	return pp;
+	char vk[CACHE_VARY_KEY_MAX];
+	if (p->state == PEND_WAIT || p->obj == NULL)
+		return true; /* a released one sends its waiters to the origin */
+	long n = policy_vary_key(p->obj->hdrs, p->obj->nhdrs, req, nreq, vk, sizeof(vk));
+	return n >= 0 && (size_t)n == p->obj->vary_len && memcmp(vk, p->obj->vary, (size_t)n) == 0;
+}
+
+static bool pend_is(const struct cache_pend *p, uint64_t h, const char *key, size_t len)
+{
+	return p->hash == h && p->key_len == len && memcmp(p->key, key, len) == 0;
 }
 
 static void pend_invalidate(struct mem_store *s, uint64_t h, const char *key, size_t len)
 {
 	pthread_mutex_lock(&s->pend_mu);
-	struct cache_pend *p = *pend_slot(s, h, key, len);
-	if (p)
-		p->invalidated = true;
+	for (struct cache_pend *p = s->pend[h % PEND_BUCKETS]; p; p = p->next)
+		if (pend_is(p, h, key, len))
+			p->invalidated = true;
 	pthread_mutex_unlock(&s->pend_mu);
 }
 
@@ -494,22 +502,32 @@ static void pend_put(struct cache_pend **pp)
 }
 
 struct cache_pend *mem_pend_join(struct mem_store *s, const char *key, size_t key_len,
-				 struct cache_waiter *w, bool *leader)
+				 const struct h1_header *req, unsigned nreq, struct cache_waiter *w,
+				 bool *leader)
 {
 	uint64_t h = cache_key_hash(key, key_len);
-	struct cache_pend *p;
+	struct cache_pend **bucket = &s->pend[h % PEND_BUCKETS];
+	struct cache_pend *p = NULL;
+	unsigned n = 0;
 
 	pthread_mutex_lock(&s->pend_mu);
-	struct cache_pend **pp = pend_slot(s, h, key, key_len);
-	p = *pp;
-	if (p != NULL && w != NULL && !p->invalidated) {
-		atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
-		pthread_mutex_lock(&p->mu);
-		w->pnext = p->waiters;
-		p->waiters = w;
-		pthread_mutex_unlock(&p->mu);
-		*leader = false;
-	} else if (p == NULL && s->npend < PEND_MAX) {
+	/* A fetch invalidated since it began is not joined: its answer may
+	 * predate what the invalidation made way for. */
+	for (struct cache_pend *c = *bucket; c && !p; c = c->next) {
+		if (!pend_is(c, h, key, key_len))
+			continue;
+		n++;
+		pthread_mutex_lock(&c->mu);
+		if (!c->invalidated && pend_matches(c, req, nreq)) {
+			p = c;
+			atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
+			w->pnext = p->waiters;
+			p->waiters = w;
+			*leader = false;
+		}
+		pthread_mutex_unlock(&c->mu);
+	}
+	if (p == NULL && n < CACHE_MAX_VARIANTS && s->npend < PEND_MAX) {
 		p = sl_calloc(1, sizeof(*p) + key_len);
 		atomic_init(&p->refs, 2); /* the table's and the leader's */
 		pthread_mutex_init(&p->mu, NULL);
@@ -517,15 +535,13 @@ struct cache_pend *mem_pend_join(struct mem_store *s, const char *key, size_t ke
 		p->hash = h;
 		p->key_len = key_len;
 		memcpy(p->key, key, key_len);
-		*pp = p;
+		p->next = *bucket;
+		*bucket = p;
 		s->npend++;
 		*leader = true;
-	} else {
-		/* A leader for a key already in flight (a retry), a fetch
-		 * invalidated since it began (its answer may predate what
-		 * made way), or the table is full: not collapsed. */
-		p = NULL;
 	}
+	/* Else too many fetches of the key's variants, or in all, are in
+	 * flight: not collapsed. */
 	pthread_mutex_unlock(&s->pend_mu);
 	return p;
 }
@@ -563,8 +579,9 @@ bool mem_pend_end(struct mem_store *s, struct cache_pend **pp)
 	bool invalidated;
 
 	pthread_mutex_lock(&s->pend_mu);
-	struct cache_pend **slot = pend_slot(s, p->hash, p->key, p->key_len);
-	SL_ASSERT(*slot == p);
+	struct cache_pend **slot = &s->pend[p->hash % PEND_BUCKETS];
+	while (*slot != p)
+		slot = &(*slot)->next;
 	*slot = p->next;
 	s->npend--;
 	invalidated = p->invalidated;

@@ -141,10 +141,10 @@ bool mem_reserve(struct mem_store *s, uint64_t n) SL_WUR;
 void mem_release(struct mem_store *s, uint64_t n);
 
 /* Request collapsing: concurrent misses for one key make one origin
- * request. The first becomes the leader of a pending fetch; later ones
- * join it as waiters and are kicked (from whatever thread the leader runs
- * on) whenever it changes. A waiter reads the pending's state with
- * mem_pend_state(), under the pending's own lock only. */
+ * request per variant. The first becomes the leader of a pending fetch;
+ * later ones join it as waiters and are kicked (from whatever thread the
+ * leader runs on) whenever it changes. A waiter reads the pending's state
+ * with mem_pend_state(), under the pending's own lock only. */
 struct cache_waiter {
 	/* Called with the pending's lock held, from any thread: must only
 	 * queue a wakeup for the waiter's own thread. */
@@ -165,12 +165,17 @@ enum pend_state {
 
 struct cache_pend;
 
-/* Join the fetch in flight for key, or start one: *leader says which. The
- * leader passes w = NULL. Returns a reference, or NULL when too many
- * fetches are pending, or the one in flight was invalidated since it began
- * (then the request simply goes to the origin). */
+/* Join a fetch in flight for key that the request (its header lines) may
+ * use, or start one: *leader says which. A fetch may be used while its
+ * response head has not come, and then if the request selects the variant
+ * it is (its Vary); so a waiter whose fetch turned out to be another
+ * variant joins again, and the first of each variant leads a fetch of its
+ * own. Returns a reference, or NULL when too many fetches are pending, in
+ * all or for key (CACHE_MAX_VARIANTS); a fetch invalidated since it began
+ * is never joined. */
 struct cache_pend *mem_pend_join(struct mem_store *s, const char *key, size_t key_len,
-				 struct cache_waiter *w, bool *leader) SL_WUR;
+				 const struct h1_header *req, unsigned nreq, struct cache_waiter *w,
+				 bool *leader) SL_WUR;
 /* Leader: the response head came; o is the object being filled, or NULL
  * when it will not be stored. */
 void mem_pend_head(struct cache_pend *p, struct cache_obj *o);

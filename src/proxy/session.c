@@ -178,6 +178,8 @@ struct txn {
 	 * from uin, after what the object held (tail_send). */
 	bool tail;
 	bool collapsed;		    /* answered from another request's fetch */
+	bool miss_counted;	    /* counted a miss already (collapse_rejoin) */
+	bool collapsed_counted;	    /* and a wait on another request's fetch */
 	struct cache_waiter waiter; /* while waiting on pend */
 	uint64_t hit_pos;	    /* body offset of the hit cursor */
 	/* Streaming a growing object of unknown length: chunked framing, the
@@ -879,7 +881,7 @@ static void serve_hit(struct txn *t, struct cache_obj *o, bool not_mod, int64_t 
 		      : t->hit_chunked				? UINT64_MAX
 		      : ranged					? t->range_last - t->range_first + 1
 								: blen;
-	if (!fwd && !t->collapsed)
+	if (!fwd && !t->collapsed && !t->miss_counted)
 		counter_add(&s->w->cnt, CNT_CACHE_HITS, 1);
 	go_state(t, TS_HIT);
 }
@@ -972,6 +974,26 @@ static void collapse_release(struct txn *t)
 	go_state(t, TS_RESOLVE);
 }
 
+static bool cache_decide(struct txn *t, const struct h1_request *req, struct cache_obj *o);
+
+/* The fetch a collapsed request waited on is another variant of the URL
+ * (its Vary): the request is decided afresh, as if just received. Its
+ * variant may be stored by now; else it waits on a fetch of its variant,
+ * or leads one (mem_pend_join). */
+static int collapse_rejoin(struct txn *t, const struct h1_request *rq)
+{
+	struct mem_store *store = txn_store(t);
+	mem_pend_leave(&t->pend, &t->waiter);
+	worker_unkick(t->s->w, &t->waiter);
+	t->gen = mem_gen(store, t->ckey, t->ckey_len);
+	struct cache_obj *o = mem_lookup(store, t->ckey, t->ckey_len, rq->headers, rq->nheaders);
+	if (!cache_decide(t, rq, o)) {
+		t->tag = "TCP_MISS";
+		go_state(t, TS_RESOLVE);
+	}
+	return 1;
+}
+
 /* COLLAPSED: waiting for another request's fetch of the same URL. */
 static int step_collapsed(struct txn *t)
 {
@@ -988,16 +1010,18 @@ static int step_collapsed(struct txn *t)
 		cache_obj_put(&o);
 		return 0;
 	}
-	/* It must be the variant this request selects (its Vary). */
-	long vl = -1;
-	if (o && origin_request(t, &rq, rh, SL_ARRAY_LEN(rh)))
-		vl = policy_vary_key(o->hdrs, o->nhdrs, rq.headers, rq.nheaders, vk, sizeof(vk));
 	bool failed = o && atomic_load(&o->failed);
-	if (st == PEND_RELEASED || o == NULL || failed || vl < 0 || (size_t)vl != o->vary_len ||
-	    memcmp(vk, o->vary, (size_t)vl) != 0) {
+	if (st == PEND_RELEASED || o == NULL || failed ||
+	    !origin_request(t, &rq, rh, SL_ARRAY_LEN(rh))) {
 		cache_obj_put(&o);
 		collapse_release(t);
 		return 1;
+	}
+	/* It must be the variant this request selects (its Vary). */
+	long vl = policy_vary_key(o->hdrs, o->nhdrs, rq.headers, rq.nheaders, vk, sizeof(vk));
+	if (vl < 0 || (size_t)vl != o->vary_len || memcmp(vk, o->vary, (size_t)vl) != 0) {
+		cache_obj_put(&o);
+		return collapse_rejoin(t, &rq);
 	}
 	if (st != PEND_STREAM && !growing) { /* whole: no more news is needed */
 		mem_pend_leave(&t->pend, &t->waiter);
@@ -1008,8 +1032,6 @@ static int step_collapsed(struct txn *t)
 	serve_hit(t, o, false, wall_s(), NULL, 0, false);
 	return 1;
 }
-
-static bool cache_decide(struct txn *t, const struct h1_request *req, struct cache_obj *o);
 
 /* A read from the disk tier finished (o: a whole object, or NULL): it
  * goes into memory, the hot tier, and the request is decided as if the
@@ -1137,7 +1159,9 @@ static bool cache_decide(struct txn *t, const struct h1_request *req, struct cac
 		else
 			cache_obj_put(&o);
 	}
-	counter_add(&t->s->w->cnt, CNT_CACHE_MISSES, 1);
+	if (!t->miss_counted)
+		counter_add(&t->s->w->cnt, CNT_CACHE_MISSES, 1);
+	t->miss_counted = true;
 	if (rq.flags & CC_ONLY_IF_CACHED) {
 		/* RFC 9111 §5.2.1.7 */
 		txn_local(t, 504, "not in cache (only-if-cached)", NULL, false);
@@ -1154,10 +1178,13 @@ static bool cache_decide(struct txn *t, const struct h1_request *req, struct cac
 	if (t->cache_store && !t->reval && !t->stale && !client_conditional(req)) {
 		bool leader = false;
 		t->waiter.kick = txn_kick;
-		t->pend = mem_pend_join(store, t->ckey, t->ckey_len, &t->waiter, &leader);
+		t->pend = mem_pend_join(store, t->ckey, t->ckey_len, req->headers, req->nheaders,
+					&t->waiter, &leader);
 		t->pend_leader = leader;
 		if (t->pend && !leader) {
-			counter_add(&t->s->w->cnt, CNT_CACHE_COLLAPSED, 1);
+			if (!t->collapsed_counted)
+				counter_add(&t->s->w->cnt, CNT_CACHE_COLLAPSED, 1);
+			t->collapsed_counted = true;
 			t->tag = "TCP_MISS";
 			go_state(t, TS_COLLAPSED);
 			return true;

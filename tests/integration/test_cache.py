@@ -1298,3 +1298,30 @@ def test_cache053_a_request_after_an_invalidation_does_not_join_the_fetch_it_ove
     A.eq(r.body, b"version #3", "the answer stored is the one after the POST")
     A.contains(cs(r), "; hit", "a hit")
     A.eq(len(o.requests), 3, "requests at origin")
+
+
+def test_cache054_waiters_of_other_variants_collapse_on_one_fetch_per_variant(t):
+    # Ten requests wait on a fetch whose answer turns out to be the "en"
+    # variant (Vary: Accept-Language): the "fr" and "de" ones do not each
+    # go to the origin, the first of each variant fetches it for the rest.
+    p = t.sluice()
+    o, go = collapsing_origin(t, [("Cache-Control", "max-age=60"), ("Vary", "Accept-Language")],
+                              [b"english"])
+    first = start_clients(t, p, o.url("/v"), 1, [("Accept-Language", "en")])
+    o.wait_requests(1)
+    fr = start_clients(t, p, o.url("/v"), 4, [("Accept-Language", "fr")])
+    de = start_clients(t, p, o.url("/v"), 3, [("Accept-Language", "de")])
+    en = start_clients(t, p, o.url("/v"), 2, [("Accept-Language", "en")])
+    time.sleep(0.3)
+    go.set()
+    A.eq(first[0].read_response().body, b"english", "leader")
+    for c in en:
+        A.eq(c.read_response().body, b"english", "same variant: collapsed")
+    frb = [c.read_response().body for c in fr]
+    deb = [c.read_response().body for c in de]
+    A.eq(len(set(frb)), 1, "every fr request got the one fr answer: %r" % frb)
+    A.eq(len(set(deb)), 1, "every de request got the one de answer: %r" % deb)
+    A.eq(sorted([frb[0], deb[0]]), [b"later #2", b"later #3"], "each from a fetch of its own")
+    A.eq(len(o.requests), 3, "requests at origin: one per variant")
+    A.eq(sorted(r.header("Accept-Language") for r in o.requests), ["de", "en", "fr"],
+         "what the origin was asked for")

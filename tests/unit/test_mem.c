@@ -329,6 +329,87 @@ static void *worker(void *p)
 	return NULL;
 }
 
+static unsigned kicks;
+
+static void count_kick(struct cache_waiter *w)
+{
+	(void)w;
+	kicks++;
+}
+
+static struct cache_pend *join(struct mem_store *s, const char *ae, struct cache_waiter *w,
+			       bool *leader)
+{
+	struct h1_header h = {.name = sv_from_cstr("Accept-Encoding"), .value = sv_from_cstr(ae)};
+	*leader = false;
+	return mem_pend_join(s, "http://a:80/v", 13, &h, 1, w, leader);
+}
+
+TEST(a_fetch_is_joined_by_requests_for_its_variant_only)
+{
+	struct mem_store *s = mem_store_new(1 << 20);
+	struct cache_waiter w1 = {.kick = count_kick}, w2 = {.kick = count_kick},
+			    w3 = {.kick = count_kick}, w4 = {.kick = count_kick},
+			    w5 = {.kick = count_kick};
+	bool leader;
+	struct cache_pend *gz = join(s, "gzip", &w1, &leader);
+	CHECK(gz != NULL && leader);
+	/* No head yet: which variant it is is not known, so anyone waits. */
+	struct cache_pend *a = join(s, "br", &w2, &leader);
+	CHECK(a == gz && !leader);
+	/* The head says Vary: Accept-Encoding, and the fetch is gzip's. */
+	struct cache_obj *o = make("http://a:80/v", head_vary, "gzip", "zzzzz", 5);
+	kicks = 0;
+	mem_pend_head(gz, o);
+	CHECK_INT(kicks, 1);
+	struct cache_pend *b = join(s, "gzip", &w3, &leader);
+	CHECK(b == gz && !leader);
+	/* br's waiter joins again: the first of br leads a fetch of its own,
+	 * which the next br request joins. */
+	mem_pend_leave(&a, &w2);
+	struct cache_pend *br = join(s, "br", &w2, &leader);
+	CHECK(br != NULL && br != gz && leader);
+	struct cache_pend *c = join(s, "br", &w4, &leader);
+	CHECK(c == br && !leader);
+	/* A purge marks both: neither is joined after it, a new one leads. */
+	CHECK_INT(mem_purge(s, "http://a:80/v", 13), 0);
+	struct cache_pend *d = join(s, "gzip", &w5, &leader);
+	CHECK(d != NULL && d != gz && d != br && leader);
+	mem_pend_leave(&b, &w3);
+	mem_pend_leave(&c, &w4);
+	CHECK(!mem_pend_end(s, &gz));
+	CHECK(!mem_pend_end(s, &br));
+	CHECK(mem_pend_end(s, &d));
+	cache_obj_put(&o);
+	mem_store_free(&s);
+}
+
+TEST(a_key_has_a_bounded_number_of_fetches_in_flight)
+{
+	struct mem_store *s = mem_store_new(1 << 20);
+	struct cache_pend *p[CACHE_MAX_VARIANTS + 1];
+	struct cache_waiter w[CACHE_MAX_VARIANTS + 1];
+	struct cache_obj *o[CACHE_MAX_VARIANTS];
+	char ae[CACHE_MAX_VARIANTS + 1][16];
+	bool leader;
+	for (unsigned i = 0; i <= CACHE_MAX_VARIANTS; i++) {
+		w[i] = (struct cache_waiter){.kick = count_kick};
+		snprintf(ae[i], sizeof(ae[i]), "enc%u", i);
+		p[i] = join(s, ae[i], &w[i], &leader);
+		if (i < CACHE_MAX_VARIANTS) {
+			CHECK(p[i] != NULL && leader);
+			o[i] = make("http://a:80/v", head_vary, ae[i], "zzzzz", 5);
+			mem_pend_head(p[i], o[i]);
+		}
+	}
+	CHECK(p[CACHE_MAX_VARIANTS] == NULL); /* not collapsed: straight to the origin */
+	for (unsigned i = 0; i < CACHE_MAX_VARIANTS; i++) {
+		CHECK(mem_pend_end(s, &p[i]));
+		cache_obj_put(&o[i]);
+	}
+	mem_store_free(&s);
+}
+
 TEST(threads_hit_insert_and_purge_at_once)
 {
 	struct mem_store *s = mem_store_new(64 * 1024);
@@ -361,6 +442,8 @@ int main(void)
 	RUN(large_bodies_get_a_mapping_and_on_request_a_memfd);
 	RUN(a_key_keeps_a_bounded_number_of_variants);
 	RUN(reservations_for_bodies_in_flight_are_bounded);
+	RUN(a_fetch_is_joined_by_requests_for_its_variant_only);
+	RUN(a_key_has_a_bounded_number_of_fetches_in_flight);
 	RUN(threads_hit_insert_and_purge_at_once);
 	return unit_done();
 }
