@@ -23,6 +23,11 @@ struct cache_pend {
 	enum pend_state state;
 	struct cache_obj *obj;
 	struct cache_waiter *waiters;
+	/* Started while another fetch of the key had its head: that head's
+	 * Vary, and the leader's secondary key under it, the variant this
+	 * one is expected to be (NULL if not known). */
+	char *pvary, *pvk;
+	size_t pvary_len, pvk_len;
 	bool invalidated;	 /* under the store's pend_mu */
 	struct cache_pend *next; /* in the table, under the store's pend_mu */
 	uint64_t hash;
@@ -34,7 +39,7 @@ struct cache_pend {
 #define PEND_MAX     65536
 
 struct mem_store {
-	pthread_mutex_t pend_mu; /* the pending table; never held with another lock taken */
+	pthread_mutex_t pend_mu; /* the pending table; taken before a pending's or a shard's */
 	struct cache_pend *pend[PEND_BUCKETS];
 	unsigned npend;
 	pthread_mutex_t writer;	   /* insert, purge, evict; taken before any shard */
@@ -463,21 +468,83 @@ void mem_stats(struct mem_store *s, uint64_t *objects, uint64_t *bytes)
 
 /* ---- fetches in flight ---- */
 
-/* Whether a request (its header lines) may wait on fetch p of its key:
- * while p has no response head, any may (the head says which variant it
- * is); then only one that selects that variant. Under p's lock. */
-static bool pend_matches(struct cache_pend *p, const struct h1_header *req, unsigned nreq)
+/* The secondary key of a request (its header lines) under a Vary value. */
+static long vary_key_under(const char *vary, size_t vary_len, const struct h1_header *req,
+			   unsigned nreq, char *vk, size_t cap)
+{
+	struct h1_header h = {.name = SV_LIT("Vary"), .value = {.p = vary, .len = vary_len}};
+	return policy_vary_key(&h, 1, req, nreq, vk, cap);
+}
+
+/* How well a request (its header lines) fits fetch p of its key, under p's
+ * lock: 0 not at all, 3 its head is the variant the request selects, 2 it
+ * has no head yet and is expected to be that variant, 1 it has no head
+ * and its variant is anyone's guess. */
+static int pend_fit(const struct cache_pend *p, const struct h1_header *req, unsigned nreq)
 {
 	char vk[CACHE_VARY_KEY_MAX];
-	if (p->state == PEND_WAIT || p->obj == NULL)
-		return true; /* a released one sends its waiters to the origin */
-	long n = policy_vary_key(p->obj->hdrs, p->obj->nhdrs, req, nreq, vk, sizeof(vk));
-	return n >= 0 && (size_t)n == p->obj->vary_len && memcmp(vk, p->obj->vary, (size_t)n) == 0;
+	long n;
+	if (p->state != PEND_WAIT && p->obj) {
+		n = policy_vary_key(p->obj->hdrs, p->obj->nhdrs, req, nreq, vk, sizeof(vk));
+		return n >= 0 && (size_t)n == p->obj->vary_len &&
+				       memcmp(vk, p->obj->vary, (size_t)n) == 0
+			       ? 3
+			       : 0;
+	}
+	if (p->pvary == NULL)
+		return 1;
+	n = vary_key_under(p->pvary, p->pvary_len, req, nreq, vk, sizeof(vk));
+	return n >= 0 && (size_t)n == p->pvk_len && memcmp(vk, p->pvk, (size_t)n) == 0 ? 2 : 0;
+}
+
+/* A new fetch p of a key of which o is a response (another fetch's head,
+ * or a stored one): p is expected to be the variant its leader's request
+ * selects under o's Vary. */
+static void pend_predict(struct cache_pend *p, const struct cache_obj *o,
+			 const struct h1_header *req, unsigned nreq)
+{
+	char vary[1024], vk[CACHE_VARY_KEY_MAX];
+	size_t len = 0;
+	for (unsigned i = 0; i < o->nhdrs; i++) {
+		const struct h1_header *h = &o->hdrs[i];
+		if (!sv_ieq_cstr(h->name, "vary"))
+			continue;
+		if (len + h->value.len + 2 > sizeof(vary))
+			return; /* a Vary that long: no guess */
+		if (len > 0) {
+			memcpy(vary + len, ", ", 2);
+			len += 2;
+		}
+		memcpy(vary + len, h->value.p, h->value.len);
+		len += h->value.len;
+	}
+	long n = vary_key_under(vary, len, req, nreq, vk, sizeof(vk));
+	if (n < 0)
+		return; /* Vary: *, or too long a key */
+	p->pvary = sl_malloc(len + 1);
+	memcpy(p->pvary, vary, len);
+	p->pvary_len = len;
+	p->pvk = sl_malloc((size_t)n + 1);
+	memcpy(p->pvk, vk, (size_t)n);
+	p->pvk_len = (size_t)n;
 }
 
 static bool pend_is(const struct cache_pend *p, uint64_t h, const char *key, size_t len)
 {
 	return p->hash == h && p->key_len == len && memcmp(p->key, key, len) == 0;
+}
+
+/* Any stored response for key (a reference), or NULL. */
+static struct cache_obj *key_any(struct mem_store *s, uint64_t h, const char *key, size_t len)
+{
+	struct cache_obj **head, *found = NULL;
+	struct shard *sh = shard_of(s, h, &head);
+	pthread_mutex_lock(&sh->mu);
+	for (struct cache_obj *c = *head; c && !found; c = c->chain)
+		if (same_key(c, h, key, len))
+			found = cache_obj_ref(c);
+	pthread_mutex_unlock(&sh->mu);
+	return found;
 }
 
 static void pend_invalidate(struct mem_store *s, uint64_t h, const char *key, size_t len)
@@ -497,6 +564,8 @@ static void pend_put(struct cache_pend **pp)
 		return;
 	SL_ASSERT(p->waiters == NULL);
 	cache_obj_put(&p->obj);
+	free(p->pvary);
+	free(p->pvk);
 	pthread_mutex_destroy(&p->mu);
 	free(p);
 }
@@ -507,27 +576,36 @@ struct cache_pend *mem_pend_join(struct mem_store *s, const char *key, size_t ke
 {
 	uint64_t h = cache_key_hash(key, key_len);
 	struct cache_pend **bucket = &s->pend[h % PEND_BUCKETS];
-	struct cache_pend *p = NULL;
+	struct cache_pend *p = NULL, *sib = NULL;
+	struct cache_obj *stored = NULL;
+	int best = 0;
 	unsigned n = 0;
 
 	pthread_mutex_lock(&s->pend_mu);
-	/* A fetch invalidated since it began is not joined: its answer may
-	 * predate what the invalidation made way for. */
-	for (struct cache_pend *c = *bucket; c && !p; c = c->next) {
+	/* The fetch that fits best; never one invalidated since it began: its
+	 * answer may predate what the invalidation made way for. */
+	for (struct cache_pend *c = *bucket; c; c = c->next) {
 		if (!pend_is(c, h, key, key_len))
 			continue;
 		n++;
 		pthread_mutex_lock(&c->mu);
-		if (!c->invalidated && pend_matches(c, req, nreq)) {
+		int fit = c->invalidated ? 0 : pend_fit(c, req, nreq);
+		if (fit > best) {
+			best = fit;
 			p = c;
-			atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
-			w->pnext = p->waiters;
-			p->waiters = w;
-			*leader = false;
 		}
+		if (sib == NULL && c->state != PEND_WAIT && c->obj)
+			sib = c;
 		pthread_mutex_unlock(&c->mu);
 	}
-	if (p == NULL && n < CACHE_MAX_VARIANTS && s->npend < PEND_MAX) {
+	if (p) {
+		atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
+		pthread_mutex_lock(&p->mu);
+		w->pnext = p->waiters;
+		p->waiters = w;
+		pthread_mutex_unlock(&p->mu);
+		*leader = false;
+	} else if (n < CACHE_MAX_VARIANTS && s->npend < PEND_MAX) {
 		p = sl_calloc(1, sizeof(*p) + key_len);
 		atomic_init(&p->refs, 2); /* the table's and the leader's */
 		pthread_mutex_init(&p->mu, NULL);
@@ -535,6 +613,14 @@ struct cache_pend *mem_pend_join(struct mem_store *s, const char *key, size_t ke
 		p->hash = h;
 		p->key_len = key_len;
 		memcpy(p->key, key, key_len);
+		if (sib) { /* its head stays: the table holds it (pend_mu) */
+			pthread_mutex_lock(&sib->mu);
+			pend_predict(p, sib->obj, req, nreq);
+			pthread_mutex_unlock(&sib->mu);
+		} else if ((stored = key_any(s, h, key, key_len)) != NULL) {
+			/* The fetches that told the Vary may be over. */
+			pend_predict(p, stored, req, nreq);
+		}
 		p->next = *bucket;
 		*bucket = p;
 		s->npend++;
@@ -543,6 +629,7 @@ struct cache_pend *mem_pend_join(struct mem_store *s, const char *key, size_t ke
 	/* Else too many fetches of the key's variants, or in all, are in
 	 * flight: not collapsed. */
 	pthread_mutex_unlock(&s->pend_mu);
+	cache_obj_put(&stored);
 	return p;
 }
 

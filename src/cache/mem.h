@@ -183,8 +183,9 @@ void mem_pend_head(struct cache_pend *p, struct cache_obj *o);
 void mem_pend_progress(struct cache_pend *p);
 /* Leader: the fetch ended (stored or not); the pending leaves the table,
  * and waiters that did not get an object are released. Returns false if
- * the key was invalidated (PURGE, unsafe method) while it was in flight:
- * the leader must then not store what it got. Drops the reference. */
+ * the key was invalidated (PURGE, unsafe method) while it was in flight;
+ * a leader that read mem_gen() before it joined is told the same by
+ * mem_insert_gen(), and stores first, then ends. Drops the reference. */
 bool mem_pend_end(struct mem_store *s, struct cache_pend **pp);
 /* The state, and (PEND_STREAM, PEND_FILLING, PEND_DONE) the object, a new
  * reference. */

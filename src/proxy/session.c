@@ -180,6 +180,7 @@ struct txn {
 	bool collapsed;		    /* answered from another request's fetch */
 	bool miss_counted;	    /* counted a miss already (collapse_rejoin) */
 	bool collapsed_counted;	    /* and a wait on another request's fetch */
+	uint64_t collapse_t0;	    /* when it began to wait on one (ms) */
 	struct cache_waiter waiter; /* while waiting on pend */
 	uint64_t hit_pos;	    /* body offset of the hit cursor */
 	/* Streaming a growing object of unknown length: chunked framing, the
@@ -291,6 +292,10 @@ static void arm_for_state(struct session *s)
 		break;
 	case TS_TUNNEL:
 		arm(s, c->tunnel_idle_timeout_ms);
+		break;
+	case TS_COLLAPSED: /* read_timeout in all, whatever fetches it waits on */
+		ev_timer_at(s->w->loop, &s->timer, s->txn->collapse_t0 + c->read_timeout_ms,
+			    timer_cb);
 		break;
 	default:
 		arm(s, c->read_timeout_ms);
@@ -881,8 +886,11 @@ static void serve_hit(struct txn *t, struct cache_obj *o, bool not_mod, int64_t 
 		      : t->hit_chunked				? UINT64_MAX
 		      : ranged					? t->range_last - t->range_first + 1
 								: blen;
-	if (!fwd && !t->collapsed && !t->miss_counted)
+	if (!fwd && !t->collapsed) {
 		counter_add(&s->w->cnt, CNT_CACHE_HITS, 1);
+		if (t->miss_counted) /* collapse_rejoin found its variant stored */
+			counter_add(&s->w->cnt, CNT_CACHE_MISSES, -1);
+	}
 	go_state(t, TS_HIT);
 }
 
@@ -1003,13 +1011,8 @@ static int step_collapsed(struct txn *t)
 	struct h1_request rq;
 	char vk[CACHE_VARY_KEY_MAX];
 
-	/* Of unknown length and still filling: an HTTP/1.1 client is
-	 * streamed it chunked; a 1.0 one (no chunked) gets it once whole. */
-	bool growing = st == PEND_FILLING && !atomic_load(&o->ended);
-	if (st == PEND_WAIT || (growing && t->version != 11)) {
-		cache_obj_put(&o);
+	if (st == PEND_WAIT)
 		return 0;
-	}
 	bool failed = o && atomic_load(&o->failed);
 	if (st == PEND_RELEASED || o == NULL || failed ||
 	    !origin_request(t, &rq, rh, SL_ARRAY_LEN(rh))) {
@@ -1022,6 +1025,13 @@ static int step_collapsed(struct txn *t)
 	if (vl < 0 || (size_t)vl != o->vary_len || memcmp(vk, o->vary, (size_t)vl) != 0) {
 		cache_obj_put(&o);
 		return collapse_rejoin(t, &rq);
+	}
+	/* Of unknown length and still filling: an HTTP/1.1 client is
+	 * streamed it chunked; a 1.0 one (no chunked) gets it once whole. */
+	bool growing = st == PEND_FILLING && !atomic_load(&o->ended);
+	if (growing && t->version != 11) {
+		cache_obj_put(&o);
+		return 0;
 	}
 	if (st != PEND_STREAM && !growing) { /* whole: no more news is needed */
 		mem_pend_leave(&t->pend, &t->waiter);
@@ -1117,13 +1127,17 @@ static bool cache_decide(struct txn *t, const struct h1_request *req, struct cac
 	struct cc rq;
 	cc_parse(req->headers, req->nheaders, &rq);
 	bool pragma = h1_has_token(req->headers, req->nheaders, "Pragma", "no-cache");
+	/* Read before add_validators() may move req's header lines (those of
+	 * the request as forwarded, in t->up_out). */
+	bool range = h1_find(req->headers, req->nheaders, "Range") != NULL;
+	bool other_cond = policy_has_other_conditional(req->headers, req->nheaders);
+	bool cond = client_conditional(req);
 	int64_t now = wall_s();
 	t->cache_fwd = "uri-miss";
 	if (o) {
 		enum policy_reuse r = policy_reuse(&o->meta, &rq, pragma, now);
 		bool usable = r == POLICY_REUSE_FRESH || r == POLICY_REUSE_STALE_OK;
-		if (r == POLICY_REUSE_STALE_REVALIDATE && !t->s->refresh && get &&
-		    !policy_has_other_conditional(req->headers, req->nheaders)) {
+		if (r == POLICY_REUSE_STALE_REVALIDATE && !t->s->refresh && get && !other_cond) {
 			/* RFC 5861 §3: answer stale now, refresh behind it. */
 			refresh_start(t, o);
 			t->swr = true;
@@ -1131,7 +1145,7 @@ static bool cache_decide(struct txn *t, const struct h1_request *req, struct cac
 		}
 		if (t->s->refresh)
 			usable = false; /* a refresh is for the origin's answer */
-		if (usable && !policy_has_other_conditional(req->headers, req->nheaders)) {
+		if (usable && !other_cond) {
 			/* Conditionals apply only where the answer would be a
 			 * 2xx (RFC 9110 §13.2.1): a stored 404 stays a 404. */
 			bool not_mod = o->status >= 200 && o->status < 300 &&
@@ -1154,7 +1168,7 @@ static bool cache_decide(struct txn *t, const struct h1_request *req, struct cac
 					policy_not_modified(req->method, req->headers,
 							    req->nheaders, o->hdrs, o->nhdrs, now);
 		}
-		if (!usable && !client_conditional(req) && add_validators(t, o))
+		if (!usable && !cond && add_validators(t, o))
 			t->reval = o; /* a 304 refreshes it (RFC 9111 §4.3) */
 		else
 			cache_obj_put(&o);
@@ -1169,13 +1183,11 @@ static bool cache_decide(struct txn *t, const struct h1_request *req, struct cac
 	}
 	/* An answer shaped by Range or a precondition is not the plain
 	 * response for the key. */
-	if (get && t->conf->cache_max_object > 0 &&
-	    !h1_find(req->headers, req->nheaders, "Range") &&
-	    !policy_has_other_conditional(req->headers, req->nheaders))
+	if (get && t->conf->cache_max_object > 0 && !range && !other_cond)
 		t->cache_store = true;
 	/* Request collapsing: a plain miss joins a fetch in flight for the
 	 * key, or leads one others may join. */
-	if (t->cache_store && !t->reval && !t->stale && !client_conditional(req)) {
+	if (t->cache_store && !t->reval && !t->stale && !cond) {
 		bool leader = false;
 		t->waiter.kick = txn_kick;
 		t->pend = mem_pend_join(store, t->ckey, t->ckey_len, req->headers, req->nheaders,
@@ -1185,6 +1197,8 @@ static bool cache_decide(struct txn *t, const struct h1_request *req, struct cac
 			if (!t->collapsed_counted)
 				counter_add(&t->s->w->cnt, CNT_CACHE_COLLAPSED, 1);
 			t->collapsed_counted = true;
+			if (t->collapse_t0 == 0)
+				t->collapse_t0 = now_ms(t->s);
 			t->tag = "TCP_MISS";
 			go_state(t, TS_COLLAPSED);
 			return true;
@@ -2173,10 +2187,13 @@ static void cache_fill_done(struct txn *t)
 	if (t->fill == NULL)
 		return;
 	cache_obj_done(t->fill);
-	/* Not stored if the URL was invalidated while this was in flight. */
-	bool valid = t->pend == NULL || mem_pend_end(store, &t->pend);
-	if (valid)
-		(void)cache_insert(t, t->fill);
+	/* In the store before the fetch leaves the table of those in flight,
+	 * so that a request finds one or the other (mem_pend_join takes the
+	 * Vary from either). Not stored if the URL was invalidated since the
+	 * request looked it up (the generation; that covers the whole fetch). */
+	(void)cache_insert(t, t->fill);
+	if (t->pend)
+		(void)mem_pend_end(store, &t->pend);
 	cache_obj_put(&t->fill);
 	mem_release(t->s->w->cache, t->fill_reserved);
 	t->fill_reserved = 0;

@@ -1325,3 +1325,117 @@ def test_cache054_waiters_of_other_variants_collapse_on_one_fetch_per_variant(t)
     A.eq(len(o.requests), 3, "requests at origin: one per variant")
     A.eq(sorted(r.header("Accept-Language") for r in o.requests), ["de", "en", "fr"],
          "what the origin was asked for")
+
+
+def test_cache055_a_waiter_that_finds_its_variant_stale_revalidates_it(t):
+    # Waiters of variant "b" find, when the fetch they waited on turns out
+    # to be "a", a stale "b" stored meanwhile: each revalidates it (the
+    # validators go into the request as forwarded, whatever its size).
+    p = t.sluice()
+    go = threading.Event()
+    t.defer(go.set)
+    etag = '"' + "b" * 200 + '"'
+
+    def h(req, c):
+        hdrs = [("Vary", "X-V"), ("Cache-Control", "max-age=0"), ("ETag", etag)]
+        if req.header("X-V") == "a":
+            go.wait(10)
+            c.respond(200, b"AAA", [("Vary", "X-V"), ("Cache-Control", "max-age=60")])
+        elif req.header("If-None-Match") == etag:
+            c.respond(304, b"", hdrs)
+        else:
+            c.respond(200, b"BBB", hdrs)
+    o = t.origin(h)
+    first = start_clients(t, p, o.url("/v"), 1, [("X-V", "a")])
+    o.wait_requests(1)
+    waiters = []
+    for pad in range(0, 400, 40):  # requests as forwarded of many sizes
+        waiters += start_clients(t, p, o.url("/v"), 1, [("X-V", "b"), ("X-Pad", "p" * pad)])
+    time.sleep(0.3)
+    # A conditional request is not collapsed: it stores a stale "b".
+    c = t.client(p, timeout=10)
+    c.send(build_request("GET", o.url("/v"), [("X-V", "b"), ("If-None-Match", '"zz"')]))
+    A.eq(c.read_response().body, b"BBB", "the stale b stored")
+    go.set()
+    A.eq(first[0].read_response().body, b"AAA", "leader")
+    for c in waiters:
+        r = c.read_response()
+        A.status(r, 200)
+        A.eq(r.body, b"BBB", "b, revalidated")
+    revals = [r for r in o.requests if r.header("If-None-Match") == etag]
+    A.eq(len(revals), len(waiters), "each waiter revalidated the stale b")
+
+
+def test_cache056_the_variants_of_a_url_are_fetched_side_by_side(t):
+    # After the fetch they waited on turns out to be "en", the fr, de and
+    # es waiters each fetch their variant at once, not one after another:
+    # the origin holds each answer until it has all three requests.
+    p = t.sluice()
+    go = threading.Event()
+    t.defer(go.set)
+    seen = set()
+    cv = threading.Condition()
+
+    def h(req, c):
+        lang = req.header("Accept-Language")
+        hdrs = [("Vary", "Accept-Language"), ("Cache-Control", "max-age=60")]
+        if lang == "en":
+            go.wait(10)
+            c.respond(200, b"en", hdrs)
+            return
+        with cv:
+            seen.add(lang)
+            cv.notify_all()
+            together = cv.wait_for(lambda: len(seen) >= 3, timeout=3)
+        c.respond(200, lang.encode() + (b" together" if together else b" alone"), hdrs)
+    o = t.origin(h)
+    first = start_clients(t, p, o.url("/v"), 1, [("Accept-Language", "en")])
+    o.wait_requests(1)
+    ws = {lang: start_clients(t, p, o.url("/v"), 2, [("Accept-Language", lang)])
+          for lang in ("fr", "de", "es")}
+    time.sleep(0.3)
+    go.set()
+    A.eq(first[0].read_response().body, b"en", "leader")
+    for lang, cs_ in ws.items():
+        for c in cs_:
+            A.eq(c.read_response().body, lang.encode() + b" together", lang)
+    A.eq(len(o.requests), 4, "requests at origin: one per variant")
+
+
+def test_cache057_a_waiter_waits_read_timeout_in_all_then_asks_the_origin(t):
+    # Two "fr" requests wait on a fetch that turns out to be "en" after
+    # 1.5 s; then one leads a fetch of "fr" (held) and the other waits on
+    # it. That one's read_timeout (2 s) counts from when it began to wait,
+    # not from its second wait.
+    p = t.sluice("read_timeout 2s\n")
+    go_en, go_fr = threading.Event(), threading.Event()
+    t.defer(go_en.set)
+    t.defer(go_fr.set)
+
+    def h(req, c):
+        hdrs = [("Vary", "Accept-Language"), ("Cache-Control", "max-age=60")]
+        if req.header("Accept-Language") == "en":
+            go_en.wait(10)
+        elif [r.header("Accept-Language") for r in c.origin.requests].count("fr") == 1:
+            go_fr.wait(10)  # the first "fr" fetch
+        c.respond(200, b"for " + req.header("X-Client").encode(), hdrs)
+    o = t.origin(h)
+    first = start_clients(t, p, o.url("/v"), 1, [("Accept-Language", "en"), ("X-Client", "en")])
+    o.wait_requests(1)
+    t0 = time.monotonic()
+    fr = {n: start_clients(t, p, o.url("/v"), 1, [("Accept-Language", "fr"), ("X-Client", n)])[0]
+          for n in ("fr1", "fr2")}
+    time.sleep(1.5)
+    go_en.set()
+    A.eq(first[0].read_response().body, b"for en", "leader")
+    o.wait_requests(3, timeout=5)
+    lead, own = [r.header("X-Client") for r in o.requests[1:3]]
+    A.eq(sorted([lead, own]), ["fr1", "fr2"], "each fr asked the origin once")
+    waited = o.requests[2].time - t0
+    A.eq(1.7 < waited < 2.9, True, "%s gave up waiting after %.2f s (read_timeout 2s)"
+         % (own, waited))
+    r = fr[own].read_response()
+    A.eq(r.body, b"for " + own.encode(), "its own answer")
+    A.eq("collapsed" in cs(r), False, "not collapsed")
+    go_fr.set()
+    A.eq(fr[lead].read_response().body, b"for " + lead.encode(), "the first fr's answer")

@@ -376,11 +376,72 @@ TEST(a_fetch_is_joined_by_requests_for_its_variant_only)
 	struct cache_pend *d = join(s, "gzip", &w5, &leader);
 	CHECK(d != NULL && d != gz && d != br && leader);
 	mem_pend_leave(&b, &w3);
+	struct cache_pend *e = join(s, "br", &w3, &leader);
+	CHECK(e != NULL && e != br && e != d && leader); /* d is expected to be gzip */
 	mem_pend_leave(&c, &w4);
 	CHECK(!mem_pend_end(s, &gz));
 	CHECK(!mem_pend_end(s, &br));
 	CHECK(mem_pend_end(s, &d));
+	CHECK(mem_pend_end(s, &e));
 	cache_obj_put(&o);
+	mem_store_free(&s);
+}
+
+TEST(a_request_waits_on_the_fetch_that_fits_its_variant_best)
+{
+	struct mem_store *s = mem_store_new(1 << 20);
+	struct cache_waiter w[6];
+	for (unsigned i = 0; i < SL_ARRAY_LEN(w); i++)
+		w[i] = (struct cache_waiter){.kick = count_kick};
+	bool leader;
+	struct cache_pend *gz = join(s, "gzip", &w[0], &leader);
+	struct cache_obj *o = make("http://a:80/v", head_vary, "gzip", "zzzzz", 5);
+	mem_pend_head(gz, o);
+	/* br leads a fetch of its own, expected (by gzip's Vary) to be br. */
+	struct cache_pend *br = join(s, "br", &w[1], &leader);
+	CHECK(br != NULL && br != gz && leader);
+	/* gzip waits on the gzip fetch, not on br's that has no head yet. */
+	struct cache_pend *a = join(s, "gzip", &w[2], &leader);
+	CHECK(a == gz && !leader);
+	/* Another br waits on br's; a deflate one does not, it leads. */
+	struct cache_pend *b = join(s, "br", &w[3], &leader);
+	CHECK(b == br && !leader);
+	struct cache_pend *de = join(s, "deflate", &w[4], &leader);
+	CHECK(de != NULL && de != br && de != gz && leader);
+	/* After a purge none of the three is joined. */
+	CHECK_INT(mem_purge(s, "http://a:80/v", 13), 0);
+	struct cache_pend *c = join(s, "br", &w[5], &leader);
+	CHECK(c != NULL && c != br && leader);
+	mem_pend_leave(&a, &w[2]);
+	mem_pend_leave(&b, &w[3]);
+	CHECK(!mem_pend_end(s, &gz));
+	CHECK(!mem_pend_end(s, &br));
+	CHECK(!mem_pend_end(s, &de));
+	CHECK(mem_pend_end(s, &c));
+	cache_obj_put(&o);
+	mem_store_free(&s);
+}
+
+TEST(a_fetch_takes_the_vary_of_a_stored_variant_as_its_guess)
+{
+	struct mem_store *s = mem_store_new(1 << 20);
+	struct cache_waiter w[3];
+	for (unsigned i = 0; i < SL_ARRAY_LEN(w); i++)
+		w[i] = (struct cache_waiter){.kick = count_kick};
+	struct cache_obj *o = make("http://a:80/v", head_vary, "gzip", "zzzzz", 5);
+	CHECK(mem_insert(s, o));
+	cache_obj_put(&o);
+	bool leader;
+	/* No fetch in flight tells the Vary, the stored gzip one does. */
+	struct cache_pend *br = join(s, "br", &w[0], &leader);
+	CHECK(br != NULL && leader);
+	struct cache_pend *de = join(s, "deflate", &w[1], &leader);
+	CHECK(de != NULL && de != br && leader);
+	struct cache_pend *a = join(s, "br", &w[2], &leader);
+	CHECK(a == br && !leader);
+	mem_pend_leave(&a, &w[2]);
+	CHECK(mem_pend_end(s, &br));
+	CHECK(mem_pend_end(s, &de));
 	mem_store_free(&s);
 }
 
@@ -443,6 +504,8 @@ int main(void)
 	RUN(a_key_keeps_a_bounded_number_of_variants);
 	RUN(reservations_for_bodies_in_flight_are_bounded);
 	RUN(a_fetch_is_joined_by_requests_for_its_variant_only);
+	RUN(a_request_waits_on_the_fetch_that_fits_its_variant_best);
+	RUN(a_fetch_takes_the_vary_of_a_stored_variant_as_its_guess);
 	RUN(a_key_has_a_bounded_number_of_fetches_in_flight);
 	RUN(threads_hit_insert_and_purge_at_once);
 	return unit_done();
