@@ -2610,7 +2610,8 @@ static enum obj_send tail_send(struct txn *t, int *progress)
 			return w == 0 ? SEND_BLOCKED : SEND_FAILED;
 		size_t h = SL_MIN((size_t)w, head), b = (size_t)w - h;
 		t->cl_off += h;
-		iobuf_consume(t->uin, b);
+		if (b > 0) /* (uin is gone by the last chunk) */
+			iobuf_consume(t->uin, b);
 		t->uin_ready -= b;
 		t->ck_left -= b;
 	}

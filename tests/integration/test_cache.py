@@ -1439,3 +1439,22 @@ def test_cache057_a_waiter_waits_read_timeout_in_all_then_asks_the_origin(t):
     A.eq("collapsed" in cs(r), False, "not collapsed")
     go_fr.set()
     A.eq(fr[lead].read_response().body, b"for " + lead.encode(), "the first fr's answer")
+
+
+def test_cache058_a_chunked_answer_that_outgrows_the_store_ends_with_its_last_chunk(t):
+    def h(req, c):
+        c.send(b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\n"
+               b"Transfer-Encoding: chunked\r\n\r\n")
+        for i in range(20):
+            c.send(b"400\r\n%s\r\n" % (b"%d" % (i % 10) * 1024))
+            time.sleep(0.01)
+        c.send(b"0\r\n\r\n")
+    o = t.origin(h)
+    p = t.sluice("cache_max_object 4k\n")
+    c = t.client(p)
+    for _ in range(2):
+        c.send(build_request("GET", o.url("/big")))
+        r = c.read_response()
+        A.eq(r.body, b"".join(b"%d" % (i % 10) * 1024 for i in range(20)), "the whole body")
+        A.eq(r.complete, True, "ended by its last chunk")
+    A.eq(len(o.requests), 2, "not stored")
