@@ -177,7 +177,11 @@ struct txn {
 	/* Decoupled, and the fill was dropped: the rest of the body comes
 	 * from uin, after what the object held (tail_send). */
 	bool tail;
-	bool collapsed;		    /* answered from another request's fetch */
+	bool collapsed; /* answered from another request's fetch */
+	/* A HEAD miss in reverse mode goes upstream as a GET, so that the
+	 * answer is stored (head_to_get); its client has had all it gets
+	 * once the head is out, and the fetch goes on without it. */
+	bool head_get, head_done;
 	bool miss_counted;	    /* counted a miss already (collapse_rejoin) */
 	bool collapsed_counted;	    /* and a wait on another request's fetch */
 	uint64_t collapse_t0;	    /* when it began to wait on one (ms) */
@@ -1185,6 +1189,13 @@ static bool cache_decide(struct txn *t, const struct h1_request *req, struct cac
 	 * response for the key. */
 	if (get && t->conf->cache_max_object > 0 && !range && !other_cond)
 		t->cache_store = true;
+	/* A HEAD that would miss in reverse mode is fetched as a GET (as
+	 * Varnish and nginx do), so that the next HEAD or GET hits. */
+	if (t->is_head && t->be && t->conf->cache_max_object > 0 && !range && !other_cond &&
+	    !t->reval && !t->stale && !cond && !(rq.flags & CC_NO_STORE)) {
+		t->cache_store = true;
+		t->head_get = true;
+	}
 	/* Request collapsing: a plain miss joins a fetch in flight for the
 	 * key, or leads one others may join. */
 	if (t->cache_store && !t->reval && !t->stale && !cond) {
@@ -1555,10 +1566,25 @@ static void on_resolved(void *arg, const struct dns_result *res)
 	session_run(s);
 }
 
+/* The request as forwarded says GET, not HEAD (t->head_get). */
+static void head_to_get(struct txn *t)
+{
+	static const char head[] = "HEAD ";
+	if (!t->head_get || t->up_out.len < sizeof(head) - 1 ||
+	    memcmp(t->up_out.p, head, sizeof(head) - 1) != 0)
+		return;
+	memcpy(t->up_out.p, "GET", 3);
+	memmove(t->up_out.p + 3, t->up_out.p + 4, t->up_out.len - 4);
+	t->up_out.len--;
+	if (t->up_own > 0)
+		t->up_own--;
+}
+
 /* RESOLVE: start the lookup; an answer known at once moves on directly. */
 static int step_resolve(struct txn *t)
 {
 	struct dns_result res;
+	head_to_get(t); /* before anything of it goes out */
 	if (t->dq != NULL)
 		return 0;
 	if (dns_lookup(t->s->w->dns, dial_host(t), &res, on_resolved, t, &t->dq) == 1)
@@ -2254,8 +2280,8 @@ static int handle_response_head(struct txn *t)
 		iobuf_consume(t->uin, resp.head_len);
 		return 1;
 	}
-	if (h1_response_body(&resp, t->is_head ? SV_LIT("HEAD") : SV_LIT("GET"), &t->respb, &herr) <
-	    0) {
+	if (h1_response_body(&resp, t->is_head && !t->head_get ? SV_LIT("HEAD") : SV_LIT("GET"),
+			     &t->respb, &herr) < 0) {
 		char d[128];
 		snprintf(d, sizeof(d), "invalid response from origin (%s)", herr.reason);
 		txn_local(t, 502, d, PS_PROTOCOL, false);
@@ -2303,18 +2329,19 @@ static int handle_response_head(struct txn *t)
 	 * requests collapsed on this fetch: a slow or stalled client no
 	 * longer holds the fetch, and them, back (step_decoupled). Once the
 	 * request is all out; a body of unknown length only to a client that
-	 * takes chunked, which is how the object streams to it. */
+	 * takes chunked, which is how the object streams to it (or to a HEAD
+	 * fetched as a GET, which gets no body). */
 	bool unknown_len = t->respb.kind == H1_BODY_CHUNKED || t->respb.kind == H1_BODY_CLOSE;
 	bool decouple = t->fill && !t->switching && t->req_framed && t->cin_ready == 0 &&
 			!t->req_abandoned && t->up_off == t->up_out.len &&
 			((t->respb.kind == H1_BODY_LENGTH && t->respb.length > 0) ||
-			 (unknown_len && t->version == 11));
+			 (unknown_len && (t->version == 11 || t->head_get)));
 	if (t->switching) {
 		conn = "upgrade";
 	} else {
 		/* A body delimited by close ends the client connection too,
 		 * unless it goes out chunked from the object. */
-		if ((t->respb.kind == H1_BODY_CLOSE && !decouple) || t->dechunk)
+		if ((t->respb.kind == H1_BODY_CLOSE && !decouple && !t->head_get) || t->dechunk)
 			t->close_after = true;
 		/* An early answer from an origin that will not read the
 		 * rest of the request: the rest has nowhere to go. */
@@ -2331,7 +2358,7 @@ static int handle_response_head(struct txn *t)
 	sbuf_reset(&t->cl_out);
 	head_build_response(&t->cl_out, &resp, &ho, t->dechunk, conn);
 	add_cache_status(t);
-	if (decouple && t->respb.kind == H1_BODY_CLOSE && t->cl_out.len >= 2) {
+	if (decouple && t->respb.kind == H1_BODY_CLOSE && t->version == 11 && t->cl_out.len >= 2) {
 		t->cl_out.len -= 2; /* before the head's final CRLF */
 		sbuf_add_str(&t->cl_out, "Transfer-Encoding: chunked\r\n\r\n");
 	}
@@ -2351,6 +2378,18 @@ static int handle_response_head(struct txn *t)
 		cache_fill_done(t);
 	if (t->switching)
 		t->resp_framed = true;
+	if (t->head_get && !decouple && !t->resp_framed) {
+		/* Not stored: its client wants the head alone, and nobody
+		 * the body, which is left unread. */
+		if (t->fill) {
+			cache_obj_fail(t->fill);
+			if (t->pend)
+				(void)mem_pend_end(txn_store(t), &t->pend);
+			cache_obj_put(&t->fill);
+		}
+		t->resp_framed = true;
+		t->up_reusable = false;
+	}
 	go_state(t, TS_BODY);
 	if (decouple) {
 		t->decoupled = true;
@@ -2358,8 +2397,8 @@ static int handle_response_head(struct txn *t)
 		t->hit_c = NULL;
 		t->hit_off = 0;
 		t->hit_pos = 0;
-		t->hit_chunked = unknown_len;
-		t->hit_left = unknown_len ? UINT64_MAX : t->respb.length;
+		t->hit_chunked = unknown_len && !t->head_get;
+		t->hit_left = t->head_get ? 0 : unknown_len ? UINT64_MAX : t->respb.length;
 	}
 	return 1;
 }
@@ -2658,7 +2697,14 @@ static int step_decoupled(struct txn *t, int progress)
 				upstream_done(t);
 		}
 		/* What is in goes out before more is read. */
-		if (t->client_gone) {
+		if (t->head_done && t->tail) {
+			/* A HEAD's fetch whose fill was dropped: the rest is
+			 * of no use to anyone. */
+			t->up_reusable = false;
+			txn_finish(t);
+			return 1;
+		}
+		if (t->client_gone || t->head_done) {
 			if (t->tail) {
 				txn_abort(t, "client gone and the fill dropped");
 				return 1;
@@ -2683,6 +2729,11 @@ static int step_decoupled(struct txn *t, int progress)
 			case SEND_BLOCKED:
 				break;
 			case SEND_DONE: /* all of the body was published: it is in */
+				if (t->head_get && !t->resp_framed) {
+					t->head_done = true; /* the fetch goes on */
+					sent = 1;
+					break;
+				}
 				txn_finish(t);
 				return 1;
 			case SEND_FAILED:

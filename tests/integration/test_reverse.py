@@ -292,3 +292,109 @@ def test_reverse016_stale_while_revalidate_refreshes_through_the_route(t):
                "the refreshed copy")
     A.eq(o.requests[1].header("Host"), "www.example", "the refresh keeps the Host")
     A.eq(len(o.requests), 2, "requests at the backend")
+
+
+def test_reverse017_a_head_miss_is_fetched_as_a_get_and_stored(t):
+    def h(req, c):
+        n = len(c.origin.requests)
+        cc = "private" if req.target.startswith("/priv") else "max-age=60"
+        body = f"{req.target} v{n} ".encode() * 100
+        if req.target.startswith("/chunked"):
+            c.send(b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\n"
+                   b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+            return
+        c.respond(200, b"" if req.method == "HEAD" else body, [("Cache-Control", cc)] +
+                  ([("Content-Length", str(len(body)))] if req.method == "HEAD" else []))
+    o = t.origin(h)
+    p = t.sluice(f"backend web {o.hostport}\nroute / web\n")
+    c = t.client(p)
+    c.send(b"HEAD /page HTTP/1.1\r\nHost: w\r\n\r\n")
+    r = c.read_response(method="HEAD")
+    A.status(r, 200)
+    A.eq(r.body, b"", "a HEAD gets no body")
+    A.eq(r.header("Content-Length"), str(len(b"/page v1 " * 100)), "the length a GET gets")
+    A.contains(r.header("Cache-Status") or "", "fwd=uri-miss", "Cache-Status")
+    A.contains(r.header("Cache-Status") or "", "stored", "Cache-Status")
+    A.eq(o.requests[0].method, "GET", "the backend was asked a GET")
+    # The same connection goes on; a GET, then a HEAD, are hits.
+    c.send(b"GET /page HTTP/1.1\r\nHost: w\r\n\r\n")
+    r = c.read_response()
+    A.eq(r.body, b"/page v1 " * 100, "the body the HEAD's fetch stored")
+    A.contains(r.header("Cache-Status") or "", "hit", "a hit")
+    c.send(b"HEAD /page HTTP/1.1\r\nHost: w\r\n\r\n")
+    A.contains(c.read_response(method="HEAD").header("Cache-Status") or "", "hit", "HEAD hit")
+    A.eq(len(o.requests), 1, "requests at the backend")
+    # A chunked answer is stored the same way.
+    c.send(b"HEAD /chunked HTTP/1.1\r\nHost: w\r\n\r\n")
+    r = c.read_response(method="HEAD")
+    A.eq((r.status, r.body), (200, b""), "HEAD of a chunked answer")
+    c.send(b"GET /chunked HTTP/1.1\r\nHost: w\r\n\r\n")
+    A.eq(c.read_response().body, b"/chunked v2 " * 100, "chunked body from the store")
+    A.eq(len(o.requests), 2, "requests at the backend")
+    # Not storable: the HEAD still gets its head, the body is left unread,
+    # and the client's connection carries on.
+    for i in (3, 4):
+        c.send(b"HEAD /priv HTTP/1.1\r\nHost: w\r\n\r\n")
+        r = c.read_response(method="HEAD")
+        A.eq((r.status, r.body, r.header("Content-Length")), (200, b"", str(len(b"/priv vN " * 100))), "private HEAD")
+        A.eq(len(o.requests), i, "each private HEAD asks the backend")
+    A.eq([r.method for r in o.requests], ["GET"] * 4, "methods at the backend")
+    line = p.wait_log(lambda l: "HEAD" in l and "/priv" in l, what="access log line")
+    A.contains(line, "TCP_MISS/200", "logged")
+
+
+def test_reverse018_a_forwarded_head_stays_a_head(t):
+    o = t.origin(named("web"))
+    p = t.sluice(f"backend web {o.hostport}\nroute www.example web\n")
+    A.status(t.get(p, o.url("/f"), method="HEAD"), 200)
+    A.eq(o.requests[0].method, "HEAD", "forward proxying does not turn HEAD into GET")
+
+
+def test_reverse019_a_head_fetch_too_big_to_store_is_cut_short(t):
+    # A chunked answer that outgrows cache_max_object while a HEAD's GET
+    # fetches it: the rest is not read, the client's connection goes on.
+    def h(req, c):
+        n = len(c.origin.requests)
+        c.send(b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\n"
+               b"Transfer-Encoding: chunked\r\n\r\n")
+        for i in range(20):
+            c.send(b"400\r\n%s\r\n" % (b"%d" % (i % 10) * 1024))
+            time.sleep(0.01)
+        c.send(b"0\r\n\r\n")
+        return CLOSE if n == 1 else None
+    o = t.origin(h)
+    p = t.sluice(f"backend web {o.hostport}\nroute / web\ncache_max_object 4k\n")
+    c = t.client(p)
+    c.send(b"HEAD /big HTTP/1.1\r\nHost: w\r\n\r\n")
+    r = c.read_response(method="HEAD")
+    A.eq((r.status, r.body), (200, b""), "the HEAD's answer")
+    c.send(b"GET /big HTTP/1.1\r\nHost: w\r\n\r\n")
+    r = c.read_response()
+    A.eq(len(r.body), 20 * 1024, "the GET's whole body")
+    A.eq(len(o.requests), 2, "not stored: the GET asked the backend again")
+
+
+def test_reverse020_heads_and_gets_of_a_cold_url_make_one_backend_request(t):
+    go = threading.Event()
+    t.defer(go.set)
+    body = b"x" * 50000
+
+    def h(req, c):
+        go.wait(10)
+        c.respond(200, body, [("Cache-Control", "max-age=60")])
+    o = t.origin(h)
+    p = t.sluice(f"backend web {o.hostport}\nroute / web\n")
+    cs_ = []
+    for m in ("HEAD", "GET", "HEAD", "GET"):
+        c = t.client(p, timeout=10)
+        c.send(f"{m} /cold HTTP/1.1\r\nHost: w\r\n\r\n".encode())
+        cs_.append((m, c))
+        if len(cs_) == 1:
+            o.wait_requests(1)
+    time.sleep(0.3)
+    go.set()
+    for m, c in cs_:
+        r = c.read_response(method=m)
+        A.eq((r.status, r.body), (200, b"" if m == "HEAD" else body), m)
+        A.eq(r.header("Content-Length"), str(len(body)), m + " Content-Length")
+    A.eq([r.method for r in o.requests], ["GET"], "one GET at the backend")
