@@ -28,6 +28,7 @@ struct cache_pend {
 	 * one is expected to be (NULL if not known). */
 	char *pvary, *pvk;
 	size_t pvary_len, pvk_len;
+	bool lone;		 /* its variant cannot be told: joined by none */
 	bool invalidated;	 /* under the store's pend_mu */
 	struct cache_pend *next; /* in the table, under the store's pend_mu */
 	uint64_t hash;
@@ -479,7 +480,8 @@ static long vary_key_under(const char *vary, size_t vary_len, const struct h1_he
 /* How well a request (its header lines) fits fetch p of its key, under p's
  * lock: 0 not at all, 3 its head is the variant the request selects, 2 it
  * has no head yet and is expected to be that variant, 1 it has no head
- * and its variant is anyone's guess. */
+ * and its variant is anyone's guess (nothing was known of the key's Vary
+ * when it began). */
 static int pend_fit(const struct cache_pend *p, const struct h1_header *req, unsigned nreq)
 {
 	char vk[CACHE_VARY_KEY_MAX];
@@ -491,6 +493,8 @@ static int pend_fit(const struct cache_pend *p, const struct h1_header *req, uns
 			       ? 3
 			       : 0;
 	}
+	if (p->lone)
+		return 0;
 	if (p->pvary == NULL)
 		return 1;
 	n = vary_key_under(p->pvary, p->pvary_len, req, nreq, vk, sizeof(vk));
@@ -499,18 +503,23 @@ static int pend_fit(const struct cache_pend *p, const struct h1_header *req, uns
 
 /* A new fetch p of a key of which o is a response (another fetch's head,
  * or a stored one): p is expected to be the variant its leader's request
- * selects under o's Vary. */
+ * selects under o's Vary (its lines joined into one list). A request
+ * whose variant cannot be told (Vary: *, a key past CACHE_VARY_KEY_MAX)
+ * gets an answer that will not be stored: its fetch is joined by none. */
 static void pend_predict(struct cache_pend *p, const struct cache_obj *o,
 			 const struct h1_header *req, unsigned nreq)
 {
-	char vary[1024], vk[CACHE_VARY_KEY_MAX];
+	char vk[CACHE_VARY_KEY_MAX];
 	size_t len = 0;
+	for (unsigned i = 0; i < o->nhdrs; i++)
+		if (sv_ieq_cstr(o->hdrs[i].name, "vary"))
+			len += o->hdrs[i].value.len + 2;
+	char *vary = sl_malloc(len + 1);
+	len = 0;
 	for (unsigned i = 0; i < o->nhdrs; i++) {
 		const struct h1_header *h = &o->hdrs[i];
 		if (!sv_ieq_cstr(h->name, "vary"))
 			continue;
-		if (len + h->value.len + 2 > sizeof(vary))
-			return; /* a Vary that long: no guess */
 		if (len > 0) {
 			memcpy(vary + len, ", ", 2);
 			len += 2;
@@ -519,10 +528,12 @@ static void pend_predict(struct cache_pend *p, const struct cache_obj *o,
 		len += h->value.len;
 	}
 	long n = vary_key_under(vary, len, req, nreq, vk, sizeof(vk));
-	if (n < 0)
-		return; /* Vary: *, or too long a key */
-	p->pvary = sl_malloc(len + 1);
-	memcpy(p->pvary, vary, len);
+	if (n < 0) {
+		p->lone = true;
+		free(vary);
+		return;
+	}
+	p->pvary = vary;
 	p->pvary_len = len;
 	p->pvk = sl_malloc((size_t)n + 1);
 	memcpy(p->pvk, vk, (size_t)n);
@@ -667,8 +678,10 @@ bool mem_pend_end(struct mem_store *s, struct cache_pend **pp)
 
 	pthread_mutex_lock(&s->pend_mu);
 	struct cache_pend **slot = &s->pend[p->hash % PEND_BUCKETS];
-	while (*slot != p)
+	while (*slot != p) {
+		SL_ASSERT(*slot != NULL); /* it is in the table until now */
 		slot = &(*slot)->next;
+	}
 	*slot = p->next;
 	s->npend--;
 	invalidated = p->invalidated;

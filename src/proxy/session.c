@@ -890,11 +890,10 @@ static void serve_hit(struct txn *t, struct cache_obj *o, bool not_mod, int64_t 
 		      : t->hit_chunked				? UINT64_MAX
 		      : ranged					? t->range_last - t->range_first + 1
 								: blen;
-	if (!fwd && !t->collapsed) {
+	/* (One that collapse_rejoin found stored counts as the miss it was
+	 * when it came: counters only go up.) */
+	if (!fwd && !t->collapsed && !t->miss_counted)
 		counter_add(&s->w->cnt, CNT_CACHE_HITS, 1);
-		if (t->miss_counted) /* collapse_rejoin found its variant stored */
-			counter_add(&s->w->cnt, CNT_CACHE_MISSES, -1);
-	}
 	go_state(t, TS_HIT);
 }
 
@@ -998,6 +997,7 @@ static int collapse_rejoin(struct txn *t, const struct h1_request *rq)
 	mem_pend_leave(&t->pend, &t->waiter);
 	worker_unkick(t->s->w, &t->waiter);
 	t->gen = mem_gen(store, t->ckey, t->ckey_len);
+	t->from_disk = false;
 	struct cache_obj *o = mem_lookup(store, t->ckey, t->ckey_len, rq->headers, rq->nheaders);
 	if (!cache_decide(t, rq, o)) {
 		t->tag = "TCP_MISS";
@@ -1017,9 +1017,7 @@ static int step_collapsed(struct txn *t)
 
 	if (st == PEND_WAIT)
 		return 0;
-	bool failed = o && atomic_load(&o->failed);
-	if (st == PEND_RELEASED || o == NULL || failed ||
-	    !origin_request(t, &rq, rh, SL_ARRAY_LEN(rh))) {
+	if (st == PEND_RELEASED || o == NULL || !origin_request(t, &rq, rh, SL_ARRAY_LEN(rh))) {
 		cache_obj_put(&o);
 		collapse_release(t);
 		return 1;
@@ -1029,6 +1027,11 @@ static int step_collapsed(struct txn *t)
 	if (vl < 0 || (size_t)vl != o->vary_len || memcmp(vk, o->vary, (size_t)vl) != 0) {
 		cache_obj_put(&o);
 		return collapse_rejoin(t, &rq);
+	}
+	if (atomic_load(&o->failed)) { /* its fetch failed: ask the origin */
+		cache_obj_put(&o);
+		collapse_release(t);
+		return 1;
 	}
 	/* Of unknown length and still filling: an HTTP/1.1 client is
 	 * streamed it chunked; a 1.0 one (no chunked) gets it once whole. */

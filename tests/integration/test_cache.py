@@ -1366,19 +1366,19 @@ def test_cache055_a_waiter_that_finds_its_variant_stale_revalidates_it(t):
     A.eq(len(revals), len(waiters), "each waiter revalidated the stale b")
 
 
-def test_cache056_the_variants_of_a_url_are_fetched_side_by_side(t):
-    # After the fetch they waited on turns out to be "en", the fr, de and
-    # es waiters each fetch their variant at once, not one after another:
-    # the origin holds each answer until it has all three requests.
+def variants_side_by_side(t, vary):
+    """After the fetch they waited on turns out to be "en", the fr, de and
+    es waiters each fetch their variant at once, not one after another:
+    the origin holds each answer until it has all three requests."""
     p = t.sluice()
     go = threading.Event()
     t.defer(go.set)
     seen = set()
     cv = threading.Condition()
+    hdrs = [("Vary", v) for v in vary] + [("Cache-Control", "max-age=60")]
 
     def h(req, c):
         lang = req.header("Accept-Language")
-        hdrs = [("Vary", "Accept-Language"), ("Cache-Control", "max-age=60")]
         if lang == "en":
             go.wait(10)
             c.respond(200, b"en", hdrs)
@@ -1400,6 +1400,10 @@ def test_cache056_the_variants_of_a_url_are_fetched_side_by_side(t):
         for c in cs_:
             A.eq(c.read_response().body, lang.encode() + b" together", lang)
     A.eq(len(o.requests), 4, "requests at origin: one per variant")
+
+
+def test_cache056_the_variants_of_a_url_are_fetched_side_by_side(t):
+    variants_side_by_side(t, ["Accept-Language"])
 
 
 def test_cache057_a_waiter_waits_read_timeout_in_all_then_asks_the_origin(t):
@@ -1458,3 +1462,81 @@ def test_cache058_a_chunked_answer_that_outgrows_the_store_ends_with_its_last_ch
         A.eq(r.body, b"".join(b"%d" % (i % 10) * 1024 for i in range(20)), "the whole body")
         A.eq(r.complete, True, "ended by its last chunk")
     A.eq(len(o.requests), 2, "not stored")
+
+
+def test_cache059_so_they_are_under_a_long_vary_or_one_of_several_lines(t):
+    variants_side_by_side(t, [", ".join(["Accept-Language"] +
+                                        ["X-Pad-%03d" % i for i in range(120)])])
+    variants_side_by_side(t, ["X-A", "Accept-Language", "", "X-B, X-C"])
+
+
+def test_cache060_a_fetch_whose_variant_cannot_be_told_is_joined_by_none(t):
+    # The URL's Vary is known (a fetch of "a" has its head) when a request
+    # whose secondary key is too long to store leads a fetch: the "b"
+    # requests that come next do not wait on it, the first leads theirs.
+    p = t.sluice()
+    go_a, go_big = threading.Event(), threading.Event()
+    t.defer(go_a.set)
+    t.defer(go_big.set)
+
+    def h(req, c):
+        v = req.header("X-V")
+        if v == "a":
+            c.send(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nVary: X-V\r\n"
+                   b"Cache-Control: max-age=60\r\n\r\n")
+            go_a.wait(10)
+            c.send(b"a")
+            return
+        if len(v) > 100:
+            go_big.wait(10)
+        c.respond(200, b"b #%d" % len(c.origin.requests),
+                  [("Vary", "X-V"), ("Cache-Control", "max-age=60")])
+    o = t.origin(h)
+    first = start_clients(t, p, o.url("/v"), 1, [("X-V", "a")])
+    o.wait_requests(1)
+    time.sleep(0.2)  # the head of "a" is in
+    big = start_clients(t, p, o.url("/v"), 1, [("X-V", "x" * 9000)])
+    o.wait_requests(2)
+    bs = start_clients(t, p, o.url("/v"), 5, [("X-V", "b")])
+    o.wait_requests(3)  # not held back by the long one
+    bodies = {c.read_response().body for c in bs}
+    A.eq(bodies, {b"b #3"}, "the b requests share one fetch")
+    go_big.set()
+    A.status(big[0].read_response(), 200)
+    go_a.set()
+    A.eq(first[0].read_response().body, b"a", "the first")
+    A.eq(sum(1 for r in o.requests if r.header("X-V") == "b"), 1, "origin requests for b")
+
+
+def test_cache061_a_waiter_that_finds_its_variant_stored_meanwhile_gets_a_hit(t):
+    p = t.sluice()
+    go = threading.Event()
+    t.defer(go.set)
+
+    def h(req, c):
+        if req.header("X-V") == "a":
+            go.wait(10)
+        c.respond(200, req.header("X-V").encode() * 3,
+                  [("Vary", "X-V"), ("Cache-Control", "max-age=60")])
+    o = t.origin(h)
+    first = start_clients(t, p, o.url("/v"), 1, [("X-V", "a")])
+    o.wait_requests(1)
+    ws = start_clients(t, p, o.url("/v"), 3, [("X-V", "b")])
+    for _ in range(2):  # HTTP/1.0 waiters too
+        c = t.client(p, timeout=10)
+        c.send(build_request("GET", o.url("/v"), [("X-V", "b")], version="HTTP/1.0"))
+        ws.append(c)
+    time.sleep(0.3)
+    # A conditional request is not collapsed: it stores "b" meanwhile.
+    c = t.client(p, timeout=10)
+    c.send(build_request("GET", o.url("/v"), [("X-V", "b"), ("If-None-Match", '"zz"')]))
+    A.eq(c.read_response().body, b"bbb", "b stored")
+    go.set()
+    A.eq(first[0].read_response().body, b"aaa", "the first")
+    for c in ws:
+        r = c.read_response()
+        A.eq(r.body, b"bbb", "b")
+        A.contains(cs(r), "; hit", "Cache-Status")
+    A.eq(len(o.requests), 2, "requests at origin")
+    p.wait_log(lambda l: sum(1 for x in p.access_lines() if "TCP_MEM_HIT/200" in x) == 5,
+               what="five TCP_MEM_HIT lines")

@@ -440,6 +440,16 @@ TEST(a_fetch_takes_the_vary_of_a_stored_variant_as_its_guess)
 	struct cache_pend *a = join(s, "br", &w[2], &leader);
 	CHECK(a == br && !leader);
 	mem_pend_leave(&a, &w[2]);
+	/* A request whose secondary key is too long to make: its answer will
+	 * not be stored, and nobody waits on its fetch. */
+	static char huge[CACHE_VARY_KEY_MAX + 100];
+	memset(huge, 'x', sizeof(huge) - 1);
+	struct cache_pend *h1 = join(s, huge, &w[2], &leader);
+	CHECK(h1 != NULL && leader);
+	struct cache_pend *h2 = join(s, huge, &w[2], &leader);
+	CHECK(h2 != NULL && h2 != h1 && leader);
+	CHECK(mem_pend_end(s, &h1));
+	CHECK(mem_pend_end(s, &h2));
 	CHECK(mem_pend_end(s, &br));
 	CHECK(mem_pend_end(s, &de));
 	mem_store_free(&s);
