@@ -489,6 +489,32 @@ bool policy_if_range(const struct h1_header *req, unsigned nreq, const struct h1
 	return when >= 0 && lm >= 0 && when == lm;
 }
 
+bool policy_head_freshens(const struct h1_header *stored, unsigned nstored, uint64_t body_len,
+			  const struct h1_header *head, unsigned nhead, int64_t now)
+{
+	const struct h1_header *et = h1_find(head, nhead, "etag");
+	const struct h1_header *lm = h1_find(head, nhead, "last-modified");
+	const struct h1_header *cl = h1_find(head, nhead, "content-length");
+	if (et == NULL && lm == NULL)
+		return false; /* nothing vouches for the stored body */
+	if (et) {
+		const struct h1_header *set = h1_find(stored, nstored, "etag");
+		struct etag a, b;
+		if (set == NULL || etag_parse(et->value, &a) < 0 ||
+		    etag_parse(set->value, &b) < 0 || a.weak != b.weak ||
+		    !sv_eq(a.opaque, b.opaque))
+			return false;
+	}
+	if (lm) {
+		int64_t when = date_field(head, nhead, "last-modified", now);
+		if (when < 0 || when != date_field(stored, nstored, "last-modified", now))
+			return false;
+	}
+	uint64_t n;
+	return cl == NULL ||
+	       (sv_to_u64(sv_trim_ows(cl->value), UINT64_MAX, &n) == 0 && n == body_len);
+}
+
 /* ---- header storage and update ---- */
 
 bool policy_field_hop(struct sv name, const struct h1_header *msg, unsigned nmsg)

@@ -160,6 +160,7 @@ struct txn {
 	struct cache_obj *fill;		  /* storing the response into this */
 	struct cache_obj *reval;	  /* stale stored response being validated upstream */
 	struct cache_obj *stale;	  /* served if the origin fails (stale-if-error) */
+	struct cache_obj *head_of;	  /* stored GET a HEAD's 200 may refresh (§4.3.5) */
 	bool stale_cond;		  /* the client's conditionals make that a 304 */
 	struct cache_pend *pend;	  /* the fetch in flight this one leads or waits for */
 	struct disk_read *dread;	  /* reading from the disk tier */
@@ -381,6 +382,7 @@ static void txn_free(struct txn **tp, bool abort_upstream)
 	disk_read_cancel(&t->dread);
 	cache_obj_put(&t->reval);
 	cache_obj_put(&t->stale);
+	cache_obj_put(&t->head_of);
 	if (t->pend && t->pend_leader) {
 		if (t->fill)
 			cache_obj_fail(t->fill);
@@ -492,7 +494,7 @@ static void session_close(struct session *s, bool abort)
 /* ---- local responses ---- */
 
 static void serve_hit(struct txn *t, struct cache_obj *o, bool not_mod, int64_t now,
-		      const char *fwd, int fwd_status, bool stored);
+		      const char *fwd, int fwd_status, bool stored, bool sie);
 static int64_t wall_s(void);
 
 /* The origin failed (no answer, or origin_status 500, 502, 503, 504):
@@ -509,7 +511,7 @@ static bool serve_stale(struct txn *t, int origin_status)
 	iobuf_put(&t->uin);
 	cache_obj_put(&t->reval);
 	log_debug("origin %s failed (%d): serving stale (stale-if-error)", t->key, origin_status);
-	serve_hit(t, o, t->stale_cond, wall_s(), "stale", origin_status, false);
+	serve_hit(t, o, t->stale_cond, wall_s(), "stale", origin_status, false, true);
 	return true;
 }
 
@@ -798,10 +800,11 @@ static bool in_304(struct sv name)
  * 304 if not_mod, else the stored status, head and (but for HEAD) body.
  * fwd: NULL for a plain hit, else the Cache-Status fwd= of a request that
  * went to the origin first, with the origin's status (0: no answer) and
- * whether the copy served was stored. A fwd_status other than 304 means the
- * origin failed and this is a stale answer allowed by stale-if-error. */
+ * whether the copy served was stored: a 304, or a 200 to a HEAD, that
+ * refreshed it; or (sie) a failure, and this is a stale answer allowed by
+ * stale-if-error. */
 static void serve_hit(struct txn *t, struct cache_obj *o, bool not_mod, int64_t now,
-		      const char *fwd, int fwd_status, bool stored)
+		      const char *fwd, int fwd_status, bool stored, bool sie)
 {
 	struct session *s = t->s;
 	int64_t age = policy_current_age(&o->meta, now);
@@ -845,15 +848,15 @@ static void serve_hit(struct txn *t, struct cache_obj *o, bool not_mod, int64_t 
 		sbuf_printf(&t->cl_out,
 			    "Cache-Status: %s; fwd=uri-miss; fwd-status=%d; collapsed\r\n",
 			    t->conf->visible_hostname, o->status);
-	} else if (fwd && fwd_status != 304) {
+	} else if (fwd && sie) {
 		sbuf_printf(&t->cl_out, "Cache-Status: %s; fwd=%s", t->conf->visible_hostname, fwd);
 		if (fwd_status)
 			sbuf_printf(&t->cl_out, "; fwd-status=%d", fwd_status);
 		sbuf_printf(&t->cl_out, "; ttl=%lld; detail=\"stale-if-error\"\r\n",
 			    (long long)(o->meta.lifetime - age));
 	} else if (fwd)
-		sbuf_printf(&t->cl_out, "Cache-Status: %s; fwd=%s; fwd-status=304%s\r\n",
-			    t->conf->visible_hostname, fwd, stored ? "; stored" : "");
+		sbuf_printf(&t->cl_out, "Cache-Status: %s; fwd=%s; fwd-status=%d%s\r\n",
+			    t->conf->visible_hostname, fwd, fwd_status, stored ? "; stored" : "");
 	else
 		sbuf_printf(&t->cl_out, "Cache-Status: %s; hit; ttl=%lld%s\r\n",
 			    t->conf->visible_hostname, (long long)(o->meta.lifetime - age),
@@ -868,7 +871,7 @@ static void serve_hit(struct txn *t, struct cache_obj *o, bool not_mod, int64_t 
 	t->status = status;
 	if (t->collapsed)
 		t->tag = "TCP_CF_MISS";
-	else if (fwd && fwd_status != 304)
+	else if (fwd && sie)
 		t->tag = "TCP_REFRESH_FAIL_OLD";
 	else if (fwd)
 		t->tag = "TCP_REFRESH_UNMODIFIED";
@@ -1046,7 +1049,7 @@ static int step_collapsed(struct txn *t)
 	}
 	t->collapsed = true;
 	t->hit_chunked = growing;
-	serve_hit(t, o, false, wall_s(), NULL, 0, false);
+	serve_hit(t, o, false, wall_s(), NULL, 0, false, false);
 	return 1;
 }
 
@@ -1162,7 +1165,7 @@ static bool cache_decide(struct txn *t, const struct h1_request *req, struct cac
 				cache_obj_put(&o);
 				return true; /* 416 */
 			}
-			serve_hit(t, o, not_mod, now, NULL, 0, false);
+			serve_hit(t, o, not_mod, now, NULL, 0, false, false);
 			return true;
 		}
 		t->cache_fwd = r == POLICY_REUSE_REQ_NO_CACHE || r == POLICY_REUSE_TOO_OLD || usable
@@ -1175,6 +1178,8 @@ static bool cache_decide(struct txn *t, const struct h1_request *req, struct cac
 					policy_not_modified(req->method, req->headers,
 							    req->nheaders, o->hdrs, o->nhdrs, now);
 		}
+		if (!usable && t->is_head && store)
+			t->head_of = cache_obj_ref(o); /* its 200 may refresh it */
 		if (!usable && !cond && add_validators(t, o))
 			t->reval = o; /* a 304 refreshes it (RFC 9111 §4.3) */
 		else
@@ -2057,7 +2062,7 @@ static struct cache_obj *stored_obj(const struct txn *t, int status, const struc
 /* The origin says the stale stored response is still good (304 to our
  * conditional request): store it again with the 304's fields merged in
  * (RFC 9111 §3.2, §4.3.4), with new freshness, and answer from it. */
-static void cache_refresh(struct txn *t, const struct h1_response *resp)
+static void cache_refresh(struct txn *t, const struct h1_response *resp, int fwd_status)
 {
 	struct mem_store *store = txn_store(t);
 	struct cache_obj *o = t->reval, *n = NULL;
@@ -2108,7 +2113,8 @@ static void cache_refresh(struct txn *t, const struct h1_response *resp)
 	 * the 304 vouched for may be older than what made way (cache_insert). */
 	if (n && storable)
 		storable = cache_insert(t, n);
-	/* The 304 has no body: the origin connection is free again. */
+	/* A 304, or a 200 to a HEAD, has no body: the origin connection is
+	 * free again. */
 	iobuf_consume(t->uin, resp->head_len);
 	bool clean = iobuf_len(t->uin) == 0;
 	iobuf_put(&t->uin);
@@ -2119,9 +2125,9 @@ static void cache_refresh(struct txn *t, const struct h1_response *resp)
 		upstream_close(&t->up, false);
 	if (n) {
 		cache_obj_put(&o);
-		serve_hit(t, n, false, now, "stale", 304, storable);
+		serve_hit(t, n, false, now, "stale", fwd_status, storable, false);
 	} else {
-		serve_hit(t, o, false, now, "stale", 304, false);
+		serve_hit(t, o, false, now, "stale", fwd_status, false, false);
 	}
 }
 
@@ -2305,9 +2311,25 @@ static int handle_response_head(struct txn *t)
 		t->up_reusable = true;
 
 	if (t->reval && resp.status == 304) {
-		cache_refresh(t, &resp);
+		cache_refresh(t, &resp, 304);
 		return 1;
 	}
+	/* A 200 to a HEAD says whether the stored GET response is still what
+	 * the origin has (RFC 9111 §4.3.5): refreshed as by a 304, or dropped. */
+	if (t->head_of && resp.status == 200) {
+		struct cache_obj *o = t->head_of;
+		t->head_of = NULL;
+		if (policy_head_freshens(o->hdrs, o->nhdrs, o->body_len, resp.headers,
+					 resp.nheaders, wall_s())) {
+			cache_obj_put(&t->reval);
+			t->reval = o;
+			cache_refresh(t, &resp, 200);
+			return 1;
+		}
+		(void)cache_purge(t, o->key, o->key_len);
+		cache_obj_put(&o);
+	}
+	cache_obj_put(&t->head_of);
 	if ((resp.status >= 500 && resp.status <= 504 && resp.status != 501) &&
 	    serve_stale(t, resp.status))
 		return 1;

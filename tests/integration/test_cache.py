@@ -1540,3 +1540,44 @@ def test_cache061_a_waiter_that_finds_its_variant_stored_meanwhile_gets_a_hit(t)
     A.eq(len(o.requests), 2, "requests at origin")
     p.wait_log(lambda l: sum(1 for x in p.access_lines() if "TCP_MEM_HIT/200" in x) == 5,
                what="five TCP_MEM_HIT lines")
+
+
+def head_origin(t, head_etag, head_len=None):
+    """An origin whose GET answers "body" with ETag "v1", stale at once,
+    and whose HEAD answers 200 (conditional or not) with head_etag, fresh
+    for a minute, and X-Head: 1."""
+    def h(req, c):
+        if req.method == "HEAD":
+            c.send(b"HTTP/1.1 200 OK\r\nETag: %s\r\nContent-Length: %d\r\n"
+                   b"Cache-Control: max-age=60\r\nX-Head: 1\r\n\r\n"
+                   % (head_etag.encode(), head_len if head_len is not None else 4))
+            return
+        c.respond(200, b"body", [("ETag", '"v1"'), ("Cache-Control", "max-age=0")])
+    return t.origin(h)
+
+
+def test_cache062_a_head_200_that_matches_refreshes_the_stored_get(t):
+    # RFC 9111 §4.3.5: same ETag and length: the stored response takes the
+    # HEAD's fields and freshness, and the next GET is a hit.
+    p = t.sluice()
+    o = head_origin(t, '"v1"')
+    A.eq(t.get(p, o.url("/h")).body, b"body", "stored")
+    r = t.get(p, o.url("/h"), method="HEAD")
+    A.eq((r.status, r.body, r.header("X-Head")), (200, b"", "1"), "the HEAD's answer")
+    A.contains(cs(r), "fwd=stale; fwd-status=200; stored", "Cache-Status")
+    r = t.get(p, o.url("/h"))
+    A.eq((r.body, r.header("X-Head")), (b"body", "1"), "the stored body, refreshed")
+    A.contains(cs(r), "; hit", "a hit")
+    A.eq([x.method for x in o.requests], ["GET", "HEAD"], "requests at origin")
+
+
+def test_cache063_a_head_200_that_differs_drops_the_stored_get(t):
+    for etag, length in (('"v2"', 4), ('"v1"', 5)):
+        p = t.sluice()
+        o = head_origin(t, etag, length)
+        t.get(p, o.url("/h"))
+        A.status(t.get(p, o.url("/h"), method="HEAD"), 200)
+        r = t.get(p, o.url("/h"))
+        A.eq(r.body, b"body", "from the origin again")
+        A.eq("fwd=uri-miss" in cs(r), True, "a miss: %s" % cs(r))
+        A.eq([x.method for x in o.requests], ["GET", "HEAD", "GET"], "requests at origin")

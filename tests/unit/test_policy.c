@@ -393,6 +393,29 @@ TEST(s3_2_304_updates_stored_fields_but_not_framing)
 	CHECK_INT(policy_merge_304(st.h, st.n, upd.h, upd.n, out, 5), -1);
 }
 
+TEST(s4_3_5_a_head_200_freshens_only_the_stored_response_it_matches)
+{
+	struct hl st = HL("ETag: \"a1\"", "Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT",
+			  "Content-Length: 5", "Cache-Control: max-age=1");
+	int64_t now = 800000000;
+	struct hl same = HL("ETag: \"a1\"", "Content-Length: 5", "Cache-Control: max-age=60");
+	CHECK(policy_head_freshens(st.h, st.n, 5, same.h, same.n, now));
+	struct hl lm = HL("Last-Modified: Sunday, 06-Nov-94 08:49:37 GMT");
+	CHECK(policy_head_freshens(st.h, st.n, 5, lm.h, lm.n, now)); /* the same date */
+	struct hl other = HL("ETag: \"a2\"", "Content-Length: 5");
+	CHECK(!policy_head_freshens(st.h, st.n, 5, other.h, other.n, now));
+	struct hl weak = HL("ETag: W/\"a1\"");
+	CHECK(!policy_head_freshens(st.h, st.n, 5, weak.h, weak.n, now));
+	struct hl later = HL("ETag: \"a1\"", "Last-Modified: Mon, 07 Nov 1994 08:49:37 GMT");
+	CHECK(!policy_head_freshens(st.h, st.n, 5, later.h, later.n, now));
+	struct hl longer = HL("ETag: \"a1\"", "Content-Length: 6");
+	CHECK(!policy_head_freshens(st.h, st.n, 5, longer.h, longer.n, now));
+	struct hl bare = HL("Content-Length: 5", "Cache-Control: max-age=60");
+	CHECK(!policy_head_freshens(st.h, st.n, 5, bare.h, bare.n, now)); /* nothing vouches */
+	struct hl noetag = HL("Content-Length: 5");
+	CHECK(!policy_head_freshens(noetag.h, noetag.n, 5, same.h, same.n, now));
+}
+
 TEST(s4_4_unsafe_methods_with_non_error_status_invalidate)
 {
 	CHECK(policy_method_unsafe(sv_from_cstr("POST")));
@@ -480,6 +503,7 @@ int main(void)
 	RUN(s4_3_2_client_conditionals_answered_from_cache);
 	RUN(s3_1_hop_by_hop_fields_are_not_stored);
 	RUN(s3_2_304_updates_stored_fields_but_not_framing);
+	RUN(s4_3_5_a_head_200_freshens_only_the_stored_response_it_matches);
 	RUN(s4_4_unsafe_methods_with_non_error_status_invalidate);
 	RUN(s4_4_location_and_content_location_of_the_same_origin);
 	RUN(s4_1_vary_secondary_key_normalised);
