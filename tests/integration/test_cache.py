@@ -748,22 +748,6 @@ def test_cache034_a_fetch_cut_mid_body_cuts_its_streams_and_is_not_stored(t):
     A.eq(t.get(p, o.url("/cut")).body, b"fresh #2", "nothing was stored")
 
 
-def test_cache035_a_waiter_with_another_variant_goes_to_the_origin(t):
-    p = t.sluice()
-    o, go = collapsing_origin(t, [("Cache-Control", "max-age=60"), ("Vary", "Accept-Language")],
-                              [b"english"])
-    first = start_clients(t, p, o.url("/v"), 1, [("Accept-Language", "en")])
-    o.wait_requests(1)
-    fr = start_clients(t, p, o.url("/v"), 1, [("Accept-Language", "fr")])
-    en = start_clients(t, p, o.url("/v"), 1, [("Accept-Language", "en")])
-    time.sleep(0.3)
-    go.set()
-    A.eq(first[0].read_response().body, b"english", "leader")
-    A.eq(en[0].read_response().body, b"english", "same variant: collapsed")
-    A.eq(fr[0].read_response().body, b"later #2", "other variant: its own request")
-    A.eq(len(o.requests), 2, "requests at origin")
-
-
 def held_first_get_origin(t):
     """An origin that answers a POST with "posted" and a GET with "version
     #N" (N: its request count) fresh for a minute, the first GET only once
@@ -1445,7 +1429,9 @@ def test_cache057_a_waiter_waits_read_timeout_in_all_then_asks_the_origin(t):
     A.eq(fr[lead].read_response().body, b"for " + lead.encode(), "the first fr's answer")
 
 
-def test_cache058_a_chunked_answer_that_outgrows_the_store_ends_with_its_last_chunk(t):
+def outgrowing_origin(t):
+    """An origin answering 20 KiB, fresh for a minute, in 1 KiB chunks
+    with pauses: it outgrows a cache_max_object of 4k as it comes."""
     def h(req, c):
         c.send(b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\n"
                b"Transfer-Encoding: chunked\r\n\r\n")
@@ -1453,7 +1439,11 @@ def test_cache058_a_chunked_answer_that_outgrows_the_store_ends_with_its_last_ch
             c.send(b"400\r\n%s\r\n" % (b"%d" % (i % 10) * 1024))
             time.sleep(0.01)
         c.send(b"0\r\n\r\n")
-    o = t.origin(h)
+    return t.origin(h)
+
+
+def test_cache058_a_chunked_answer_that_outgrows_the_store_ends_with_its_last_chunk(t):
+    o = outgrowing_origin(t)
     p = t.sluice("cache_max_object 4k\n")
     c = t.client(p)
     for _ in range(2):

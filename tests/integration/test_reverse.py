@@ -9,6 +9,7 @@ import time
 from lib import asserts as A
 from lib.origin import CLOSE
 from lib.util import bin_path, scale, wait_until
+from test_cache import outgrowing_origin
 
 
 def named(name):
@@ -353,16 +354,7 @@ def test_reverse018_a_forwarded_head_stays_a_head(t):
 def test_reverse019_a_head_fetch_too_big_to_store_is_cut_short(t):
     # A chunked answer that outgrows cache_max_object while a HEAD's GET
     # fetches it: the rest is not read, the client's connection goes on.
-    def h(req, c):
-        n = len(c.origin.requests)
-        c.send(b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\n"
-               b"Transfer-Encoding: chunked\r\n\r\n")
-        for i in range(20):
-            c.send(b"400\r\n%s\r\n" % (b"%d" % (i % 10) * 1024))
-            time.sleep(0.01)
-        c.send(b"0\r\n\r\n")
-        return CLOSE if n == 1 else None
-    o = t.origin(h)
+    o = outgrowing_origin(t)
     p = t.sluice(f"backend web {o.hostport}\nroute / web\ncache_max_object 4k\n")
     c = t.client(p)
     c.send(b"HEAD /big HTTP/1.1\r\nHost: w\r\n\r\n")
