@@ -1311,6 +1311,14 @@ def test_cache054_waiters_of_other_variants_collapse_on_one_fetch_per_variant(t)
          "what the origin was asked for")
 
 
+def store_meanwhile(t, p, url, headers, body):
+    """While others wait on a fetch of url, store the variant headers select
+    with a conditional request (never collapsed); it answers body."""
+    c = t.client(p, timeout=10)
+    c.send(build_request("GET", url, headers + [("If-None-Match", '"zz"')]))
+    A.eq(c.read_response().body, body, "stored meanwhile")
+
+
 def test_cache055_a_waiter_that_finds_its_variant_stale_revalidates_it(t):
     # Waiters of variant "b" find, when the fetch they waited on turns out
     # to be "a", a stale "b" stored meanwhile: each revalidates it (the
@@ -1336,10 +1344,7 @@ def test_cache055_a_waiter_that_finds_its_variant_stale_revalidates_it(t):
     for pad in range(0, 400, 40):  # requests as forwarded of many sizes
         waiters += start_clients(t, p, o.url("/v"), 1, [("X-V", "b"), ("X-Pad", "p" * pad)])
     time.sleep(0.3)
-    # A conditional request is not collapsed: it stores a stale "b".
-    c = t.client(p, timeout=10)
-    c.send(build_request("GET", o.url("/v"), [("X-V", "b"), ("If-None-Match", '"zz"')]))
-    A.eq(c.read_response().body, b"BBB", "the stale b stored")
+    store_meanwhile(t, p, o.url("/v"), [("X-V", "b")], b"BBB")  # stale
     go.set()
     A.eq(first[0].read_response().body, b"AAA", "leader")
     for c in waiters:
@@ -1517,10 +1522,7 @@ def test_cache061_a_waiter_that_finds_its_variant_stored_meanwhile_gets_a_hit(t)
         c.send(build_request("GET", o.url("/v"), [("X-V", "b")], version="HTTP/1.0"))
         ws.append(c)
     time.sleep(0.3)
-    # A conditional request is not collapsed: it stores "b" meanwhile.
-    c = t.client(p, timeout=10)
-    c.send(build_request("GET", o.url("/v"), [("X-V", "b"), ("If-None-Match", '"zz"')]))
-    A.eq(c.read_response().body, b"bbb", "b stored")
+    store_meanwhile(t, p, o.url("/v"), [("X-V", "b")], b"bbb")
     go.set()
     A.eq(first[0].read_response().body, b"aaa", "the first")
     for c in ws:
