@@ -1142,6 +1142,7 @@ static bool cache_decide(struct txn *t, const struct h1_request *req, struct cac
 	bool range = h1_find(req->headers, req->nheaders, "Range") != NULL;
 	bool other_cond = policy_has_other_conditional(req->headers, req->nheaders);
 	bool cond = client_conditional(req);
+	bool auth = h1_find(req->headers, req->nheaders, "Authorization") != NULL;
 	int64_t now = wall_s();
 	t->cache_fwd = "uri-miss";
 	if (o) {
@@ -1198,9 +1199,10 @@ static bool cache_decide(struct txn *t, const struct h1_request *req, struct cac
 	if (get && t->conf->cache_max_object > 0 && !range && !other_cond)
 		t->cache_store = true;
 	/* A HEAD that would miss in reverse mode is fetched as a GET (as
-	 * Varnish and nginx do), so that the next HEAD or GET hits. */
+	 * Varnish and nginx do), so that the next HEAD or GET hits; not one
+	 * with credentials, whose answer is seldom stored. */
 	if (t->is_head && t->be && t->conf->cache_max_object > 0 && !range && !other_cond &&
-	    !t->reval && !t->stale && !cond && !(rq.flags & CC_NO_STORE)) {
+	    !t->reval && !t->stale && !cond && !(rq.flags & CC_NO_STORE) && !auth) {
 		t->cache_store = true;
 		t->head_get = true;
 	}
@@ -2366,7 +2368,7 @@ static int handle_response_head(struct txn *t)
 	} else {
 		/* A body delimited by close ends the client connection too,
 		 * unless it goes out chunked from the object. */
-		if ((t->respb.kind == H1_BODY_CLOSE && !decouple && !t->head_get) || t->dechunk)
+		if (!t->head_get && ((t->respb.kind == H1_BODY_CLOSE && !decouple) || t->dechunk))
 			t->close_after = true;
 		/* An early answer from an origin that will not read the
 		 * rest of the request: the rest has nowhere to go. */
@@ -2689,6 +2691,21 @@ static enum obj_send tail_send(struct txn *t, int *progress)
  * of unknown length that outgrows what may be stored), the client is sent
  * what the object held, then the rest as the origin sends it, at the
  * client's pace (the tail). */
+/* The fetch of a HEAD's GET (head_get) failed after its client had the
+ * whole answer (head_done): nothing is stored, the backend connection
+ * closes, and the client's connection carries on. False if that is not
+ * the case (the transaction is then aborted as usual). */
+static bool head_fetch_failed(struct txn *t, const char *why)
+{
+	if (!t->head_done || t->client_gone)
+		return false;
+	log_info("the GET fetched for a HEAD of %.*s ended short: %s", (int)t->url_len,
+		 t->strs.p + t->url_off, why);
+	t->up_reusable = false;
+	txn_finish(t);
+	return true;
+}
+
 static int step_decoupled(struct txn *t, int progress)
 {
 	for (;;) {
@@ -2706,7 +2723,7 @@ static int step_decoupled(struct txn *t, int progress)
 				cache_obj_put(&t->hit);
 				t->decoupled = false;
 				txn_local(t, 502, d, PS_PROTOCOL, false);
-			} else {
+			} else if (!head_fetch_failed(t, why)) {
 				txn_abort(t, why);
 			}
 			return 1;
@@ -2782,8 +2799,10 @@ static int step_decoupled(struct txn *t, int progress)
 				upstream_done(t);
 				rc = 1;
 			} else if (rc < 0) {
-				txn_abort(t, rc == -1 ? "origin closed mid-body"
-						      : "origin failed mid-body");
+				const char *why = rc == -1 ? "origin closed mid-body"
+							   : "origin failed mid-body";
+				if (!head_fetch_failed(t, why))
+					txn_abort(t, why);
 				return 1;
 			}
 			fetched = rc == 1;
@@ -3435,6 +3454,10 @@ static void timer_cb(struct ev_loop *loop, struct ev_timer *tm)
 		session_run(s);
 		return;
 	default:
+		if (t->decoupled && head_fetch_failed(t, "timeout")) {
+			session_run(s);
+			return;
+		}
 		/* Mid-body, tunnel idle, or a client not reading our answer. */
 		txn_abort(t, "timeout");
 		return;

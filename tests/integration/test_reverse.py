@@ -364,6 +364,41 @@ def test_reverse019_a_head_fetch_too_big_to_store_is_cut_short(t):
     r = c.read_response()
     A.eq(len(r.body), 20 * 1024, "the GET's whole body")
     A.eq(len(o.requests), 2, "not stored: the GET asked the backend again")
+    A.eq(o.cut, ["/big"], "the HEAD's fetch was cut, the GET's was not")
+
+
+def cut_origin(t, hold=None):
+    """A backend whose /cut sends 1000 of 100000 bytes, then stops (closes,
+    or first waits on hold); anything else is answered "other"."""
+    def h(req, c):
+        if req.target != "/cut":
+            c.respond(200, b"other", [("Cache-Control", "no-store")])
+            return None
+        c.send(b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\n"
+               b"Content-Length: 100000\r\n\r\n" + b"x" * 1000)
+        if hold:
+            hold.wait(10)
+        time.sleep(0.2)
+        return CLOSE
+    return t.origin(h)
+
+
+def test_reverse021_a_head_fetch_that_fails_after_the_head_keeps_the_client(t):
+    # The client has its whole answer when the head is out: the backend
+    # closing mid-body, or stalling past read_timeout, ends the fetch, not
+    # the client's connection.
+    hold = threading.Event()
+    t.defer(hold.set)
+    for conf, origin in (("", cut_origin(t)), ("read_timeout 1s\n", cut_origin(t, hold))):
+        p = t.sluice(f"backend web {origin.hostport}\nroute / web\n" + conf)
+        c = t.client(p, timeout=10)
+        c.send(b"HEAD /cut HTTP/1.1\r\nHost: w\r\n\r\nGET /other HTTP/1.1\r\nHost: w\r\n\r\n")
+        r = c.read_response(method="HEAD")
+        A.eq((r.status, r.header("Content-Length")), (200, "100000"), "the HEAD's answer")
+        r = c.read_response()
+        A.eq((r.status, r.body), (200, b"other"), "the next request on the connection")
+        wait_until(lambda: "ended short" in p.stderr_text(), 3, "the fetch's log line")
+        A.eq([x.target for x in origin.requests], ["/cut", "/other"], "nothing stored")
 
 
 def test_reverse020_heads_and_gets_of_a_cold_url_make_one_backend_request(t):
