@@ -489,14 +489,15 @@ bool policy_if_range(const struct h1_header *req, unsigned nreq, const struct h1
 	return when >= 0 && lm >= 0 && when == lm;
 }
 
-bool policy_head_freshens(const struct h1_header *stored, unsigned nstored, uint64_t body_len,
-			  const struct h1_header *head, unsigned nhead, int64_t now)
+bool policy_head_freshens(int stored_status, const struct h1_header *stored, unsigned nstored,
+			  uint64_t body_len, const struct h1_header *head, unsigned nhead,
+			  int64_t now)
 {
 	const struct h1_header *et = h1_find(head, nhead, "etag");
 	const struct h1_header *lm = h1_find(head, nhead, "last-modified");
 	const struct h1_header *cl = h1_find(head, nhead, "content-length");
-	if (et == NULL && lm == NULL)
-		return false; /* nothing vouches for the stored body */
+	if (stored_status != 200)
+		return false; /* a 200 cannot vouch for a stored 404 */
 	if (et) {
 		const struct h1_header *set = h1_find(stored, nstored, "etag");
 		struct etag a, b;

@@ -192,13 +192,15 @@ bool policy_if_range(const struct h1_header *req, unsigned nreq, const struct h1
 		     unsigned nstored, int64_t now);
 
 /* A 200 to a HEAD (RFC 9111 §4.3.5): true if it vouches for a stored GET
- * response (its header lines, body_len bytes of body), which it then
- * refreshes like a 304: it carries an ETag or a Last-Modified, each equal
- * to the stored one (an entity-tag and its weakness alike, a date to the
- * second), and a Content-Length, if any, equal to the stored body's. False:
- * the stored response is no longer what the origin has. */
-bool policy_head_freshens(const struct h1_header *stored, unsigned nstored, uint64_t body_len,
-			  const struct h1_header *head, unsigned nhead, int64_t now);
+ * response (its status, header lines, body_len bytes of body), which it
+ * then refreshes like a 304: the stored one is a 200, each validator the
+ * HEAD's answer carries (ETag, Last-Modified) equals the stored one (an
+ * entity-tag and its weakness alike, a date to the second), and its
+ * Content-Length, if any, is the stored body's length. False: the stored
+ * response is no longer what the origin has. */
+bool policy_head_freshens(int stored_status, const struct h1_header *stored, unsigned nstored,
+			  uint64_t body_len, const struct h1_header *head, unsigned nhead,
+			  int64_t now);
 
 /* Fields never stored or taken over from a 304: hop-by-hop fields (RFC
  * 9110 §7.6.1: Connection and what it lists, Keep-Alive, Proxy-Connection,

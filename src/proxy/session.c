@@ -1145,6 +1145,7 @@ static bool cache_decide(struct txn *t, const struct h1_request *req, struct cac
 	bool auth = h1_find(req->headers, req->nheaders, "Authorization") != NULL;
 	int64_t now = wall_s();
 	t->cache_fwd = "uri-miss";
+	cache_obj_put(&t->head_of); /* decided afresh (collapse_rejoin) */
 	if (o) {
 		enum policy_reuse r = policy_reuse(&o->meta, &rq, pragma, now);
 		bool usable = r == POLICY_REUSE_FRESH || r == POLICY_REUSE_STALE_OK;
@@ -1205,6 +1206,7 @@ static bool cache_decide(struct txn *t, const struct h1_request *req, struct cac
 	    !t->reval && !t->stale && !cond && !(rq.flags & CC_NO_STORE) && !auth) {
 		t->cache_store = true;
 		t->head_get = true;
+		cache_obj_put(&t->head_of); /* its answer is a GET's, not a HEAD's */
 	}
 	/* Request collapsing: a plain miss joins a fetch in flight for the
 	 * key, or leads one others may join. */
@@ -2061,9 +2063,10 @@ static struct cache_obj *stored_obj(const struct txn *t, int status, const struc
 	return o;
 }
 
-/* The origin says the stale stored response is still good (304 to our
- * conditional request): store it again with the 304's fields merged in
- * (RFC 9111 §3.2, §4.3.4), with new freshness, and answer from it. */
+/* The origin says the stored response is still good (a 304 to our
+ * conditional request, or a 200 to a HEAD that matches it, §4.3.5): store
+ * it again with the answer's fields merged in (RFC 9111 §3.2, §4.3.4),
+ * with new freshness, and answer from it. The answer has no body. */
 static void cache_refresh(struct txn *t, const struct h1_response *resp, int fwd_status)
 {
 	struct mem_store *store = txn_store(t);
@@ -2317,11 +2320,12 @@ static int handle_response_head(struct txn *t)
 		return 1;
 	}
 	/* A 200 to a HEAD says whether the stored GET response is still what
-	 * the origin has (RFC 9111 §4.3.5): refreshed as by a 304, or dropped. */
+	 * the origin has (RFC 9111 §4.3.5): refreshed as by a 304, or dropped
+	 * (as an unsafe method's answer drops it: all variants, both tiers). */
 	if (t->head_of && resp.status == 200) {
 		struct cache_obj *o = t->head_of;
 		t->head_of = NULL;
-		if (policy_head_freshens(o->hdrs, o->nhdrs, o->body_len, resp.headers,
+		if (policy_head_freshens(o->status, o->hdrs, o->nhdrs, o->body_len, resp.headers,
 					 resp.nheaders, wall_s())) {
 			cache_obj_put(&t->reval);
 			t->reval = o;
@@ -2683,14 +2687,6 @@ static enum obj_send tail_send(struct txn *t, int *progress)
 	}
 }
 
-/* BODY of a decoupled response: what the origin sends goes into the object
- * as fast as it comes (and from there to the requests collapsed on it);
- * the client is sent from the object as fast as it takes it. The
- * connection to the origin goes back to the pool as soon as the body is
- * in, however far behind the client is. Should the fill be dropped (a body
- * of unknown length that outgrows what may be stored), the client is sent
- * what the object held, then the rest as the origin sends it, at the
- * client's pace (the tail). */
 /* The fetch of a HEAD's GET (head_get) failed after its client had the
  * whole answer (head_done): nothing is stored, the backend connection
  * closes, and the client's connection carries on. False if that is not
@@ -2706,6 +2702,14 @@ static bool head_fetch_failed(struct txn *t, const char *why)
 	return true;
 }
 
+/* BODY of a decoupled response: what the origin sends goes into the object
+ * as fast as it comes (and from there to the requests collapsed on it);
+ * the client is sent from the object as fast as it takes it. The
+ * connection to the origin goes back to the pool as soon as the body is
+ * in, however far behind the client is. Should the fill be dropped (a body
+ * of unknown length that outgrows what may be stored), the client is sent
+ * what the object held, then the rest as the origin sends it, at the
+ * client's pace (the tail). */
 static int step_decoupled(struct txn *t, int progress)
 {
 	for (;;) {

@@ -1582,3 +1582,20 @@ def test_cache063_a_head_200_that_differs_drops_the_stored_get(t):
         A.eq(r.body, b"body", "from the origin again")
         A.eq("fwd=uri-miss" in cs(r), True, "a miss: %s" % cs(r))
         A.eq([x.method for x in o.requests], ["GET", "HEAD", "GET"], "requests at origin")
+
+
+def test_cache064_a_head_200_does_not_refresh_a_stored_404(t):
+    def h(req, c):
+        if len(c.origin.requests) == 1:
+            c.respond(404, b"abc", [("Cache-Control", "max-age=1"), ("ETag", '"e"')])
+        elif req.method == "HEAD":
+            c.send(b"HTTP/1.1 200 OK\r\nETag: \"e\"\r\nContent-Length: 3\r\n"
+                   b"Cache-Control: max-age=60\r\n\r\n")
+        else:
+            c.respond(200, b"abc", [("Cache-Control", "max-age=60"), ("ETag", '"e"')])
+    o = t.origin(h)
+    p = t.sluice()
+    A.status(t.get(p, o.url("/x")), 404)
+    time.sleep(2.1)  # stale
+    A.status(t.get(p, o.url("/x"), method="HEAD"), 200)
+    A.status(t.get(p, o.url("/x")), 200)

@@ -399,21 +399,31 @@ TEST(s4_3_5_a_head_200_freshens_only_the_stored_response_it_matches)
 			  "Content-Length: 5", "Cache-Control: max-age=1");
 	int64_t now = 800000000;
 	struct hl same = HL("ETag: \"a1\"", "Content-Length: 5", "Cache-Control: max-age=60");
-	CHECK(policy_head_freshens(st.h, st.n, 5, same.h, same.n, now));
+	CHECK(policy_head_freshens(200, st.h, st.n, 5, same.h, same.n, now));
 	struct hl lm = HL("Last-Modified: Sunday, 06-Nov-94 08:49:37 GMT");
-	CHECK(policy_head_freshens(st.h, st.n, 5, lm.h, lm.n, now)); /* the same date */
+	CHECK(policy_head_freshens(200, st.h, st.n, 5, lm.h, lm.n, now)); /* the same date */
+	/* Every validator received must match. */
 	struct hl other = HL("ETag: \"a2\"", "Content-Length: 5");
-	CHECK(!policy_head_freshens(st.h, st.n, 5, other.h, other.n, now));
+	CHECK(!policy_head_freshens(200, st.h, st.n, 5, other.h, other.n, now));
 	struct hl weak = HL("ETag: W/\"a1\"");
-	CHECK(!policy_head_freshens(st.h, st.n, 5, weak.h, weak.n, now));
+	CHECK(!policy_head_freshens(200, st.h, st.n, 5, weak.h, weak.n, now));
 	struct hl later = HL("ETag: \"a1\"", "Last-Modified: Mon, 07 Nov 1994 08:49:37 GMT");
-	CHECK(!policy_head_freshens(st.h, st.n, 5, later.h, later.n, now));
-	struct hl longer = HL("ETag: \"a1\"", "Content-Length: 6");
-	CHECK(!policy_head_freshens(st.h, st.n, 5, longer.h, longer.n, now));
-	struct hl bare = HL("Content-Length: 5", "Cache-Control: max-age=60");
-	CHECK(!policy_head_freshens(st.h, st.n, 5, bare.h, bare.n, now)); /* nothing vouches */
+	CHECK(!policy_head_freshens(200, st.h, st.n, 5, later.h, later.n, now));
 	struct hl noetag = HL("Content-Length: 5");
-	CHECK(!policy_head_freshens(noetag.h, noetag.n, 5, same.h, same.n, now));
+	CHECK(!policy_head_freshens(200, noetag.h, noetag.n, 5, same.h, same.n, now));
+	CHECK(!policy_head_freshens(200, noetag.h, noetag.n, 5, lm.h, lm.n, now));
+	struct hl wst = HL("ETag: W/\"a1\"");
+	CHECK(policy_head_freshens(200, wst.h, wst.n, 5, weak.h, weak.n, now));
+	/* And its Content-Length, if it has one. */
+	struct hl longer = HL("ETag: \"a1\"", "Content-Length: 6");
+	CHECK(!policy_head_freshens(200, st.h, st.n, 5, longer.h, longer.n, now));
+	/* No validator received: nothing to disagree with, only the length
+	 * (the case the section is for: a stored response without any). */
+	struct hl bare = HL("Content-Length: 5", "Cache-Control: max-age=60");
+	CHECK(policy_head_freshens(200, noetag.h, noetag.n, 5, bare.h, bare.n, now));
+	CHECK(!policy_head_freshens(200, noetag.h, noetag.n, 4, bare.h, bare.n, now));
+	/* A 200 does not vouch for a stored 404. */
+	CHECK(!policy_head_freshens(404, st.h, st.n, 5, same.h, same.n, now));
 }
 
 TEST(s4_4_unsafe_methods_with_non_error_status_invalidate)
