@@ -1599,3 +1599,21 @@ def test_cache064_a_head_200_does_not_refresh_a_stored_404(t):
     time.sleep(2.1)  # stale
     A.status(t.get(p, o.url("/x"), method="HEAD"), 200)
     A.status(t.get(p, o.url("/x")), 200)
+
+
+def test_cache065_a_head_200_refreshes_a_stored_get_without_validators(t):
+    # §4.3.5: nothing to compare but the length, which agrees. (In reverse
+    # mode the HEAD is fetched as a GET, whose answer is stored instead.)
+    def h(req, c):
+        c.respond(200, b"" if req.method == "HEAD" else b"body",
+                  [("Cache-Control", "max-age=1" if len(c.origin.requests) == 1 else
+                    "max-age=60")] + ([("Content-Length", "4")] if req.method == "HEAD" else []))
+    o = t.origin(h)
+    p = t.sluice()
+    A.eq(t.get(p, o.url("/nv")).body, b"body", "stored")
+    time.sleep(2.1)  # stale, and nothing to revalidate it with
+    A.status(t.get(p, o.url("/nv"), method="HEAD"), 200)
+    r = t.get(p, o.url("/nv"))
+    A.eq(r.body, b"body", "the stored body")
+    A.contains(cs(r), "; hit", "fresh again: a hit")
+    A.eq(len(o.requests), 2, "requests at origin")
