@@ -673,19 +673,22 @@ static void upstream_done(struct txn *t)
 		upstream_close(&t->up, false);
 }
 
-static void txn_finish(struct txn *t)
+/* Whether the client's connection can carry another request once t's
+ * answer is out (if not, with request bytes unread, it lingers first). */
+static bool txn_client_keep(struct txn *t)
 {
 	struct session *s = t->s;
 	bool keep = !t->close_after && t->client_keepalive && t->req_framed && t->cin_ready == 0 &&
 		    !s->rd_eof;
-
-	upstream_done(t);
-	/* Closing with request bytes unread: let them drain first. */
 	if (!keep && (!t->req_framed || t->cin_ready > 0 || t->req_abandoned ||
 		      (s->in && iobuf_len(s->in) > 0)))
 		s->linger = true;
-	go_state(t, TS_DONE);
-	txn_free(&s->txn, false);
+	return keep;
+}
+
+/* The session's transaction is gone: on to the next request, or closed. */
+static void session_next(struct session *s, bool keep)
+{
 	if (!keep || atomic_load(&s->w->drain)) {
 		session_close(s, false);
 		return;
@@ -694,6 +697,17 @@ static void txn_finish(struct txn *t)
 	 * driver's next turn; an idle session gives its buffer back. */
 	if (s->in && iobuf_len(s->in) == 0)
 		iobuf_put(&s->in);
+}
+
+static void txn_finish(struct txn *t)
+{
+	struct session *s = t->s;
+	bool keep = txn_client_keep(t);
+
+	upstream_done(t);
+	go_state(t, TS_DONE);
+	txn_free(&s->txn, false);
+	session_next(s, keep);
 }
 
 /* ---- request start ---- */
@@ -2710,6 +2724,33 @@ static bool head_fetch_failed(struct txn *t, const char *why)
  * of unknown length that outgrows what may be stored), the client is sent
  * what the object held, then the rest as the origin sends it, at the
  * client's pace (the tail). */
+static struct session *session_aside(struct worker *w, const struct sockaddr *peer, socklen_t len);
+static void refresh_kick(void *arg);
+
+/* A HEAD's client has its whole answer (head_get): the fetch goes on in a
+ * session of its own, as a background refresh does, and the client's
+ * connection is free for its next request at once. False if no session
+ * can be had (then the fetch goes on here, head_done). */
+static bool head_detach(struct txn *t)
+{
+	struct session *s = t->s;
+	struct worker *w = s->w;
+	if (w->nrefresh >= REFRESH_MAX)
+		return false;
+	struct session *bg = session_aside(w, &s->peer.sa, sizeof(s->peer));
+	if (bg == NULL)
+		return false;
+	bool keep = txn_client_keep(t);
+	s->txn = NULL;
+	bg->txn = t;
+	t->s = bg;
+	t->client_gone = true; /* nothing more goes to any client */
+	t->close_after = true;
+	ev_defer(w->loop, refresh_kick, bg);
+	session_next(s, keep);
+	return true;
+}
+
 static int step_decoupled(struct txn *t, int progress)
 {
 	for (;;) {
@@ -2776,7 +2817,9 @@ static int step_decoupled(struct txn *t, int progress)
 				break;
 			case SEND_DONE: /* all of the body was published: it is in */
 				if (t->head_get && !t->resp_framed) {
-					t->head_done = true; /* the fetch goes on */
+					if (head_detach(t))
+						return 1;    /* t is another session's now */
+					t->head_done = true; /* the fetch goes on here */
 					sent = 1;
 					break;
 				}
@@ -3553,6 +3596,42 @@ static void drain_cb(struct ev_loop *loop, struct ev_io *io, uint32_t revents)
 	drain_free(d->w, d);
 }
 
+/* A session of this proxy's own over the socket pair sv, whose far end
+ * (a drain) only reads what comes and drops it, and goes when the session
+ * closes: for a background refresh, or a fetch carried on without its
+ * client. Counted against REFRESH_MAX; NULL if it cannot be had (the
+ * pair is closed then). */
+static struct session *session_pair(struct worker *w, int sv[2], const struct sockaddr *peer,
+				    socklen_t len)
+{
+	struct drain *d = sl_calloc(1, sizeof(*d));
+	d->fd = sv[1];
+	d->w = w;
+	if (ev_io_add(w->loop, &d->io, sv[1], EV_READ | EV_RDHUP, drain_cb) < 0) {
+		close(sv[0]);
+		close(sv[1]);
+		free(d);
+		return NULL;
+	}
+	d->next = w->drains;
+	if (d->next)
+		d->next->prev = d;
+	w->drains = d;
+	struct session *s = session_new(w, sv[0], peer, len, true);
+	if (s == NULL)
+		return NULL; /* its fd is closed; the drain sees the end */
+	w->nrefresh++;
+	return s;
+}
+
+static struct session *session_aside(struct worker *w, const struct sockaddr *peer, socklen_t len)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
+		return NULL;
+	return session_pair(w, sv, peer, len);
+}
+
 /* Refresh o in the background: the same request, made by this proxy to
  * itself, over a socket pair whose far end only drains the answer. The
  * request goes through the whole path (routing, the pending table,
@@ -3587,24 +3666,14 @@ static void refresh_start(struct txn *t, struct cache_obj *o)
 	ssize_t n = send(sv[1], head.p, head.len, MSG_NOSIGNAL);
 	bool sent = n == (ssize_t)head.len;
 	sbuf_free(&head);
-	struct drain *d = sl_calloc(1, sizeof(*d));
-	d->fd = sv[1];
-	d->w = w;
-	if (!sent || ev_io_add(w->loop, &d->io, sv[1], EV_READ | EV_RDHUP, drain_cb) < 0) {
+	struct session *s = sent ? session_pair(w, sv, &t->s->peer.sa, sizeof(t->s->peer)) : NULL;
+	if (!sent) {
 		close(sv[0]);
 		close(sv[1]);
-		free(d);
-		goto undo;
 	}
-	d->next = w->drains;
-	if (d->next)
-		d->next->prev = d;
-	w->drains = d;
-	struct session *s = session_new(w, sv[0], &t->s->peer.sa, sizeof(t->s->peer), true);
 	if (s == NULL)
-		return; /* its fd is closed; the drain sees the end */
+		goto undo;
 	s->refresh_of = cache_obj_ref(o);
-	w->nrefresh++;
 	log_debug("refreshing %.*s in the background", (int)t->url_len, t->strs.p + t->url_off);
 	ev_defer(w->loop, refresh_kick, s);
 	return;

@@ -360,6 +360,7 @@ def test_reverse019_a_head_fetch_too_big_to_store_is_cut_short(t):
     c.send(b"HEAD /big HTTP/1.1\r\nHost: w\r\n\r\n")
     r = c.read_response(method="HEAD")
     A.eq((r.status, r.body), (200, b""), "the HEAD's answer")
+    p.wait_log(lambda l: "HEAD" in l and "/big" in l, what="the fetch's end")
     c.send(b"GET /big HTTP/1.1\r\nHost: w\r\n\r\n")
     r = c.read_response()
     A.eq(len(r.body), 20 * 1024, "the GET's whole body")
@@ -397,7 +398,7 @@ def test_reverse021_a_head_fetch_that_fails_after_the_head_keeps_the_client(t):
         A.eq((r.status, r.header("Content-Length")), (200, "100000"), "the HEAD's answer")
         r = c.read_response()
         A.eq((r.status, r.body), (200, b"other"), "the next request on the connection")
-        wait_until(lambda: "ended short" in p.stderr_text(), 3, "the fetch's log line")
+        p.wait_log(lambda l: "HEAD" in l and "/cut" in l, what="the fetch's end")
         c.send(b"HEAD /cut HTTP/1.1\r\nHost: w\r\n\r\n")
         A.status(c.read_response(method="HEAD"), 200)
         A.eq([x.target for x in origin.requests], ["/cut", "/other", "/cut"],
@@ -511,3 +512,32 @@ def test_reverse024_a_head_decided_twice_holds_one_stored_copy(t):
     A.eq(g.read_response().body, b"b2", "the GET")
     A.status(hd.read_response(method="HEAD"), 200)
     A.eq(len(o.requests), 3, "the HEAD fetched its own variant")
+
+
+def test_reverse025_a_head_client_does_not_wait_for_its_fetch(t):
+    # The body comes slowly; the HEAD's client has its answer with the head
+    # and its next request is served while the fetch goes on elsewhere.
+    done = threading.Event()
+
+    def h(req, c):
+        if req.target != "/slow":
+            c.respond(200, b"other", [("Cache-Control", "no-store")])
+            return
+        c.send(b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 20000\r\n\r\n")
+        for _ in range(20):
+            c.send(b"x" * 1000)
+            time.sleep(0.05)
+        done.set()
+    o = t.origin(h)
+    p = t.sluice(f"backend web {o.hostport}\nroute / web\n")
+    c = t.client(p)
+    c.send(b"HEAD /slow HTTP/1.1\r\nHost: w\r\n\r\nGET /other HTTP/1.1\r\nHost: w\r\n\r\n")
+    A.eq(c.read_response(method="HEAD").header("Content-Length"), "20000", "the HEAD's answer")
+    A.eq(c.read_response().body, b"other", "the next request")
+    A.eq(done.is_set(), False, "answered before the HEAD's fetch was over")
+    done.wait(5)
+    p.wait_log(lambda l: "HEAD" in l and "/slow" in l, what="the fetch's end")
+    c.send(b"GET /slow HTTP/1.1\r\nHost: w\r\n\r\n")
+    r = c.read_response()
+    A.eq(r.body, b"x" * 20000, "the body the fetch stored")
+    A.contains(r.header("Cache-Status") or "", "; hit", "a hit")
