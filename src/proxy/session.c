@@ -2707,12 +2707,43 @@ static enum obj_send tail_send(struct txn *t, int *progress)
  * the case (the transaction is then aborted as usual). */
 static bool head_fetch_failed(struct txn *t, const char *why)
 {
-	if (!t->head_done || t->client_gone)
+	if (!t->head_done)
 		return false;
 	log_info("the GET fetched for a HEAD of %.*s ended short: %s", (int)t->url_len,
 		 t->strs.p + t->url_off, why);
 	t->up_reusable = false;
 	txn_finish(t);
+	return true;
+}
+
+static struct session *session_aside(struct worker *w, const struct sockaddr *peer, socklen_t len);
+static void refresh_kick(void *arg);
+
+/* A HEAD's client has its whole answer (head_get): the fetch goes on in a
+ * session of its own, as a background refresh does, and the client's
+ * connection is free for its next request at once. Only for a body of
+ * known length, whose room in the store is reserved: one that may still
+ * be dropped for its size would cut off a GET of the same URL that the
+ * client sends next and that collapses on it. False if not, or if no
+ * session can be had (then the fetch goes on here). */
+static bool head_detach(struct txn *t)
+{
+	struct session *s = t->s;
+	struct worker *w = s->w;
+	if (w->nrefresh >= REFRESH_MAX || t->respb.kind != H1_BODY_LENGTH)
+		return false;
+	struct session *bg = session_aside(w, &s->peer.sa, sizeof(s->peer));
+	if (bg == NULL)
+		return false;
+	bool keep = txn_client_keep(t);
+	s->txn = NULL;
+	bg->txn = t;
+	t->s = bg;
+	t->client_gone = true; /* nothing more goes to any client */
+	t->close_after = true;
+	t->head_done = true; /* a failure ends it quietly (head_fetch_failed) */
+	ev_defer(w->loop, refresh_kick, bg);
+	session_next(s, keep);
 	return true;
 }
 
@@ -2724,33 +2755,6 @@ static bool head_fetch_failed(struct txn *t, const char *why)
  * of unknown length that outgrows what may be stored), the client is sent
  * what the object held, then the rest as the origin sends it, at the
  * client's pace (the tail). */
-static struct session *session_aside(struct worker *w, const struct sockaddr *peer, socklen_t len);
-static void refresh_kick(void *arg);
-
-/* A HEAD's client has its whole answer (head_get): the fetch goes on in a
- * session of its own, as a background refresh does, and the client's
- * connection is free for its next request at once. False if no session
- * can be had (then the fetch goes on here, head_done). */
-static bool head_detach(struct txn *t)
-{
-	struct session *s = t->s;
-	struct worker *w = s->w;
-	if (w->nrefresh >= REFRESH_MAX)
-		return false;
-	struct session *bg = session_aside(w, &s->peer.sa, sizeof(s->peer));
-	if (bg == NULL)
-		return false;
-	bool keep = txn_client_keep(t);
-	s->txn = NULL;
-	bg->txn = t;
-	t->s = bg;
-	t->client_gone = true; /* nothing more goes to any client */
-	t->close_after = true;
-	ev_defer(w->loop, refresh_kick, bg);
-	session_next(s, keep);
-	return true;
-}
-
 static int step_decoupled(struct txn *t, int progress)
 {
 	for (;;) {
@@ -3617,11 +3621,8 @@ static struct session *session_pair(struct worker *w, int sv[2], const struct so
 	if (d->next)
 		d->next->prev = d;
 	w->drains = d;
-	struct session *s = session_new(w, sv[0], peer, len, true);
-	if (s == NULL)
-		return NULL; /* its fd is closed; the drain sees the end */
-	w->nrefresh++;
-	return s;
+	w->nrefresh++; /* (session_close counts it off, even on failure) */
+	return session_new(w, sv[0], peer, len, true); /* if NULL, the drain sees the end */
 }
 
 static struct session *session_aside(struct worker *w, const struct sockaddr *peer, socklen_t len)

@@ -51,7 +51,8 @@ struct worker {
 	struct listener *listeners;
 	struct session *sessions; /* every open client connection */
 	unsigned nsessions;
-	unsigned nrefresh;    /* of which background refreshes (stale-while-revalidate) */
+	unsigned nrefresh;    /* of which the proxy's own: background refreshes
+			       * (stale-while-revalidate) and HEADs' fetches */
 	struct drain *drains; /* the far ends of their socket pairs */
 
 	/* Idle upstream connections: hash buckets by origin key, plus an LRU
