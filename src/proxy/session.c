@@ -195,6 +195,7 @@ struct txn {
 	bool cache_store;	  /* the response may be stored (judged when it comes) */
 	uint32_t gen;		  /* the key's invalidation generation when looked up */
 	uint64_t fill_reserved;	  /* bytes reserved in the store for the fill */
+	bool fill_transient;	  /* past cache_max_object, for its waiters only */
 	const char *cache_fwd;	  /* Cache-Status fwd= for a forwarded response */
 	const char *cache_detail; /* why it was not stored, if it was not */
 	bool cache_invalidate;	  /* unsafe method: a non-error answer invalidates */
@@ -2208,8 +2209,11 @@ static void cache_start_fill(struct txn *t, const struct h1_response *resp)
 }
 
 /* Body bytes for the object being filled. One of unknown length that
- * outgrows cache_max_object, or the room the store lets fills reserve,
- * is dropped: the response goes on to the client, unstored. */
+ * outgrows cache_max_object is not to be stored; if requests collapsed on
+ * it are streaming it, it goes on for them (transient, never stored) while
+ * the store lets fills reserve room, rather than cut them off. Past that
+ * room, or with nobody waiting, it is dropped: the response goes on to the
+ * client, unstored, and whoever streamed it is cut off. */
 static void fill_append(struct txn *t, const void *p, size_t n)
 {
 	struct cache_obj *o = t->fill;
@@ -2218,7 +2222,14 @@ static void fill_append(struct txn *t, const void *p, size_t n)
 	uint64_t need = o->body_len + n;
 	if (need > t->fill_reserved) {
 		uint64_t more = SL_MAX(need - t->fill_reserved, FILL_STEP);
-		if (need > t->conf->cache_max_object || !mem_reserve(txn_store(t), more)) {
+		bool over = need > t->conf->cache_max_object;
+		if (over && !t->fill_transient && t->pend && mem_pend_waited(t->pend)) {
+			log_debug("not storing %.*s (past cache_max_object); finishing it for "
+				  "the requests that stream it",
+				  (int)t->url_len, t->strs.p + t->url_off);
+			t->fill_transient = true;
+		}
+		if ((over && !t->fill_transient) || !mem_reserve(txn_store(t), more)) {
 			log_debug("not storing %.*s: body past what may be stored", (int)t->url_len,
 				  t->strs.p + t->url_off);
 			cache_obj_fail(o);
@@ -2244,8 +2255,10 @@ static void cache_fill_done(struct txn *t)
 	/* In the store before the fetch leaves the table of those in flight,
 	 * so that a request finds one or the other (mem_pend_join takes the
 	 * Vary from either). Not stored if the URL was invalidated since the
-	 * request looked it up (the generation; that covers the whole fetch). */
-	(void)cache_insert(t, t->fill);
+	 * request looked it up (the generation; that covers the whole fetch),
+	 * nor if it went on past cache_max_object only for its waiters. */
+	if (!t->fill_transient)
+		(void)cache_insert(t, t->fill);
 	if (t->pend)
 		(void)mem_pend_end(store, &t->pend);
 	cache_obj_put(&t->fill);

@@ -974,8 +974,10 @@ def test_cache042_leader_leaving_before_the_answer_still_fetches_for_the_waiters
 
 def test_cache043_leader_gone_and_fill_dropped_stops_the_fetch(t):
     # Of unknown length, the body outgrows cache_max_object after the
-    # leader's client left: nobody is left to fetch for.
-    p = t.sluice("cache_max_object 150K\n")
+    # leader's client left, and then the room fills may take (a quarter
+    # of cache_mem) while it goes on for the waiters: it is dropped, and
+    # nobody is left to fetch for.
+    p = t.sluice("cache_max_object 150K\ncache_mem 1M\n")
     parts = [b"g" * 100000] * 6
     o, go = collapsing_origin(t, [("Cache-Control", "max-age=60")], parts, chunked=True)
     first, rest = leader_and_waiters(t, p, o, o.url("/huge"), 2)
@@ -1617,3 +1619,21 @@ def test_cache065_a_head_200_refreshes_a_stored_get_without_validators(t):
     A.eq(r.body, b"body", "the stored body")
     A.contains(cs(r), "; hit", "fresh again: a hit")
     A.eq(len(o.requests), 2, "requests at origin")
+
+
+def test_cache066_waiters_get_all_of_a_chunked_answer_too_big_to_store(t):
+    # It outgrows cache_max_object while three requests stream it: it is
+    # not stored, but finished for them rather than cut off.
+    p = t.sluice("cache_max_object 4k\n")
+    parts = [b"%d" % i * 4096 for i in range(5)]
+    o, go = collapsing_origin(t, [("Cache-Control", "max-age=60")], parts, chunked=True)
+    first = start_clients(t, p, o.url("/big"), 1)
+    o.wait_requests(1)
+    rest = start_clients(t, p, o.url("/big"), 3)
+    time.sleep(0.3)
+    go.set()
+    for c in first + rest:
+        r = c.read_response()
+        A.eq((r.body, r.complete), (b"".join(parts), True), "the whole body")
+    A.eq(len(o.requests), 1, "requests at origin")
+    A.eq(t.get(p, o.url("/big")).body, b"later #2", "not stored")
