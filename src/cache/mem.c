@@ -43,10 +43,11 @@ struct mem_store {
 	pthread_mutex_t pend_mu; /* the pending table; taken before a pending's or a shard's */
 	struct cache_pend *pend[PEND_BUCKETS];
 	unsigned npend;
-	pthread_mutex_t writer;	   /* insert, purge, evict; taken before any shard */
-	struct s3f q;		   /* under writer */
-	uint64_t objects;	   /* under writer */
-	_Atomic uint64_t reserved; /* bodies being received for storing */
+	pthread_mutex_t writer;	    /* insert, purge, evict; taken before any shard */
+	struct s3f q;		    /* under writer */
+	uint64_t objects;	    /* under writer */
+	_Atomic uint64_t reserved;  /* bodies being received for storing */
+	_Atomic uint64_t transient; /* bodies fetched for their readers only */
 	struct shard shard[CACHE_SHARDS];
 	/* Purges so far, by key hash (mem_gen): mem_purge bumps under writer,
 	 * mem_gen_bump (ahead of a disk purge) without it. */
@@ -241,6 +242,7 @@ void cache_obj_put(struct cache_obj **op)
 		close(o->body_fd);
 		atomic_fetch_sub(&memfds, 1);
 	}
+	mem_release_transient(o->held_in, o->held);
 	free(o->hdrs);
 	free(o->head);
 	free(o->key);
@@ -442,15 +444,37 @@ unsigned mem_purge(struct mem_store *s, const char *key, size_t key_len)
 	return n;
 }
 
+static bool reserve_in(_Atomic uint64_t *pool, uint64_t n, uint64_t limit)
+{
+	uint64_t cur = atomic_load_explicit(pool, memory_order_relaxed);
+	do {
+		if (cur + n > limit)
+			return false;
+	} while (!atomic_compare_exchange_weak_explicit(pool, &cur, cur + n, memory_order_relaxed,
+							memory_order_relaxed));
+	return true;
+}
+
 bool mem_reserve(struct mem_store *s, uint64_t n)
 {
-	uint64_t cur = atomic_load_explicit(&s->reserved, memory_order_relaxed);
-	do {
-		if (cur + n > s->q.cap / 4)
-			return false;
-	} while (!atomic_compare_exchange_weak_explicit(
-		&s->reserved, &cur, cur + n, memory_order_relaxed, memory_order_relaxed));
-	return true;
+	return reserve_in(&s->reserved, n, s->q.cap / 4);
+}
+
+bool mem_reserve_transient(struct mem_store *s, uint64_t n)
+{
+	return reserve_in(&s->transient, n, s->q.cap / 8);
+}
+
+void mem_release_transient(struct mem_store *s, uint64_t n)
+{
+	if (s && n)
+		atomic_fetch_sub_explicit(&s->transient, n, memory_order_relaxed);
+}
+
+void cache_obj_hold(struct cache_obj *o, struct mem_store *s, uint64_t n)
+{
+	o->held_in = s;
+	o->held += n;
 }
 
 void mem_release(struct mem_store *s, uint64_t n)

@@ -68,6 +68,9 @@ struct cache_obj {
 	/* A background refresh of this (stale-while-revalidate) is running:
 	 * one at a time. */
 	atomic_bool refreshing;
+	/* Transient room it holds until freed (cache_obj_hold). */
+	struct mem_store *held_in;
+	uint64_t held;
 };
 
 /* Make an object for key/vary with a stored response head (parsed again
@@ -139,6 +142,16 @@ unsigned mem_purge(struct mem_store *s, const char *key, size_t key_len);
  * one does not fit now. mem_release() gives the bytes back. */
 bool mem_reserve(struct mem_store *s, uint64_t n) SL_WUR;
 void mem_release(struct mem_store *s, uint64_t n);
+
+/* A response too large to store may still be fetched to its end for the
+ * requests streaming it (transient): its memory comes from a budget of
+ * its own, an eighth of the capacity, so that it never takes the room of
+ * fills that will be stored. cache_obj_hold() makes an object give its
+ * transient bytes back when it is freed, for its readers may outlast its
+ * fetch. */
+bool mem_reserve_transient(struct mem_store *s, uint64_t n) SL_WUR;
+void mem_release_transient(struct mem_store *s, uint64_t n);
+void cache_obj_hold(struct cache_obj *o, struct mem_store *s, uint64_t n);
 
 /* Request collapsing: concurrent misses for one key make one origin
  * request per variant. The first becomes the leader of a pending fetch;

@@ -248,6 +248,7 @@ static void session_run(struct session *s);
 static void session_close(struct session *s, bool abort);
 static void cache_fill_done(struct txn *t);
 static void fill_append(struct txn *t, const void *p, size_t n);
+static void fill_release(struct txn *t);
 static bool upstream_clean(struct txn *t);
 
 /* ---- small helpers ---- */
@@ -394,8 +395,7 @@ static void txn_free(struct txn **tp, bool abort_upstream)
 	if (t->waiter.kick)
 		worker_unkick(t->s->w, &t->waiter);
 	cache_obj_put(&t->fill); /* an unfinished fill is never inserted */
-	if (t->fill_reserved)
-		mem_release(t->s->w->cache, t->fill_reserved);
+	fill_release(t);
 	if (t->srv)
 		atomic_fetch_sub_explicit(&t->srv->active, 1, memory_order_relaxed);
 	free(t->ckey);
@@ -2208,12 +2208,50 @@ static void cache_start_fill(struct txn *t, const struct h1_response *resp)
 		t->cache_detail = "response head not storable";
 }
 
+/* Give back the room the fill reserved, to the budget it came from. */
+static void fill_release(struct txn *t)
+{
+	if (t->fill_transient)
+		mem_release_transient(t->s->w->cache, t->fill_reserved);
+	else
+		mem_release(t->s->w->cache, t->fill_reserved);
+	t->fill_reserved = 0;
+}
+
+/* Room for a fill to grow to need bytes: within cache_max_object from the
+ * room fills may reserve; past it, while requests collapsed on the fetch
+ * wait for it, from the transient budget (all of the fill's room moves
+ * there: the object will never be stored, and its readers may outlast the
+ * fetch). False if there is none: the fill is to be dropped. */
+static bool fill_room(struct txn *t, uint64_t need)
+{
+	struct mem_store *store = txn_store(t);
+	uint64_t more = SL_MAX(need - t->fill_reserved, FILL_STEP);
+	bool waited = t->pend && mem_pend_waited(t->pend);
+	if (need <= t->conf->cache_max_object && !t->fill_transient) {
+		if (!mem_reserve(store, more))
+			return false;
+	} else if (!t->fill_transient) {
+		if (!waited || !mem_reserve_transient(store, t->fill_reserved + more))
+			return false;
+		mem_release(store, t->fill_reserved);
+		t->fill_transient = true;
+		log_debug("not storing %.*s (past cache_max_object); finishing it for the "
+			  "requests that stream it",
+			  (int)t->url_len, t->strs.p + t->url_off);
+	} else if (!waited || !mem_reserve_transient(store, more)) {
+		return false; /* nobody left to finish it for, or no room */
+	}
+	t->fill_reserved += more;
+	return true;
+}
+
 /* Body bytes for the object being filled. One of unknown length that
  * outgrows cache_max_object is not to be stored; if requests collapsed on
- * it are streaming it, it goes on for them (transient, never stored) while
- * the store lets fills reserve room, rather than cut them off. Past that
- * room, or with nobody waiting, it is dropped: the response goes on to the
- * client, unstored, and whoever streamed it is cut off. */
+ * it are streaming it, it goes on for them (fill_transient, never stored)
+ * rather than cut them off. Past the room either budget allows, or with
+ * nobody waiting, it is dropped: the response goes on to the client,
+ * unstored, and whoever streamed it is cut off. */
 static void fill_append(struct txn *t, const void *p, size_t n)
 {
 	struct cache_obj *o = t->fill;
@@ -2221,15 +2259,7 @@ static void fill_append(struct txn *t, const void *p, size_t n)
 		return;
 	uint64_t need = o->body_len + n;
 	if (need > t->fill_reserved) {
-		uint64_t more = SL_MAX(need - t->fill_reserved, FILL_STEP);
-		bool over = need > t->conf->cache_max_object;
-		if (over && !t->fill_transient && t->pend && mem_pend_waited(t->pend)) {
-			log_debug("not storing %.*s (past cache_max_object); finishing it for "
-				  "the requests that stream it",
-				  (int)t->url_len, t->strs.p + t->url_off);
-			t->fill_transient = true;
-		}
-		if ((over && !t->fill_transient) || !mem_reserve(txn_store(t), more)) {
+		if (!fill_room(t, need)) {
 			log_debug("not storing %.*s: body past what may be stored", (int)t->url_len,
 				  t->strs.p + t->url_off);
 			cache_obj_fail(o);
@@ -2238,7 +2268,6 @@ static void fill_append(struct txn *t, const void *p, size_t n)
 			cache_obj_put(&t->fill);
 			return;
 		}
-		t->fill_reserved += more;
 	}
 	cache_obj_append(o, p, n);
 	if (t->pend)
@@ -2259,11 +2288,14 @@ static void cache_fill_done(struct txn *t)
 	 * nor if it went on past cache_max_object only for its waiters. */
 	if (!t->fill_transient)
 		(void)cache_insert(t, t->fill);
+	else { /* its room goes when its last reader does */
+		cache_obj_hold(t->fill, t->s->w->cache, t->fill_reserved);
+		t->fill_reserved = 0;
+	}
 	if (t->pend)
 		(void)mem_pend_end(store, &t->pend);
 	cache_obj_put(&t->fill);
-	mem_release(t->s->w->cache, t->fill_reserved);
-	t->fill_reserved = 0;
+	fill_release(t);
 }
 
 /* Parse the response head in uin. 1: head handled, 0: need more, -1: ended. */
@@ -2824,8 +2856,7 @@ static int step_decoupled(struct txn *t, int progress)
 				 * and the room reserved for the fill is given
 				 * back to the store. */
 				cache_obj_put(&t->hit);
-				mem_release(t->s->w->cache, t->fill_reserved);
-				t->fill_reserved = 0;
+				fill_release(t);
 				sent = 1;
 				rc = SEND_BLOCKED;
 			}

@@ -1637,3 +1637,53 @@ def test_cache066_waiters_get_all_of_a_chunked_answer_too_big_to_store(t):
         A.eq((r.body, r.complete), (b"".join(parts), True), "the whole body")
     A.eq(len(o.requests), 1, "requests at origin")
     A.eq(t.get(p, o.url("/big")).body, b"later #2", "not stored")
+
+
+def test_cache067_a_fill_finished_for_its_waiters_leaves_others_their_room(t):
+    # cache_mem 1M: fills being stored may reserve 256K in all. /a (never
+    # to be stored: past cache_max_object) goes on for its waiter while /b
+    # (100K, storable) is being filled: /b still gets the room it needs.
+    p = t.sluice("cache_max_object 128K\ncache_mem 1M\n")
+    go_a, go_a2, go_b = threading.Event(), threading.Event(), threading.Event()
+    for e in (go_a, go_a2, go_b):
+        t.defer(e.set)
+    head = b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+    def ck(d):
+        return b"%x\r\n%s\r\n" % (len(d), d)
+
+    def h(req, c):
+        if req.target.endswith("/b") and len(c.origin.requests) == 1:
+            c.send(head + ck(b"b" * 10240))
+            go_b.wait(10)
+            for _ in range(9):
+                c.send(ck(b"b" * 10240))
+                time.sleep(0.01)
+            c.send(b"0\r\n\r\n")
+        elif req.target.endswith("/a"):
+            go_a.wait(10)
+            c.send(head)
+            for _ in range(18):
+                c.send(ck(b"a" * 10240))
+                time.sleep(0.01)
+            go_a2.wait(10)
+            c.send(b"0\r\n\r\n")
+        else:
+            c.respond(200, b"later", [("Cache-Control", "max-age=60")])
+    o = t.origin(h)
+    b = start_clients(t, p, o.url("/b"), 1)
+    o.wait_requests(1)
+    b += start_clients(t, p, o.url("/b"), 1)
+    a = start_clients(t, p, o.url("/a"), 1)
+    o.wait_requests(2)
+    a += start_clients(t, p, o.url("/a"), 1)
+    time.sleep(0.3)
+    go_a.set()
+    time.sleep(1.0)  # /a is 180K in, past cache_max_object, held open
+    go_b.set()
+    A.eq([(len(r.body), r.complete) for r in (c.read_response() for c in b)],
+         [(102400, True)] * 2, "/b whole to both")
+    go_a2.set()
+    for c in a:
+        c.read_response()
+    A.contains(cs(t.get(p, o.url("/b"))), "; hit", "/b stored")

@@ -294,6 +294,20 @@ TEST(reservations_for_bodies_in_flight_are_bounded)
 	CHECK(mem_reserve(s, 400));
 	mem_release(s, 1000);
 	CHECK(mem_reserve(s, 1000));
+	/* Bodies fetched only for their readers have a budget of their own,
+	 * an eighth: it takes nothing from the quarter, nor the quarter
+	 * from it. */
+	CHECK(mem_reserve_transient(s, 500));
+	CHECK(!mem_reserve_transient(s, 1));
+	/* An object holding transient room gives it back when freed. */
+	struct cache_obj *o = make("http://a:80/x", head_plain, NULL, "hello", 5);
+	cache_obj_hold(o, s, 500);
+	struct cache_obj *reader = cache_obj_ref(o);
+	cache_obj_put(&o);
+	CHECK(!mem_reserve_transient(s, 1)); /* a reader still holds it */
+	cache_obj_put(&reader);
+	CHECK(mem_reserve_transient(s, 500));
+	mem_release_transient(s, 500);
 	mem_release(s, 1000);
 	mem_store_free(&s);
 }
