@@ -242,7 +242,10 @@ void cache_obj_put(struct cache_obj **op)
 		close(o->body_fd);
 		atomic_fetch_sub(&memfds, 1);
 	}
-	mem_release_transient(o->held_in, o->held);
+	if (o->held_in) {
+		mem_release(o->held_in, o->held);
+		mem_release_transient(o->held_in, o->held_transient);
+	}
 	free(o->hdrs);
 	free(o->head);
 	free(o->key);
@@ -316,6 +319,8 @@ void mem_store_free(struct mem_store **sp)
 	pthread_mutex_destroy(&s->writer);
 	pthread_mutex_destroy(&s->pend_mu);
 	SL_ASSERT(s->npend == 0); /* every transaction ended first */
+	/* ... and gave back all the room its fill reserved, or its object did */
+	SL_ASSERT(atomic_load(&s->reserved) == 0 && atomic_load(&s->transient) == 0);
 	s3f_fini(&s->q);
 	free(s);
 }
@@ -471,10 +476,12 @@ void mem_release_transient(struct mem_store *s, uint64_t n)
 		atomic_fetch_sub_explicit(&s->transient, n, memory_order_relaxed);
 }
 
-void cache_obj_hold(struct cache_obj *o, struct mem_store *s, uint64_t n)
+void cache_obj_hold(struct cache_obj *o, struct mem_store *s, uint64_t n, uint64_t nt)
 {
+	SL_ASSERT(o->held_in == NULL);
 	o->held_in = s;
-	o->held += n;
+	o->held = n;
+	o->held_transient = nt;
 }
 
 void mem_release(struct mem_store *s, uint64_t n)

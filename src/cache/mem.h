@@ -68,9 +68,10 @@ struct cache_obj {
 	/* A background refresh of this (stale-while-revalidate) is running:
 	 * one at a time. */
 	atomic_bool refreshing;
-	/* Transient room it holds until freed (cache_obj_hold). */
+	/* Room reserved for it as a fill, held until it is freed
+	 * (cache_obj_hold): from mem_reserve() and mem_reserve_transient(). */
 	struct mem_store *held_in;
-	uint64_t held;
+	uint64_t held, held_transient;
 };
 
 /* Make an object for key/vary with a stored response head (parsed again
@@ -144,14 +145,15 @@ bool mem_reserve(struct mem_store *s, uint64_t n) SL_WUR;
 void mem_release(struct mem_store *s, uint64_t n);
 
 /* A response too large to store may still be fetched to its end for the
- * requests streaming it (transient): its memory comes from a budget of
- * its own, an eighth of the capacity, so that it never takes the room of
- * fills that will be stored. cache_obj_hold() makes an object give its
- * transient bytes back when it is freed, for its readers may outlast its
- * fetch. */
+ * requests streaming it (transient): what it grows past cache_max_object
+ * comes from a budget of its own, an eighth of the capacity, so that it
+ * never takes the room of fills that will be stored. */
 bool mem_reserve_transient(struct mem_store *s, uint64_t n) SL_WUR;
 void mem_release_transient(struct mem_store *s, uint64_t n);
-void cache_obj_hold(struct cache_obj *o, struct mem_store *s, uint64_t n);
+/* A fill that is not stored (too large, failed, dropped) gives its room
+ * back only when its last reader lets go of it: n bytes of mem_reserve()'s
+ * and nt of mem_reserve_transient()'s, once per object. */
+void cache_obj_hold(struct cache_obj *o, struct mem_store *s, uint64_t n, uint64_t nt);
 
 /* Request collapsing: concurrent misses for one key make one origin
  * request per variant. The first becomes the leader of a pending fetch;

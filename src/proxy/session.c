@@ -196,6 +196,7 @@ struct txn {
 	uint32_t gen;		  /* the key's invalidation generation when looked up */
 	uint64_t fill_reserved;	  /* bytes reserved in the store for the fill */
 	bool fill_transient;	  /* past cache_max_object, for its waiters only */
+	uint64_t fill_reserved_t; /* ... and reserved for that (transient budget) */
 	const char *cache_fwd;	  /* Cache-Status fwd= for a forwarded response */
 	const char *cache_detail; /* why it was not stored, if it was not */
 	bool cache_invalidate;	  /* unsafe method: a non-error answer invalidates */
@@ -248,7 +249,7 @@ static void session_run(struct session *s);
 static void session_close(struct session *s, bool abort);
 static void cache_fill_done(struct txn *t);
 static void fill_append(struct txn *t, const void *p, size_t n);
-static void fill_release(struct txn *t);
+static void fill_hand_over(struct txn *t);
 static bool upstream_clean(struct txn *t);
 
 /* ---- small helpers ---- */
@@ -394,8 +395,8 @@ static void txn_free(struct txn **tp, bool abort_upstream)
 	}
 	if (t->waiter.kick)
 		worker_unkick(t->s->w, &t->waiter);
-	cache_obj_put(&t->fill); /* an unfinished fill is never inserted */
-	fill_release(t);
+	fill_hand_over(t); /* an unfinished fill is never inserted */
+	cache_obj_put(&t->fill);
 	if (t->srv)
 		atomic_fetch_sub_explicit(&t->srv->active, 1, memory_order_relaxed);
 	free(t->ckey);
@@ -2204,45 +2205,52 @@ static void cache_start_fill(struct txn *t, const struct h1_response *resp)
 	t->fill_reserved = want; /* given back in txn_free() if never done */
 	t->fill = stored_obj(t, resp->status, resp->headers, resp->nheaders, vk, (size_t)vl,
 			     known ? t->respb.length : 0, &m);
-	if (t->fill == NULL)
+	if (t->fill == NULL) {
 		t->cache_detail = "response head not storable";
+		fill_hand_over(t); /* (no object: straight back) */
+	}
 }
 
-/* Give back the room the fill reserved, to the budget it came from. */
-static void fill_release(struct txn *t)
+/* The fill will not be stored: its object keeps the room it reserved, in
+ * both budgets, until its last reader (a waiter, the leader's own client)
+ * lets go of it. */
+static void fill_hand_over(struct txn *t)
 {
-	if (t->fill_transient)
-		mem_release_transient(t->s->w->cache, t->fill_reserved);
-	else
-		mem_release(t->s->w->cache, t->fill_reserved);
-	t->fill_reserved = 0;
+	struct mem_store *store = t->s->w->cache;
+	if (t->fill_reserved == 0 && t->fill_reserved_t == 0)
+		return;
+	if (t->fill) {
+		cache_obj_hold(t->fill, store, t->fill_reserved, t->fill_reserved_t);
+	} else {
+		mem_release(store, t->fill_reserved);
+		mem_release_transient(store, t->fill_reserved_t);
+	}
+	t->fill_reserved = t->fill_reserved_t = 0;
 }
 
 /* Room for a fill to grow to need bytes: within cache_max_object from the
  * room fills may reserve; past it, while requests collapsed on the fetch
- * wait for it, from the transient budget (all of the fill's room moves
- * there: the object will never be stored, and its readers may outlast the
- * fetch). False if there is none: the fill is to be dropped. */
+ * wait for it, from the transient budget. False if there is none: the
+ * fill is to be dropped. */
 static bool fill_room(struct txn *t, uint64_t need)
 {
 	struct mem_store *store = txn_store(t);
-	uint64_t more = SL_MAX(need - t->fill_reserved, FILL_STEP);
-	bool waited = t->pend && mem_pend_waited(t->pend);
+	uint64_t have = t->fill_reserved + t->fill_reserved_t;
+	uint64_t more = SL_MAX(need - have, FILL_STEP);
 	if (need <= t->conf->cache_max_object && !t->fill_transient) {
 		if (!mem_reserve(store, more))
 			return false;
-	} else if (!t->fill_transient) {
-		if (!waited || !mem_reserve_transient(store, t->fill_reserved + more))
-			return false;
-		mem_release(store, t->fill_reserved);
-		t->fill_transient = true;
+		t->fill_reserved += more;
+		return true;
+	}
+	if (!(t->pend && mem_pend_waited(t->pend)) || !mem_reserve_transient(store, more))
+		return false; /* nobody to finish it for, or no room */
+	if (!t->fill_transient)
 		log_debug("not storing %.*s (past cache_max_object); finishing it for the "
 			  "requests that stream it",
 			  (int)t->url_len, t->strs.p + t->url_off);
-	} else if (!waited || !mem_reserve_transient(store, more)) {
-		return false; /* nobody left to finish it for, or no room */
-	}
-	t->fill_reserved += more;
+	t->fill_transient = true;
+	t->fill_reserved_t += more;
 	return true;
 }
 
@@ -2258,13 +2266,14 @@ static void fill_append(struct txn *t, const void *p, size_t n)
 	if (o == NULL)
 		return;
 	uint64_t need = o->body_len + n;
-	if (need > t->fill_reserved) {
+	if (need > t->fill_reserved + t->fill_reserved_t) {
 		if (!fill_room(t, need)) {
 			log_debug("not storing %.*s: body past what may be stored", (int)t->url_len,
 				  t->strs.p + t->url_off);
 			cache_obj_fail(o);
 			if (t->pend) /* its waiters go to the origin themselves */
 				(void)mem_pend_end(txn_store(t), &t->pend);
+			fill_hand_over(t);
 			cache_obj_put(&t->fill);
 			return;
 		}
@@ -2286,16 +2295,15 @@ static void cache_fill_done(struct txn *t)
 	 * Vary from either). Not stored if the URL was invalidated since the
 	 * request looked it up (the generation; that covers the whole fetch),
 	 * nor if it went on past cache_max_object only for its waiters. */
-	if (!t->fill_transient)
-		(void)cache_insert(t, t->fill);
-	else { /* its room goes when its last reader does */
-		cache_obj_hold(t->fill, t->s->w->cache, t->fill_reserved);
+	if (!t->fill_transient) {
+		(void)cache_insert(t, t->fill); /* charged to the store now */
+		mem_release(store, t->fill_reserved);
 		t->fill_reserved = 0;
 	}
+	fill_hand_over(t); /* not stored: its room goes with its last reader */
 	if (t->pend)
 		(void)mem_pend_end(store, &t->pend);
 	cache_obj_put(&t->fill);
-	fill_release(t);
 }
 
 /* Parse the response head in uin. 1: head handled, 0: need more, -1: ended. */
@@ -2853,10 +2861,9 @@ static int step_decoupled(struct txn *t, int progress)
 			enum obj_send rc = t->hit ? obj_send(t, &sent) : tail_send(t, &sent);
 			if (rc == SEND_SHORT && t->tail) {
 				/* All the object held is out: the tail follows,
-				 * and the room reserved for the fill is given
-				 * back to the store. */
+				 * and the object, with the room its fill had
+				 * reserved, goes once no waiter holds it. */
 				cache_obj_put(&t->hit);
-				fill_release(t);
 				sent = 1;
 				rc = SEND_BLOCKED;
 			}

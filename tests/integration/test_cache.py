@@ -974,8 +974,8 @@ def test_cache042_leader_leaving_before_the_answer_still_fetches_for_the_waiters
 
 def test_cache043_leader_gone_and_fill_dropped_stops_the_fetch(t):
     # Of unknown length, the body outgrows cache_max_object after the
-    # leader's client left, and then the room fills may take (a quarter
-    # of cache_mem) while it goes on for the waiters: it is dropped, and
+    # leader's client left, and goes on for the waiters until it outgrows
+    # the room for that too (an eighth of cache_mem): it is dropped, and
     # nobody is left to fetch for.
     p = t.sluice("cache_max_object 150K\ncache_mem 1M\n")
     parts = [b"g" * 100000] * 6
@@ -1640,10 +1640,10 @@ def test_cache066_waiters_get_all_of_a_chunked_answer_too_big_to_store(t):
 
 
 def test_cache067_a_fill_finished_for_its_waiters_leaves_others_their_room(t):
-    # cache_mem 1M: fills being stored may reserve 256K in all. /a (never
-    # to be stored: past cache_max_object) goes on for its waiter while /b
-    # (100K, storable) is being filled: /b still gets the room it needs.
-    p = t.sluice("cache_max_object 128K\ncache_mem 1M\n")
+    # /a (never to be stored: past cache_max_object) goes on for its
+    # waiter, its room past 128K from a budget of its own (an eighth of
+    # cache_mem), while /b (100K, storable) is being filled: both whole.
+    p = t.sluice("cache_max_object 128K\ncache_mem 2M\n")
     go_a, go_a2, go_b = threading.Event(), threading.Event(), threading.Event()
     for e in (go_a, go_a2, go_b):
         t.defer(e.set)
@@ -1684,6 +1684,6 @@ def test_cache067_a_fill_finished_for_its_waiters_leaves_others_their_room(t):
     A.eq([(len(r.body), r.complete) for r in (c.read_response() for c in b)],
          [(102400, True)] * 2, "/b whole to both")
     go_a2.set()
-    for c in a:
-        c.read_response()
+    A.eq([(len(r.body), r.complete) for r in (c.read_response() for c in a)],
+         [(18 * 10240, True)] * 2, "/a whole to both")
     A.contains(cs(t.get(p, o.url("/b"))), "; hit", "/b stored")

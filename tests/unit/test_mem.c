@@ -301,7 +301,7 @@ TEST(reservations_for_bodies_in_flight_are_bounded)
 	CHECK(!mem_reserve_transient(s, 1));
 	/* An object holding transient room gives it back when freed. */
 	struct cache_obj *o = make("http://a:80/x", head_plain, NULL, "hello", 5);
-	cache_obj_hold(o, s, 500);
+	cache_obj_hold(o, s, 0, 500);
 	struct cache_obj *reader = cache_obj_ref(o);
 	cache_obj_put(&o);
 	CHECK(!mem_reserve_transient(s, 1)); /* a reader still holds it */

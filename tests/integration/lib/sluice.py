@@ -10,6 +10,8 @@ from .util import bin_path, free_port, scale, wait_until
 
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer",
                    "WARNING: ThreadSanitizer",
+                   # sluice's own checks (SL_ASSERT), e.g. at exit
+                   "sluice: assertion failed",
                    # valgrind memcheck (make valgrind)
                    "Invalid read", "Invalid write", "Invalid free", "uninitialised",
                    "definitely lost", "indirectly lost", "Mismatched free")
