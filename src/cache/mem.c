@@ -472,8 +472,10 @@ bool mem_reserve_transient(struct mem_store *s, uint64_t n)
 
 void mem_release_transient(struct mem_store *s, uint64_t n)
 {
-	if (s && n)
-		atomic_fetch_sub_explicit(&s->transient, n, memory_order_relaxed);
+	if (s && n) {
+		uint64_t was = atomic_fetch_sub_explicit(&s->transient, n, memory_order_relaxed);
+		SL_ASSERT(was >= n); /* given back once */
+	}
 }
 
 void cache_obj_hold(struct cache_obj *o, struct mem_store *s, uint64_t n, uint64_t nt)
@@ -486,8 +488,10 @@ void cache_obj_hold(struct cache_obj *o, struct mem_store *s, uint64_t n, uint64
 
 void mem_release(struct mem_store *s, uint64_t n)
 {
-	if (s && n)
-		atomic_fetch_sub_explicit(&s->reserved, n, memory_order_relaxed);
+	if (s && n) {
+		uint64_t was = atomic_fetch_sub_explicit(&s->reserved, n, memory_order_relaxed);
+		SL_ASSERT(was >= n); /* given back once */
+	}
 }
 
 void mem_stats(struct mem_store *s, uint64_t *objects, uint64_t *bytes)

@@ -2220,6 +2220,15 @@ static void fill_hand_over(struct txn *t)
 	if (t->fill_reserved == 0 && t->fill_reserved_t == 0)
 		return;
 	if (t->fill) {
+		/* What it holds of the room for fills that will be stored
+		 * moves to the transient budget if that has it, so that a
+		 * slow reader of an object that is not stored does not keep
+		 * others from being stored. */
+		if (t->fill_reserved && mem_reserve_transient(store, t->fill_reserved)) {
+			mem_release(store, t->fill_reserved);
+			t->fill_reserved_t += t->fill_reserved;
+			t->fill_reserved = 0;
+		}
 		cache_obj_hold(t->fill, store, t->fill_reserved, t->fill_reserved_t);
 	} else {
 		mem_release(store, t->fill_reserved);
@@ -2295,9 +2304,8 @@ static void cache_fill_done(struct txn *t)
 	 * Vary from either). Not stored if the URL was invalidated since the
 	 * request looked it up (the generation; that covers the whole fetch),
 	 * nor if it went on past cache_max_object only for its waiters. */
-	if (!t->fill_transient) {
-		(void)cache_insert(t, t->fill); /* charged to the store now */
-		mem_release(store, t->fill_reserved);
+	if (!t->fill_transient && cache_insert(t, t->fill)) {
+		mem_release(store, t->fill_reserved); /* charged to the store now */
 		t->fill_reserved = 0;
 	}
 	fill_hand_over(t); /* not stored: its room goes with its last reader */
@@ -2483,6 +2491,7 @@ static int handle_response_head(struct txn *t)
 			cache_obj_fail(t->fill);
 			if (t->pend)
 				(void)mem_pend_end(txn_store(t), &t->pend);
+			fill_hand_over(t);
 			cache_obj_put(&t->fill);
 		}
 		t->resp_framed = true;

@@ -1687,3 +1687,33 @@ def test_cache067_a_fill_finished_for_its_waiters_leaves_others_their_room(t):
     A.eq([(len(r.body), r.complete) for r in (c.read_response() for c in a)],
          [(18 * 10240, True)] * 2, "/a whole to both")
     A.contains(cs(t.get(p, o.url("/b"))), "; hit", "/b stored")
+
+
+def test_cache068_readers_of_unstored_answers_do_not_keep_others_from_being_stored(t):
+    # Four answers too large to store are finished for a waiter each that
+    # then reads no more: what their objects hold must not take the room
+    # of the fills that will be stored.
+    p = t.sluice("cache_max_object 4M\ncache_mem 64M\n")
+    part = b"z" * (1 << 20)
+    seen = {}
+
+    def h(req, c):
+        seen[req.target] = seen.get(req.target, 0) + 1
+        if "/a" in req.target and seen[req.target] == 1:
+            time.sleep(0.5)
+            c.send(b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\n"
+                   b"Transfer-Encoding: chunked\r\n\r\n")
+            for _ in range(6):
+                c.send(b"%x\r\n%s\r\n" % (len(part), part))
+            c.send(b"0\r\n\r\n")
+            return
+        c.respond(200, b"b" * (1 << 20), [("Cache-Control", "max-age=60")])
+    o = t.origin(h)
+    for i in range(4):
+        url = o.url("/a%d" % i)
+        first = start_clients(t, p, url, 1)[0]
+        time.sleep(0.2)
+        start_clients(t, p, url, 1)  # never reads: holds the object
+        A.eq(first.read_response(timeout=20).complete, True, "the first client's whole answer")
+    t.get(p, o.url("/b"))
+    A.contains(cs(t.get(p, o.url("/b"))), "; hit", "/b stored")
