@@ -143,7 +143,10 @@ def test_log008_sigusr1_reopens(t):
     os.rename(p.log_path, old)
     p.signal(signal.SIGUSR1)
     from lib.util import wait_until
-    wait_until(lambda: os.path.exists(p.log_path), 3, "a new access.log after SIGUSR1")
+    # The new file exists a moment before it takes the old one's place:
+    # the log line says when it has.
+    wait_until(lambda: "access log reopened" in p.stderr_text(), 3, "the reopen")
+    A.eq(os.path.exists(p.log_path), True, "a new access.log after SIGUSR1")
     A.status(t.get(p, o.url("/after")), 200)
     p.wait_log("/after")
     old_lines = p.access_lines(old)
