@@ -1627,12 +1627,9 @@ def test_cache066_waiters_get_all_of_a_chunked_answer_too_big_to_store(t):
     p = t.sluice("cache_max_object 4k\n")
     parts = [b"%d" % i * 4096 for i in range(5)]
     o, go = collapsing_origin(t, [("Cache-Control", "max-age=60")], parts, chunked=True)
-    first = start_clients(t, p, o.url("/big"), 1)
-    o.wait_requests(1)
-    rest = start_clients(t, p, o.url("/big"), 3)
-    time.sleep(0.3)
+    first, rest = leader_and_waiters(t, p, o, o.url("/big"), 3)
     go.set()
-    for c in first + rest:
+    for c in [first] + rest:
         r = c.read_response()
         A.eq((r.body, r.complete), (b"".join(parts), True), "the whole body")
     A.eq(len(o.requests), 1, "requests at origin")
