@@ -399,20 +399,25 @@ bool mem_insert_gen(struct mem_store *s, struct cache_obj *o, uint32_t gen)
 	return true;
 }
 
+bool cache_obj_selected(const struct cache_obj *o, const struct h1_header *req, unsigned nreq)
+{
+	char vk[CACHE_VARY_KEY_MAX];
+	long n = policy_vary_key(o->hdrs, o->nhdrs, req, nreq, vk, sizeof(vk));
+	return n >= 0 && (size_t)n == o->vary_len && memcmp(vk, o->vary, (size_t)n) == 0;
+}
+
 struct cache_obj *mem_lookup(struct mem_store *s, const char *key, size_t key_len,
 			     const struct h1_header *req, unsigned nreq)
 {
 	uint64_t h = cache_key_hash(key, key_len);
 	struct cache_obj **head, *found = NULL;
 	struct shard *sh = shard_of(s, h, &head);
-	char vk[CACHE_VARY_KEY_MAX];
 
 	pthread_mutex_lock(&sh->mu);
 	for (struct cache_obj *c = *head; c && !found; c = c->chain) {
 		if (!same_key(c, h, key, key_len))
 			continue;
-		long n = policy_vary_key(c->hdrs, c->nhdrs, req, nreq, vk, sizeof(vk));
-		if (n >= 0 && (size_t)n == c->vary_len && memcmp(vk, c->vary, (size_t)n) == 0)
+		if (cache_obj_selected(c, req, nreq))
 			found = cache_obj_ref(c);
 	}
 	pthread_mutex_unlock(&sh->mu);
@@ -520,19 +525,13 @@ static long vary_key_under(const char *vary, size_t vary_len, const struct h1_he
 static int pend_fit(const struct cache_pend *p, const struct h1_header *req, unsigned nreq)
 {
 	char vk[CACHE_VARY_KEY_MAX];
-	long n;
-	if (p->state != PEND_WAIT && p->obj) {
-		n = policy_vary_key(p->obj->hdrs, p->obj->nhdrs, req, nreq, vk, sizeof(vk));
-		return n >= 0 && (size_t)n == p->obj->vary_len &&
-				       memcmp(vk, p->obj->vary, (size_t)n) == 0
-			       ? 3
-			       : 0;
-	}
+	if (p->state != PEND_WAIT && p->obj)
+		return cache_obj_selected(p->obj, req, nreq) ? 3 : 0;
 	if (p->lone)
 		return 0;
 	if (p->pvary == NULL)
 		return 1;
-	n = vary_key_under(p->pvary, p->pvary_len, req, nreq, vk, sizeof(vk));
+	long n = vary_key_under(p->pvary, p->pvary_len, req, nreq, vk, sizeof(vk));
 	return n >= 0 && (size_t)n == p->pvk_len && memcmp(vk, p->pvk, (size_t)n) == 0 ? 2 : 0;
 }
 

@@ -95,6 +95,9 @@ void cache_obj_done(struct cache_obj *o);
 /* The body will never be whole (the origin failed mid-body): readers that
  * stream it while it fills must abort. */
 void cache_obj_fail(struct cache_obj *o);
+/* Whether o is the variant the request (its header lines) selects: its
+ * secondary key under o's Vary equals the one o was stored under. */
+bool cache_obj_selected(const struct cache_obj *o, const struct h1_header *req, unsigned nreq);
 /* Another reference / drop one (freeing on the last; *op set to NULL). */
 struct cache_obj *cache_obj_ref(struct cache_obj *o);
 void cache_obj_put(struct cache_obj **op);

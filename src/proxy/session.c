@@ -1032,7 +1032,6 @@ static int step_collapsed(struct txn *t)
 	enum pend_state st = mem_pend_state(t->pend, &o);
 	struct h1_header rh[MAX_HEADERS_CEIL];
 	struct h1_request rq;
-	char vk[CACHE_VARY_KEY_MAX];
 
 	if (st == PEND_WAIT)
 		return 0;
@@ -1042,8 +1041,7 @@ static int step_collapsed(struct txn *t)
 		return 1;
 	}
 	/* It must be the variant this request selects (its Vary). */
-	long vl = policy_vary_key(o->hdrs, o->nhdrs, rq.headers, rq.nheaders, vk, sizeof(vk));
-	if (vl < 0 || (size_t)vl != o->vary_len || memcmp(vk, o->vary, (size_t)vl) != 0) {
+	if (!cache_obj_selected(o, rq.headers, rq.nheaders)) {
 		cache_obj_put(&o);
 		return collapse_rejoin(t, &rq);
 	}
@@ -3727,11 +3725,12 @@ static void refresh_start(struct txn *t, struct cache_obj *o)
 	ssize_t n = send(sv[1], head.p, head.len, MSG_NOSIGNAL);
 	bool sent = n == (ssize_t)head.len;
 	sbuf_free(&head);
-	struct session *s = sent ? session_pair(w, sv, &t->s->peer.sa, sizeof(t->s->peer)) : NULL;
 	if (!sent) {
 		close(sv[0]);
 		close(sv[1]);
+		goto undo;
 	}
+	struct session *s = session_pair(w, sv, &t->s->peer.sa, sizeof(t->s->peer));
 	if (s == NULL)
 		goto undo;
 	s->refresh_of = cache_obj_ref(o);
