@@ -414,6 +414,11 @@ TEST(s4_3_5_a_head_200_freshens_only_the_stored_response_it_matches)
 	CHECK(!policy_head_freshens(200, noetag.h, noetag.n, 5, lm.h, lm.n, now));
 	struct hl wst = HL("ETag: W/\"a1\"");
 	CHECK(policy_head_freshens(200, wst.h, wst.n, 5, weak.h, weak.n, now));
+	/* A malformed validator matches nothing. */
+	struct hl badlm = HL("Last-Modified: yesterday");
+	CHECK(!policy_head_freshens(200, st.h, st.n, 5, badlm.h, badlm.n, now));
+	struct hl badcl = HL("ETag: \"a1\"", "Content-Length: five");
+	CHECK(!policy_head_freshens(200, st.h, st.n, 5, badcl.h, badcl.n, now));
 	/* And its Content-Length, if it has one. */
 	struct hl longer = HL("ETag: \"a1\"", "Content-Length: 6");
 	CHECK(!policy_head_freshens(200, st.h, st.n, 5, longer.h, longer.n, now));
