@@ -38,6 +38,9 @@
 #define TXN_MAGIC     0x7a7a7a7au
 /* Background refreshes in flight at once, per worker. */
 #define REFRESH_MAX 64
+/* ... and HEADs' fetches carried on without their clients: apart, so that
+ * a stream of HEADs cannot crowd out stale-while-revalidate. */
+#define HEAD_BG_MAX 16
 /* A fill of unknown length reserves store memory in steps of this. */
 #define FILL_STEP (64 * 1024)
 
@@ -242,6 +245,7 @@ struct session {
 	 * proxy makes to itself, its answer drained; refresh_of is the stale
 	 * object whose refreshing flag it holds. */
 	bool refresh;
+	unsigned *budget; /* the worker's count it is one of (a refresh's) */
 	struct cache_obj *refresh_of;
 };
 
@@ -479,8 +483,8 @@ static void session_close(struct session *s, bool abort)
 	if (s->next)
 		s->next->prev = s->prev;
 	w->nsessions--;
-	if (s->refresh)
-		w->nrefresh--;
+	if (s->budget)
+		(*s->budget)--;
 	if (s->refresh_of) {
 		atomic_store(&s->refresh_of->refreshing, false);
 		cache_obj_put(&s->refresh_of);
@@ -2776,7 +2780,8 @@ static bool head_fetch_failed(struct txn *t, const char *why)
 	return true;
 }
 
-static struct session *session_aside(struct worker *w, const struct sockaddr *peer, socklen_t len);
+static struct session *session_aside(struct worker *w, const struct sockaddr *peer, socklen_t len,
+				     unsigned *budget);
 static void refresh_kick(void *arg);
 
 /* A HEAD's client has its whole answer (head_get): the fetch goes on in a
@@ -2790,9 +2795,9 @@ static bool head_detach(struct txn *t)
 {
 	struct session *s = t->s;
 	struct worker *w = s->w;
-	if (w->nrefresh >= REFRESH_MAX || t->respb.kind != H1_BODY_LENGTH)
+	if (w->nheadbg >= HEAD_BG_MAX || t->respb.kind != H1_BODY_LENGTH)
 		return false;
-	struct session *bg = session_aside(w, &s->peer.sa, sizeof(s->peer));
+	struct session *bg = session_aside(w, &s->peer.sa, sizeof(s->peer), &w->nheadbg);
 	if (bg == NULL)
 		return false;
 	bool keep = txn_client_keep(t);
@@ -2879,6 +2884,10 @@ static int step_decoupled(struct txn *t, int progress)
 				break;
 			case SEND_DONE: /* all of the body was published: it is in */
 				if (t->head_get && !t->resp_framed) {
+					/* The client's answer is whole: its log
+					 * line says so now, not when the fetch
+					 * behind it ends. */
+					txn_log(t);
 					if (head_detach(t))
 						return 1;    /* t is another session's now */
 					t->head_done = true; /* the fetch goes on here */
@@ -3573,15 +3582,20 @@ static void timer_cb(struct ev_loop *loop, struct ev_timer *tm)
 	}
 }
 
+/* budget: NULL for a client's connection; for the proxy's own session (a
+ * background refresh), the worker's count it is one of, already counted
+ * up, and counted down as the session closes. */
 static struct session *session_new(struct worker *w, int fd, const struct sockaddr *peer,
-				   socklen_t len, bool refresh)
+				   socklen_t len, unsigned *budget)
 {
 	struct session *s = sl_calloc(1, sizeof(*s));
+	bool refresh = budget != NULL;
 
 	s->magic = SESSION_MAGIC;
 	s->w = w;
 	s->fd = fd;
 	s->refresh = refresh;
+	s->budget = budget;
 	memcpy(&s->peer, peer, SL_MIN((size_t)len, sizeof(s->peer)));
 	s->rd = s->wr = true;
 	s->next = w->sessions;
@@ -3605,7 +3619,7 @@ static struct session *session_new(struct worker *w, int fd, const struct sockad
 
 void session_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t len)
 {
-	struct session *s = session_new(w, fd, peer, len, false);
+	struct session *s = session_new(w, fd, peer, len, NULL);
 	/* Data may already be waiting (accept after the first segment). */
 	if (s)
 		session_run(s);
@@ -3661,10 +3675,10 @@ static void drain_cb(struct ev_loop *loop, struct ev_io *io, uint32_t revents)
 /* A session of this proxy's own over the socket pair sv, whose far end
  * (a drain) only reads what comes and drops it, and goes when the session
  * closes: for a background refresh, or a fetch carried on without its
- * client. Counted against REFRESH_MAX; NULL if it cannot be had (the
- * pair is closed then). */
+ * client. Counted in *budget (the worker's nrefresh or nheadbg); NULL if
+ * it cannot be had (the pair is closed then). */
 static struct session *session_pair(struct worker *w, int sv[2], const struct sockaddr *peer,
-				    socklen_t len)
+				    socklen_t len, unsigned *budget)
 {
 	struct drain *d = sl_calloc(1, sizeof(*d));
 	d->fd = sv[1];
@@ -3679,16 +3693,17 @@ static struct session *session_pair(struct worker *w, int sv[2], const struct so
 	if (d->next)
 		d->next->prev = d;
 	w->drains = d;
-	w->nrefresh++; /* (session_close counts it off, even on failure) */
-	return session_new(w, sv[0], peer, len, true); /* if NULL, the drain sees the end */
+	(*budget)++; /* (session_close counts it off, even on failure) */
+	return session_new(w, sv[0], peer, len, budget); /* if NULL, the drain sees the end */
 }
 
-static struct session *session_aside(struct worker *w, const struct sockaddr *peer, socklen_t len)
+static struct session *session_aside(struct worker *w, const struct sockaddr *peer, socklen_t len,
+				     unsigned *budget)
 {
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
 		return NULL;
-	return session_pair(w, sv, peer, len);
+	return session_pair(w, sv, peer, len, budget);
 }
 
 /* Refresh o in the background: the same request, made by this proxy to
@@ -3730,7 +3745,7 @@ static void refresh_start(struct txn *t, struct cache_obj *o)
 		close(sv[1]);
 		goto undo;
 	}
-	struct session *s = session_pair(w, sv, &t->s->peer.sa, sizeof(t->s->peer));
+	struct session *s = session_pair(w, sv, &t->s->peer.sa, sizeof(t->s->peer), &w->nrefresh);
 	if (s == NULL)
 		goto undo;
 	s->refresh_of = cache_obj_ref(o);

@@ -52,7 +52,8 @@ struct worker {
 	struct session *sessions; /* every open client connection */
 	unsigned nsessions;
 	unsigned nrefresh;    /* of which the proxy's own: background refreshes
-			       * (stale-while-revalidate) and HEADs' fetches */
+			       * (stale-while-revalidate) */
+	unsigned nheadbg;     /* and HEADs' fetches carried on without them */
 	struct drain *drains; /* the far ends of their socket pairs */
 
 	/* Idle upstream connections: hash buckets by origin key, plus an LRU

@@ -397,7 +397,7 @@ def test_reverse021_a_head_fetch_that_fails_after_the_head_keeps_the_client(t):
         A.eq((r.status, r.header("Content-Length")), (200, "100000"), "the HEAD's answer")
         r = c.read_response()
         A.eq((r.status, r.body), (200, b"other"), "the next request on the connection")
-        p.wait_log(lambda l: "HEAD" in l and "/cut" in l, what="the fetch's end")
+        wait_until(lambda: "/cut ended short" in p.stderr_text(), 5, "the fetch's end")
         c.send(b"HEAD /cut HTTP/1.1\r\nHost: w\r\n\r\n")
         A.status(c.read_response(method="HEAD"), 200)
         A.eq([x.target for x in origin.requests], ["/cut", "/other", "/cut"],
@@ -535,11 +535,71 @@ def test_reverse025_a_head_client_does_not_wait_for_its_fetch(t):
     A.eq(c.read_response().body, b"other", "the next request")
     A.eq(done.is_set(), False, "answered before the HEAD's fetch was over")
     done.wait(5)
-    p.wait_log(lambda l: "HEAD" in l and "/slow" in l, what="the fetch's end")
+    stored = lambda: t.get(p, "/slow", [("Host", "w"), ("Cache-Control", "only-if-cached")])  # noqa: E731
+    wait_until(lambda: stored().status == 200, 5, "the fetch to be stored")
     c.send(b"GET /slow HTTP/1.1\r\nHost: w\r\n\r\n")
     r = c.read_response()
     A.eq(r.body, b"x" * 20000, "the body the fetch stored")
     A.contains(r.header("Cache-Status") or "", "; hit", "a hit")
+    A.eq(len(o.requests), 2, "backend requests: the HEAD's fetch and /other")
+
+
+def test_reverse027_a_head_is_logged_when_answered_not_when_its_fetch_ends(t):
+    go = threading.Event()
+    t.defer(go.set)
+
+    def h(req, c):
+        c.send(b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 2000\r\n\r\n")
+        c.send(b"x" * 1000)
+        go.wait(10)
+        c.send(b"x" * 1000)
+    o = t.origin(h)
+    p = t.sluice(f"backend web {o.hostport}\nroute / web\n")
+    r = t.get(p, "/held", [("Host", "w")], method="HEAD")
+    A.eq(r.header("Content-Length"), "2000", "the HEAD's answer")
+    line = p.wait_log(lambda l: " HEAD " in l and "/held" in l, what="the HEAD's line")
+    A.eq(go.is_set(), False, "logged while the fetch was still held")
+    A.contains(line, "TCP_MISS/200", "the HEAD's status")
+    go.set()
+    stored = lambda: t.get(p, "/held", [("Host", "w"), ("Cache-Control", "only-if-cached")])  # noqa: E731
+    wait_until(lambda: stored().status == 200, 5, "the fetch to be stored")
+    A.eq(len([l for l in p.access_lines() if " HEAD " in l]), 1, "one line for the HEAD")
+
+
+def test_reverse028_a_flood_of_heads_leaves_room_for_background_refreshes(t):
+    # Each HEAD's fetch is held by the backend: at most a few of them go on
+    # without their clients, and a stale-while-revalidate refresh still
+    # gets its turn.
+    go = threading.Event()
+    t.defer(go.set)
+
+    def h(req, c):
+        if req.target == "/swr":
+            n = sum(1 for q in c.origin.requests if q.target == "/swr")
+            c.respond(200, b"copy #%d" % n,
+                      [("Cache-Control", "max-age=1, stale-while-revalidate=60"),
+                       ("ETag", '"e%d"' % n)])
+            return
+        c.send(b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 10\r\n\r\n")
+        go.wait(20)
+        c.send(b"y" * 10)
+    o = t.origin(h)
+    p = t.sluice(f"backend web {o.hostport}\nroute / web\n", threads=1)
+    A.eq(rget(t, p, "/swr").body, b"copy #1", "stored")
+    time.sleep(2.1)  # stale, within stale-while-revalidate
+    heads = []
+    for i in range(80):
+        c = t.client(p, timeout=10)
+        c.send(b"HEAD /h/%d HTTP/1.1\r\nHost: w\r\n\r\n" % i)
+        heads.append(c)
+    for c in heads:
+        A.eq(c.read_response(method="HEAD").status, 200, "a HEAD's answer")
+    r = rget(t, p, "/swr")
+    A.eq(r.body, b"copy #1", "the stale copy")
+    A.contains(r.header("Cache-Status") or "", "stale-while-revalidate", "answered stale")
+    wait_until(lambda: sum(1 for q in o.requests if q.target == "/swr") == 2, 5,
+               "the background refresh to reach the backend")
+    go.set()
 
 
 def test_reverse026_a_get_pipelined_behind_a_head_gets_its_whole_body(t):
