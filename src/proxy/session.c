@@ -198,7 +198,7 @@ struct txn {
 	bool cache_store;	  /* the response may be stored (judged when it comes) */
 	uint32_t gen;		  /* the key's invalidation generation when looked up */
 	uint64_t fill_reserved;	  /* bytes reserved in the store for the fill */
-	bool fill_transient;	  /* past cache_max_object, for its waiters only */
+	bool fill_transient;	  /* not to be stored, finished for its waiters */
 	uint64_t fill_reserved_t; /* ... and reserved for that (transient budget) */
 	const char *cache_fwd;	  /* Cache-Status fwd= for a forwarded response */
 	const char *cache_detail; /* why it was not stored, if it was not */
@@ -2240,26 +2240,26 @@ static void fill_hand_over(struct txn *t)
 }
 
 /* Room for a fill to grow to need bytes: within cache_max_object from the
- * room fills may reserve; past it, while requests collapsed on the fetch
- * wait for it, from the transient budget. False if there is none: the
- * fill is to be dropped. */
+ * room fills may reserve; past it, or when that room is all taken, while
+ * requests collapsed on the fetch wait for it, from the transient budget
+ * (it is then not stored, but not cut off under them either). False if
+ * there is none: the fill is to be dropped. */
 static bool fill_room(struct txn *t, uint64_t need)
 {
 	struct mem_store *store = txn_store(t);
 	uint64_t have = t->fill_reserved + t->fill_reserved_t;
 	uint64_t more = SL_MAX(need - have, FILL_STEP);
-	if (need <= t->conf->cache_max_object && !t->fill_transient) {
-		if (!mem_reserve(store, more))
-			return false;
+	bool fits = need <= t->conf->cache_max_object;
+	if (fits && !t->fill_transient && mem_reserve(store, more)) {
 		t->fill_reserved += more;
 		return true;
 	}
 	if (!(t->pend && mem_pend_waited(t->pend)) || !mem_reserve_transient(store, more))
 		return false; /* nobody to finish it for, or no room */
 	if (!t->fill_transient)
-		log_debug("not storing %.*s (past cache_max_object); finishing it for the "
-			  "requests that stream it",
-			  (int)t->url_len, t->strs.p + t->url_off);
+		log_debug("not storing %.*s (%s); finishing it for the requests that stream it",
+			  (int)t->url_len, t->strs.p + t->url_off,
+			  fits ? "no room for fills" : "past cache_max_object");
 	t->fill_transient = true;
 	t->fill_reserved_t += more;
 	return true;

@@ -1714,3 +1714,52 @@ def test_cache068_readers_of_unstored_answers_do_not_keep_others_from_being_stor
         A.eq(first.read_response(timeout=20).complete, True, "the first client's whole answer")
     t.get(p, o.url("/b"))
     A.contains(cs(t.get(p, o.url("/b"))), "; hit", "/b stored")
+
+
+def test_cache069_waiters_are_not_cut_off_when_fills_have_no_room_left(t):
+    # cache_mem 1M leaves fills 256K. /b (chunked) holds 192K of it while
+    # /a (chunked, 160K, a waiter on it) grows: /a cannot be stored, but it
+    # is finished for its waiter from the transient budget, not cut off.
+    p = t.sluice("cache_mem 1M\ncache_max_object 512K\n")
+    go_a, go_b = threading.Event(), threading.Event()
+    for e in (go_a, go_b):
+        t.defer(e.set)
+    head = b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+    def ck(d):
+        return b"%x\r\n%s\r\n" % (len(d), d)
+
+    def h(req, c):
+        n = sum(1 for q in c.origin.requests if q.target == req.target)
+        if n > 1:
+            c.respond(200, b"later", [("Cache-Control", "max-age=60")])
+        elif req.target.endswith("/b"):
+            c.send(head + ck(b"b" * 190000))
+            go_b.wait(10)
+            c.send(ck(b"b" * 10000) + b"0\r\n\r\n")
+        else:
+            c.send(head)
+            for _ in range(10):
+                c.send(ck(b"a" * 10240))
+                time.sleep(0.01)
+            go_a.wait(10)
+            for _ in range(6):
+                c.send(ck(b"a" * 10240))
+            c.send(b"0\r\n\r\n")
+    o = t.origin(h)
+    b = start_clients(t, p, o.url("/b"), 1)
+    o.wait_requests(1)
+    time.sleep(0.3)  # /b is 190K in
+    a = start_clients(t, p, o.url("/a"), 1)
+    o.wait_requests(2)
+    a += start_clients(t, p, o.url("/a"), 1)
+    time.sleep(0.5)  # the waiter has joined; /a is 100K in, past the room /b left it
+    go_a.set()
+    for c in a:
+        r = c.read_response()
+        A.eq((r.body, r.complete), (b"a" * 10240 * 16, True), "/a whole")
+    go_b.set()
+    A.eq(b[0].read_response().body, b"b" * 200000, "/b whole")
+    A.eq(len(o.requests), 2, "requests at origin: one each")
+    A.contains(cs(t.get(p, o.url("/b"))), "; hit", "/b stored")
+    A.eq(t.get(p, o.url("/a")).body, b"later", "/a not stored")
