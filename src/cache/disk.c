@@ -36,7 +36,9 @@
 /* Entries the rebuild merges into the index per hold of its lock. */
 #define MERGE_BATCH 4096
 /* Bits of the bitmap, by key hash, of keys purged during the rebuild. */
-#define PURGED_BITS (UINT64_C(1) << 20)
+#define PURGED_BITS	 (UINT64_C(1) << 20)
+#define BIT_SET(map, h)	 ((map)[((h) % PURGED_BITS) / 64] |= UINT64_C(1) << ((h) % 64))
+#define BIT_TEST(map, h) (((map)[((h) % PURGED_BITS) / 64] >> ((h) % 64)) & 1)
 /* "xy/" + name, and "tmp/" + name + "." + a 64-bit counter in hex. */
 #define REL_MAX (4 + DISKFMT_NAME_LEN + 1 + 16 + 1)
 
@@ -125,13 +127,19 @@ struct disk_store {
 	 * is done, a file it has not reached reads as a miss, and a key
 	 * purged meanwhile has its bit set in purged (under mu; a bitmap by
 	 * key hash, NULL once rebuilt), so that the rebuild deletes the
-	 * key's older files rather than bring them back. A false positive
-	 * only costs a cached object. */
+	 * key's older files rather than bring them back; a name entered
+	 * live has its bit set in live (by name hash), so that a file the
+	 * rebuild found of a name that came and went meanwhile (evicted) is
+	 * deleted too rather than indexed without a file behind it. A false
+	 * positive only costs a cached object. */
 	pthread_t rebuild_tid;
 	bool rebuild_started;
 	atomic_bool rebuild_stop;
 	atomic_bool rebuilt;
 	uint64_t *purged;
+	uint64_t *live;
+	void (*rebuild_hook)(void *); /* disk_rebuild_hook() */
+	void *rebuild_hook_arg;
 };
 
 static const char *err_str(int err, char *buf, size_t len)
@@ -322,6 +330,8 @@ static void index_add(struct disk_store *d, struct entry *e)
 		entry_remove(d, same, false);
 	else if (variants >= CACHE_MAX_VARIANTS)
 		entry_remove(d, oldest, true);
+	if (d->live)
+		BIT_SET(d->live, e->nhash);
 	e->gen = ++d->next_gen;
 	index_link(d, e, true);
 }
@@ -331,8 +341,9 @@ enum found_fate { FOUND_ADDED, FOUND_SUPERSEDED, FOUND_DROPPED };
 /* Add e, found by the rebuild (its gen set, below GEN_LIVE), at the old end:
  * whatever the index got since it opened is newer. Not added if the index
  * has a newer entry of its name (whose file it may be by now: it stays), or
- * if its file must go: its key was purged since the store opened, or the
- * key has its fill of variants already. */
+ * if its file must go: its key was purged since the store opened, its name
+ * was entered since and is gone again (evicted: the file the rebuild saw
+ * may be gone too), or the key has its fill of variants already. */
 static enum found_fate index_found(struct disk_store *d, struct entry *e)
 {
 	unsigned variants = 0;
@@ -343,7 +354,7 @@ static enum found_fate index_found(struct disk_store *d, struct entry *e)
 			return FOUND_SUPERSEDED;
 		variants++;
 	}
-	if ((d->purged[(e->khash % PURGED_BITS) / 64] & (UINT64_C(1) << (e->khash % 64))) ||
+	if (BIT_TEST(d->purged, e->khash) || BIT_TEST(d->live, e->nhash) ||
 	    variants >= CACHE_MAX_VARIANTS)
 		return FOUND_DROPPED;
 	index_link(d, e, false);
@@ -554,10 +565,18 @@ static int write_full(int fd, const void *buf, size_t n)
 	return 0;
 }
 
-/* Read and verify the file of job j. Returns the object, or NULL with *why
- * and *exists (whether there is a file to delete). */
+/* The file could not be opened for want of a resource the process may
+ * have again soon (descriptors, memory): nothing is wrong with it. */
+static bool err_passing(int err)
+{
+	return err == EMFILE || err == ENFILE || err == ENOMEM || err == EAGAIN || err == EINTR;
+}
+
+/* Read and verify the file of job j. Returns the object, or NULL with *why,
+ * *exists (whether there is a file to delete) and *err (the errno of a
+ * failed open, else 0). */
 static struct cache_obj *read_file(struct io_thread *t, const struct job *j, const char **why,
-				   bool *exists)
+				   bool *exists, int *err)
 {
 	struct disk_store *d = t->d;
 	char rel[REL_MAX];
@@ -568,8 +587,10 @@ static struct cache_obj *read_file(struct io_thread *t, const struct job *j, con
 
 	rel_path(rel, j->name);
 	*exists = true;
+	*err = 0;
 	int fd = openat(d->dirfd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0) {
+		*err = errno;
 		*exists = errno != ENOENT;
 		*why = errno == ENOENT ? "file missing" : "cannot open";
 		return NULL;
@@ -640,16 +661,22 @@ static void run_read(struct io_thread *t, struct disk_read *r)
 {
 	struct disk_store *d = t->d;
 	const char *why = NULL;
+	char eb[128];
 	bool exists;
+	int err;
 
 	if (atomic_load_explicit(&r->cancelled, memory_order_acquire)) {
 		read_free(r);
 		return;
 	}
-	r->job.obj = read_file(t, &r->job, &why, &exists);
-	if (r->job.obj == NULL) {
-		log_info("cache_dir %s: %.2s/%s: %s; dropped", d->dir, r->job.name, r->job.name,
-			 why);
+	r->job.obj = read_file(t, &r->job, &why, &exists, &err);
+	if (r->job.obj == NULL && err_passing(err)) {
+		/* A miss this time; the file and its entry stay. */
+		log_warn("cache_dir %s: %.2s/%s: %s: %s; kept", d->dir, r->job.name, r->job.name,
+			 why, err_str(err, eb, sizeof(eb)));
+	} else if (r->job.obj == NULL) {
+		log_info("cache_dir %s: %.2s/%s: %s%s%s; dropped", d->dir, r->job.name, r->job.name,
+			 why, err ? ": " : "", err ? err_str(err, eb, sizeof(eb)) : "");
 		drop_gen(d, r->job.khash, r->job.gen);
 		/* In order: anything later for this name is behind us. */
 		if (exists) {
@@ -1024,6 +1051,8 @@ static unsigned scan(struct disk_store *d, uint64_t *kept)
 	 * generations by age, and each, newest first, to the old end. */
 	if (n > 0)
 		qsort(all, n, sizeof(*all), found_cmp);
+	if (d->rebuild_hook)
+		d->rebuild_hook(d->rebuild_hook_arg);
 	*kept = 0;
 	pthread_mutex_lock(&d->mu);
 	drop_bad(d, bad, nbad);
@@ -1045,7 +1074,8 @@ static unsigned scan(struct disk_store *d, uint64_t *kept)
 		}
 	}
 	free(d->purged);
-	d->purged = NULL;
+	free(d->live);
+	d->purged = d->live = NULL;
 	evict(d);
 	atomic_store(&d->rebuilt, true);
 	pthread_mutex_unlock(&d->mu);
@@ -1054,6 +1084,13 @@ static unsigned scan(struct disk_store *d, uint64_t *kept)
 	free(hdrs);
 	free(buf);
 	return dropped;
+}
+
+void disk_rebuild_hook(struct disk_store *d, void (*fn)(void *), void *arg)
+{
+	SL_CHECK_OBJ(d, DISK_MAGIC);
+	d->rebuild_hook = fn;
+	d->rebuild_hook_arg = arg;
 }
 
 static void *rebuild_main(void *arg)
@@ -1115,6 +1152,7 @@ static void store_free(struct disk_store *d)
 	free(d->io);
 	free(d->tab);
 	free(d->purged);
+	free(d->live);
 	pthread_mutex_destroy(&d->mu);
 	if (d->dirfd >= 0)
 		close(d->dirfd);
@@ -1175,6 +1213,7 @@ struct disk_store *disk_open(const char *dir, uint64_t cap, unsigned nthreads, c
 	d->mask = TABLE_LO - 1;
 	d->next_gen = GEN_LIVE;
 	d->purged = sl_calloc(PURGED_BITS / 64, sizeof(*d->purged));
+	d->live = sl_calloc(PURGED_BITS / 64, sizeof(*d->live));
 	d->nthreads = nthreads;
 	d->io = sl_calloc(nthreads, sizeof(*d->io));
 	for (unsigned i = 0; i < nthreads; i++) {
@@ -1336,7 +1375,7 @@ unsigned disk_purge(struct disk_store *d, const char *key, size_t key_len)
 
 	pthread_mutex_lock(&d->mu);
 	if (d->purged)
-		d->purged[(h % PURGED_BITS) / 64] |= UINT64_C(1) << (h % 64);
+		BIT_SET(d->purged, h);
 	struct entry **pp = &d->tab[h & d->mask];
 	while (*pp) {
 		struct entry *e = *pp;

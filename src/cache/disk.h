@@ -91,6 +91,10 @@ struct disk_store *disk_open(const char *dir, uint64_t cap, unsigned nthreads, c
 void disk_rebuild(struct disk_store *d);
 /* Whether the rebuild has not finished (or not started) yet. */
 bool disk_rebuilding(struct disk_store *d);
+/* For tests: fn(arg) is called on the rebuild's thread once its scan of
+ * the files is done, before what it found goes into the index. Set before
+ * disk_rebuild(). */
+void disk_rebuild_hook(struct disk_store *d, void (*fn)(void *), void *arg);
 
 /* Stop a rebuild still running (what it found is dropped), finish the
  * queued writes and unlinks, and the queued reads (their

@@ -7,6 +7,7 @@
 #include <ftw.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -772,6 +773,114 @@ TEST(what_is_purged_or_written_before_the_rebuild_wins_over_the_files)
 	rm_rf(dir);
 }
 
+struct come_and_go {
+	struct disk_store *d;
+	const char *dir;
+	struct cache_obj *x, *others[5];
+};
+
+/* Between the rebuild's scan (which saw x's old file) and its merge: x is
+ * written anew, then evicted by others (its file unlinked), then the
+ * others go, leaving room. */
+static void come_and_go(void *arg)
+{
+	struct come_and_go *c = arg;
+	char path[4096];
+	struct stat st;
+	obj_path(c->dir, "http://a:80/x", "", 0, path, sizeof(path));
+	CHECK(disk_write(c->d, c->x));
+	for (int i = 0; i < 5; i++)
+		CHECK(disk_write(c->d, c->others[i]));
+	for (int i = 0; i < 2000 && stat(path, &st) == 0; i++)
+		usleep(1000);
+	CHECK(stat(path, &st) < 0); /* evicted: its file is gone */
+	for (int i = 0; i < 5; i++) /* (the first went with x) */
+		(void)disk_purge(c->d, c->others[i]->key, c->others[i]->key_len);
+}
+
+TEST(a_name_written_and_evicted_during_the_rebuild_is_not_brought_back)
+{
+	char *dir = tmp_dir();
+	char body[1000];
+	memset(body, 'x', sizeof(body));
+	struct come_and_go c = {.dir = dir};
+	c.x = make("http://a:80/x", head_plain, NULL, body, sizeof(body));
+	for (int i = 0; i < 5; i++) {
+		char key[64];
+		snprintf(key, sizeof(key), "http://a:80/other%d", i);
+		c.others[i] = make(key, head_plain, NULL, body, sizeof(body));
+	}
+	struct disk_store *d = open_store(dir, 4 * DISK_BLOCK);
+	CHECK(disk_write(d, c.x));
+	disk_close(&d);
+
+	c.d = d = open_bare(dir, 4 * DISK_BLOCK);
+	disk_rebuild_hook(d, come_and_go, &c);
+	disk_rebuild(d);
+	CHECK(rebuilt(d));
+	bool miss;
+	CHECK(get(d, "http://a:80/x", NULL, &miss) == NULL && miss);
+	uint64_t n, fb;
+	stats(d, &n, NULL, NULL);
+	disk_close(&d);
+	CHECK_INT(n, 0);
+	CHECK_INT(count_files(dir, &fb), 0);
+	cache_obj_put(&c.x);
+	for (int i = 0; i < 5; i++)
+		cache_obj_put(&c.others[i]);
+	rm_rf(dir);
+}
+
+static void cb_once(void *arg, struct cache_obj *o)
+{
+	struct rd *r = arg;
+	r->calls++;
+	r->o = o;
+	ev_loop_stop(r->loop);
+}
+
+/* Out of descriptors (EMFILE), a read is a miss; the file is good and
+ * stays, and so does its entry. */
+TEST(a_read_short_of_descriptors_misses_and_keeps_the_file)
+{
+	char *dir = tmp_dir();
+	struct disk_store *d = open_store(dir, 1 << 20);
+	struct cache_obj *o = make("http://a:80/fd", head_plain, NULL, "hello", 5);
+	CHECK(disk_write(d, o));
+	struct cache_obj *h = get(d, "http://a:80/fd", NULL, NULL);
+	CHECK(h && body_is(h, "hello", 5));
+	cache_obj_put(&h);
+
+	struct rd r = {.loop = ev_loop_new()};
+	struct disk_mbox *mb = disk_mbox_new(r.loop);
+	struct rlimit old, low;
+	CHECK(getrlimit(RLIMIT_NOFILE, &old) == 0);
+	low = old;
+	low.rlim_cur = 64;
+	CHECK(setrlimit(RLIMIT_NOFILE, &low) == 0);
+	int fds[64], nf = 0, fd;
+	while (nf < 64 && (fd = dup(0)) >= 0)
+		fds[nf++] = fd;
+	CHECK(disk_read(d, mb, "http://a:80/fd", 14, NULL, 0, cb_once, &r) != NULL);
+	run_for(r.loop, 5000);
+	for (int i = 0; i < nf; i++)
+		close(fds[i]);
+	CHECK(setrlimit(RLIMIT_NOFILE, &old) == 0);
+	CHECK_INT(r.calls, 1);
+	CHECK(r.o == NULL);
+	disk_mbox_free(&mb);
+	ev_loop_free(&r.loop);
+
+	h = get(d, "http://a:80/fd", NULL, NULL); /* descriptors again: a hit */
+	CHECK(h && body_is(h, "hello", 5));
+	cache_obj_put(&h);
+	uint64_t fb;
+	CHECK_INT(count_files(dir, &fb), 1);
+	disk_close(&d);
+	cache_obj_put(&o);
+	rm_rf(dir);
+}
+
 TEST(closing_during_the_rebuild_stops_it_and_loses_nothing)
 {
 	char *dir = tmp_dir();
@@ -1134,6 +1243,8 @@ int main(void)
 	RUN(lookups_miss_until_the_rebuild_reaches_the_files_then_hit);
 	RUN(a_conditional_write_enters_the_index_only_if_still_wanted);
 	RUN(what_is_purged_or_written_before_the_rebuild_wins_over_the_files);
+	RUN(a_name_written_and_evicted_during_the_rebuild_is_not_brought_back);
+	RUN(a_read_short_of_descriptors_misses_and_keeps_the_file);
 	RUN(closing_during_the_rebuild_stops_it_and_loses_nothing);
 	RUN(eviction_keeps_files_within_capacity_and_hits_stay);
 	RUN(a_key_keeps_a_bounded_number_of_variants);
