@@ -348,7 +348,19 @@ bool mem_insert(struct mem_store *s, struct cache_obj *o)
 	return mem_insert_gen(s, o, mem_gen(s, o->key, o->key_len));
 }
 
+static bool insert(struct mem_store *s, struct cache_obj *o, uint32_t gen, bool cold);
+
 bool mem_insert_gen(struct mem_store *s, struct cache_obj *o, uint32_t gen)
+{
+	return insert(s, o, gen, false);
+}
+
+bool mem_insert_cold(struct mem_store *s, struct cache_obj *o, uint32_t gen)
+{
+	return insert(s, o, gen, true);
+}
+
+static bool insert(struct mem_store *s, struct cache_obj *o, uint32_t gen, bool cold)
 {
 	SL_CHECK_OBJ(o, CACHE_OBJ_MAGIC);
 	if (!o->complete || o->linked || o->charge > s->q.cap)
@@ -375,6 +387,10 @@ bool mem_insert_gen(struct mem_store *s, struct cache_obj *o, uint32_t gen)
 			old = c;
 	}
 	pthread_mutex_unlock(&sh->mu);
+	if (old && cold) {
+		pthread_mutex_unlock(&s->writer); /* what it holds is as new */
+		return false;
+	}
 	if (old)
 		unlink_obj(s, old);
 	else if (variants >= CACHE_MAX_VARIANTS)

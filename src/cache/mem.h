@@ -124,6 +124,11 @@ bool mem_insert(struct mem_store *s, struct cache_obj *o);
  * checks nothing. */
 uint32_t mem_gen(struct mem_store *s, const char *key, size_t key_len);
 bool mem_insert_gen(struct mem_store *s, struct cache_obj *o, uint32_t gen);
+/* The same for a copy read back from a lower tier (the disk): stored only
+ * if this store holds no object of its key and secondary key, which would
+ * be as new or newer (a response reaches the disk through this store), for
+ * one may have come while the copy was being read. */
+bool mem_insert_cold(struct mem_store *s, struct cache_obj *o, uint32_t gen);
 /* Bump key's generation without purging (mem_purge bumps it too): before
  * another tier drops the key, so that nothing read from that tier in the
  * meantime is stored in this one. */

@@ -1081,14 +1081,24 @@ static void disk_done(struct txn *t, struct cache_obj *o)
 	struct h1_request rq;
 	struct mem_store *store = txn_store(t);
 
-	if (o && store && !mem_insert_gen(store, o, t->gen))
-		log_debug("disk hit not kept in memory (larger than cache_mem, or purged since)");
-	if (o)
-		t->from_disk = true;
 	if (!origin_request(t, &rq, rh, SL_ARRAY_LEN(rh))) {
 		cache_obj_put(&o);
 		go_state(t, TS_RESOLVE);
 		return;
+	}
+	t->from_disk = o != NULL;
+	if (o && store && !mem_insert_cold(store, o, t->gen)) {
+		/* A response stored while the file was read is newer. */
+		struct cache_obj *m =
+			mem_lookup(store, t->ckey, t->ckey_len, rq.headers, rq.nheaders);
+		if (m) {
+			cache_obj_put(&o);
+			o = m;
+			t->from_disk = false;
+		} else {
+			log_debug("disk hit not kept in memory (larger than cache_mem, or purged "
+				  "since)");
+		}
 	}
 	if (!cache_decide(t, &rq, o)) {
 		t->tag = "TCP_MISS";

@@ -160,6 +160,35 @@ TEST(what_was_fetched_before_a_purge_is_not_stored_after_it)
 	mem_store_free(&s);
 }
 
+/* A copy read back from the disk goes in only where memory has none of
+ * its variant: a response stored while the file was read is newer. */
+TEST(a_copy_from_disk_never_replaces_what_memory_holds)
+{
+	struct mem_store *s = mem_store_new(1 << 20);
+	struct cache_obj *newer = make("http://a:80/d", head_vary, "gzip", "newer", 5);
+	struct cache_obj *disk = make("http://a:80/d", head_vary, "gzip", "older", 5);
+	struct cache_obj *other = make("http://a:80/d", head_vary, NULL, "plain", 5);
+	uint32_t g = mem_gen(s, "http://a:80/d", 13);
+	CHECK(mem_insert(s, newer));
+	CHECK(!mem_insert_cold(s, disk, g));
+	struct cache_obj *h = get(s, "http://a:80/d", "gzip");
+	CHECK(h && body_is(h, "newer", 5));
+	cache_obj_put(&h);
+	CHECK(!disk->linked);
+	/* Another variant of the key, absent from memory, goes in. */
+	CHECK(mem_insert_cold(s, other, g));
+	h = get(s, "http://a:80/d", NULL);
+	CHECK(h && body_is(h, "plain", 5));
+	cache_obj_put(&h);
+	h = get(s, "http://a:80/d", "gzip");
+	CHECK(h && body_is(h, "newer", 5));
+	cache_obj_put(&h);
+	cache_obj_put(&newer);
+	cache_obj_put(&disk);
+	cache_obj_put(&other);
+	mem_store_free(&s);
+}
+
 TEST(capacity_is_kept_and_oversized_or_incomplete_refused)
 {
 	enum { CAP = 256 * 1024 };
@@ -522,6 +551,7 @@ int main(void)
 	RUN(vary_variants_are_selected_and_replaced);
 	RUN(purge_removes_every_variant_but_not_readers);
 	RUN(what_was_fetched_before_a_purge_is_not_stored_after_it);
+	RUN(a_copy_from_disk_never_replaces_what_memory_holds);
 	RUN(capacity_is_kept_and_oversized_or_incomplete_refused);
 	RUN(memory_charged_per_object_beyond_its_body);
 	RUN(large_bodies_get_a_mapping_and_on_request_a_memfd);
