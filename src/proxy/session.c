@@ -2548,8 +2548,13 @@ static void upstream_failed(struct txn *t, int err)
 		txn_abort(t, "upstream failed mid-response");
 		return;
 	}
-	if (try_retry(t) ||
-	    next_server(t, err == -1 ? "closed without a response" : strerror(-err)))
+	if (try_retry(t))
+		return;
+	/* On a pooled connection, a close or reset before any answer is most
+	 * often the server closing it as idle just as the request went out:
+	 * no mark against the server's health (as nginx does); its next
+	 * fresh connection tells. */
+	if (!t->reused && next_server(t, err == -1 ? "closed without a response" : strerror(-err)))
 		return;
 	if (err == -1) {
 		snprintf(d, sizeof(d), "origin %s closed the connection without a response",

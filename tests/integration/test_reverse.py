@@ -159,6 +159,27 @@ def test_reverse008_post_not_retried_after_it_was_sent(t):
     A.eq(len(slow.heads), 1, "sent once, not again")
 
 
+def test_reverse029_a_reset_kept_connection_does_not_mark_its_server_down(t):
+    # A POST on a kept connection that the server resets (as when it closes
+    # the connection as idle while the request is on its way) cannot be
+    # sent again: 502. But it says nothing of the server's health.
+    def h(req, c):
+        if req.method == "POST":
+            c.reset()
+            return CLOSE
+        c.respond(200, f"a {req.target}".encode())
+    a, b = t.origin(h), t.origin(named("b"))
+    p = t.sluice(f"backend web {a.hostport} {b.hostport}\nroute / web\n", threads=1)
+    A.eq(rget(t, p, "/1").body, b"a /1", "round robin starts at a")
+    A.eq(rget(t, p, "/2").body.split(b" ")[0], b"b", "then b")
+    r = rget(t, p, "/3", method="POST", body=b"x")
+    A.proxy_error(r, 502, "reset")
+    A.eq(a.accepted, 1, "the POST went on a's kept connection")
+    seen = [rget(t, p, f"/{i}").body.split(b" ")[0] for i in range(4, 8)]
+    A.eq(sorted(seen), [b"a"] * 2 + [b"b"] * 2, "a still takes its turn")
+    A.eq("failed" in p.stderr_text(), False, "no health warning")
+
+
 def test_reverse009_leastconn_avoids_a_busy_server(t):
     hold = threading.Event()
     t.defer(hold.set)
