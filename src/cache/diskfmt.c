@@ -276,6 +276,15 @@ int diskfmt_header(const void *buf, size_t len, struct diskfmt_hdr *h, struct h1
 	m->cc.min_fresh = geti64(p + OFF_CC + 24);
 	m->cc.stale_while_revalidate = geti64(p + OFF_CC + 32);
 	m->cc.stale_if_error = geti64(p + OFF_CC + 40);
+	/* What the policy computes with (current age, staleness) cannot
+	 * overflow within these. */
+	const int64_t times[] = {m->request_time, m->response_time, m->date, m->last_modified,
+				 m->lifetime};
+	for (size_t i = 0; i < SL_ARRAY_LEN(times); i++)
+		if (times[i] < -DISKFMT_TIME_MAX || times[i] > DISKFMT_TIME_MAX)
+			return bad(h, "metadata out of range");
+	if (m->age_value < 0 || m->age_value > CC_DELTA_MAX)
+		return bad(h, "metadata out of range");
 	if (len < h->hdr_len)
 		return DISKFMT_SHORT;
 

@@ -85,6 +85,11 @@ void diskfmt_encode_trailer(const struct cache_obj *o, const void *hdr, void *ou
  * For tests and tools: the store writes header, body and trailer apart. */
 void *diskfmt_encode(const struct cache_obj *o, size_t *len);
 
+/* The metadata's times (and freshness lifetime) a header may hold, in
+ * seconds either side of the epoch: past year 30,000, and far from any
+ * overflow. */
+#define DISKFMT_TIME_MAX (INT64_C(1) << 40)
+
 /* Parse the header at buf[0..len). With fewer than DISKFMT_FIXED bytes, or
  * fewer than the fixed part says the header takes, returns DISKFMT_SHORT
  * with h->hdr_len the bytes needed (read that many and call again; the
@@ -92,7 +97,9 @@ void *diskfmt_encode(const struct cache_obj *o, size_t *len);
  * DISKFMT_OK when the whole header is valid: magic, version, zero reserved
  * bits, every length within its cap (key 1..CACHE_KEY_MAX, vary up to
  * CACHE_VARY_KEY_MAX, head up to MAX_RESPONSE_HEAD, body up to
- * CACHE_MAX_OBJECT_CEIL), the header checksum, and a head that parses as a
+ * CACHE_MAX_OBJECT_CEIL), metadata within range (times within
+ * DISKFMT_TIME_MAX, Age within CC_DELTA_MAX), the header checksum, and a
+ * head that parses as a
  * response head (into hdrs[cap]; cap >= MAX_HEADERS_CEIL takes any head)
  * with the stored status. Else DISKFMT_BAD with h->why. Bytes past the
  * header are not looked at. */

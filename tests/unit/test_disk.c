@@ -309,6 +309,45 @@ TEST(encoded_object_decodes_to_the_same_key_vary_head_meta_and_body)
 	}
 }
 
+/* A header whose checksum is right but whose metadata no response could
+ * have given (a hand-made file) is refused: the policy's sums must not
+ * overflow on it. */
+TEST(metadata_out_of_range_is_rejected)
+{
+	const int64_t bad[] = {INT64_MAX, INT64_MIN, DISKFMT_TIME_MAX + 1};
+	for (unsigned field = 0; field < 3; field++) {
+		for (size_t i = 0; i < SL_ARRAY_LEN(bad); i++) {
+			struct cache_obj *o = make_rich(10);
+			if (field == 0)
+				o->meta.age_value = bad[i];
+			else if (field == 1)
+				o->meta.date = bad[i];
+			else
+				o->meta.lifetime = bad[i];
+			size_t len;
+			void *buf = diskfmt_encode(o, &len);
+			const char *why = NULL;
+			struct cache_obj *back = diskfmt_decode(buf, len, &why);
+			CHECK(back == NULL);
+			CHECK_STR(why ? why : "", "metadata out of range");
+			cache_obj_put(&back);
+			cache_obj_put(&o);
+			free(buf);
+		}
+	}
+	struct cache_obj *o = make_rich(10);
+	o->meta.age_value = CC_DELTA_MAX; /* the largest an Age field gives */
+	o->meta.lifetime = -DISKFMT_TIME_MAX;
+	size_t len;
+	void *buf = diskfmt_encode(o, &len);
+	const char *why = NULL;
+	struct cache_obj *back = diskfmt_decode(buf, len, &why);
+	CHECK(back != NULL);
+	cache_obj_put(&back);
+	cache_obj_put(&o);
+	free(buf);
+}
+
 TEST(header_alone_gives_what_the_index_needs)
 {
 	struct cache_obj *o = make_rich(100);
@@ -1230,6 +1269,7 @@ int main(void)
 {
 	log_set_level(LOG_WARN);
 	RUN(encoded_object_decodes_to_the_same_key_vary_head_meta_and_body);
+	RUN(metadata_out_of_range_is_rejected);
 	RUN(header_alone_gives_what_the_index_needs);
 	RUN(every_single_byte_corruption_is_rejected);
 	RUN(truncation_at_every_length_and_trailing_bytes_are_rejected);
