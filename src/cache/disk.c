@@ -117,6 +117,7 @@ struct disk_store {
 
 	atomic_bool degraded;
 	atomic_bool warned;	  /* an unexpected write error was logged */
+	atomic_bool read_warned;  /* a read short of descriptors or memory was */
 	_Atomic uint64_t backlog; /* bytes of objects queued for writing */
 	_Atomic uint64_t tmp_seq;
 
@@ -672,8 +673,14 @@ static void run_read(struct io_thread *t, struct disk_read *r)
 	r->job.obj = read_file(t, &r->job, &why, &exists, &err);
 	if (r->job.obj == NULL && err_passing(err)) {
 		/* A miss this time; the file and its entry stay. */
-		log_warn("cache_dir %s: %.2s/%s: %s: %s; kept", d->dir, r->job.name, r->job.name,
-			 why, err_str(err, eb, sizeof(eb)));
+		if (!atomic_exchange(&d->read_warned, true))
+			log_warn("cache_dir %s: %.2s/%s: %s: %s; kept, a miss this time (more "
+				 "such are logged at debug level)",
+				 d->dir, r->job.name, r->job.name, why,
+				 err_str(err, eb, sizeof(eb)));
+		else
+			log_debug("cache_dir %s: %.2s/%s: %s: %s; kept, a miss this time", d->dir,
+				  r->job.name, r->job.name, why, err_str(err, eb, sizeof(eb)));
 	} else if (r->job.obj == NULL) {
 		log_info("cache_dir %s: %.2s/%s: %s%s%s; dropped", d->dir, r->job.name, r->job.name,
 			 why, err ? ": " : "", err ? err_str(err, eb, sizeof(eb)) : "");

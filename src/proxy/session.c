@@ -2553,8 +2553,9 @@ static void upstream_failed(struct txn *t, int err)
 	/* On a pooled connection, a close or reset before any answer is most
 	 * often the server closing it as idle just as the request went out:
 	 * no mark against the server's health (as nginx does); its next
-	 * fresh connection tells. */
-	if (!t->reused && next_server(t, err == -1 ? "closed without a response" : strerror(-err)))
+	 * fresh connection tells. Part of an answer says it took the request. */
+	if ((!t->reused || t->resp_started) &&
+	    next_server(t, err == -1 ? "closed without a response" : strerror(-err)))
 		return;
 	if (err == -1) {
 		snprintf(d, sizeof(d), "origin %s closed the connection without a response",

@@ -1737,14 +1737,12 @@ def test_cache069_waiters_are_not_cut_off_when_fills_have_no_room_left(t):
             c.send(head + ck(b"b" * 190000))
             go_b.wait(10)
             c.send(ck(b"b" * 10000) + b"0\r\n\r\n")
-        else:
-            c.send(head)
-            for _ in range(10):
+        else:  # 50K (within its first 64K step), then on once the waiter is in
+            c.send(head + ck(b"a" * 51200))
+            go_a.wait(10)
+            for _ in range(11):
                 c.send(ck(b"a" * 10240))
                 time.sleep(0.01)
-            go_a.wait(10)
-            for _ in range(6):
-                c.send(ck(b"a" * 10240))
             c.send(b"0\r\n\r\n")
     o = t.origin(h)
     b = start_clients(t, p, o.url("/b"), 1)
@@ -1753,8 +1751,8 @@ def test_cache069_waiters_are_not_cut_off_when_fills_have_no_room_left(t):
     a = start_clients(t, p, o.url("/a"), 1)
     o.wait_requests(2)
     a += start_clients(t, p, o.url("/a"), 1)
-    time.sleep(0.5)  # the waiter has joined; /a is 100K in, past the room /b left it
-    go_a.set()
+    time.sleep(0.5)  # the waiter has joined /a's fetch
+    go_a.set()  # /a grows past the room /b left it
     for c in a:
         r = c.read_response()
         A.eq((r.body, r.complete), (b"a" * 10240 * 16, True), "/a whole")
