@@ -61,6 +61,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	unsigned nrs = split(mid, end, rs, &dummy);
 	int64_t now = 1764806400 + (int64_t)data[0] * 86400 * 97;
 	int status = data[0] % 2 ? 200 : 100 + (data[0] * 7) % 500;
+	static const char *const methods[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "PURGE"};
+	struct sv method = sv_from_cstr(methods[(data[0] >> 1) % SL_ARRAY_LEN(methods)]);
 
 	/* Every Range field against lengths around its numbers: a range
 	 * accepted is inside the representation. */
@@ -79,7 +81,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	SL_ASSERT(c.max_age >= -1 && c.max_age <= CC_DELTA_MAX);
 	SL_ASSERT(c.min_fresh >= -1 && c.max_stale >= -1);
 
-	enum policy_store st = policy_storable(sv_from_cstr("GET"), rq, nrq, status, rs, nrs);
+	enum policy_store st = policy_storable(method, rq, nrq, status, rs, nrs);
 	SL_ASSERT(st <= POLICY_STORE_SET_COOKIE && policy_store_str(st)[0] != '?');
 
 	struct policy_meta m;
@@ -92,7 +94,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		SL_ASSERT(r <= POLICY_REUSE_TOO_OLD && policy_reuse_str(r)[0] != '?');
 		(void)policy_stale_if_error(&m, &c, later);
 	}
-	(void)policy_not_modified(sv_from_cstr("GET"), rq, nrq, rs, nrs, now);
+	(void)policy_not_modified(method, rq, nrq, rs, nrs, now);
 	(void)policy_has_other_conditional(rq, nrq);
 	/* A HEAD's 200 (here rq) vouches only for a stored 200. */
 	if (policy_head_freshens(status, rs, nrs, data[0], rq, nrq, now))
@@ -124,17 +126,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* Cache keys: bounded, prefixed, and normalising twice changes
 		 * nothing. */
 		char key[256], key2[256];
-		long kl =
-			cache_key_make(sv_from_cstr("Example.COM"), false, 80, v, key, sizeof(key));
+		bool v6 = data[0] & 4;
+		struct sv host = sv_from_cstr(v6 ? "FE80::1" : "Example.COM");
+		long kl = cache_key_make(host, v6, 80, v, key, sizeof(key));
 		SL_ASSERT(kl >= -1 && kl <= (long)sizeof(key));
 		if (kl >= 0) {
-			static const char pre[] = "http://example.com:80";
-			SL_ASSERT((size_t)kl >= sizeof(pre) &&
-				  memcmp(key, pre, sizeof(pre) - 1) == 0);
-			struct sv p2 =
-				sv_make(key + sizeof(pre) - 1, (size_t)kl - (sizeof(pre) - 1));
-			long kl2 = cache_key_make(sv_from_cstr("example.com"), false, 80, p2, key2,
-						  sizeof(key2));
+			const char *pre = v6 ? "http://[fe80::1]:80" : "http://example.com:80";
+			size_t pl = strlen(pre);
+			SL_ASSERT((size_t)kl > pl && memcmp(key, pre, pl) == 0);
+			struct sv p2 = sv_make(key + pl, (size_t)kl - pl);
+			long kl2 = cache_key_make(sv_from_cstr(v6 ? "fe80::1" : "example.com"), v6,
+						  80, p2, key2, sizeof(key2));
 			SL_ASSERT(kl2 == kl && memcmp(key, key2, (size_t)kl) == 0);
 			SL_ASSERT(cache_key_hash(key, (size_t)kl) ==
 				  cache_key_hash(key2, (size_t)kl2));

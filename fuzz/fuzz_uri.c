@@ -1,10 +1,13 @@
-/* fuzz_uri.c - libFuzzer target for uri_parse_absolute, uri_parse_authority
- * and uri_parse_host.
+/* fuzz_uri.c - libFuzzer target for uri_parse_absolute, uri_parse_authority,
+ * uri_parse_host and uri_parse_origin.
  *
- * Input: one byte choosing the function and default port, then the text.
+ * Input: one byte choosing the function and default port, then the text
+ * (for uri_parse_origin, the target, a newline, the Host value).
  * Checked: return codes from the documented set; views inside the input
  * (or the static "/" for an empty path); host non-empty, capped, port
- * non-zero; an absolute-form's authority parses the same as a Host value. */
+ * non-zero; an absolute-form's authority parses the same as a Host value;
+ * an origin-form target with its Host names what the absolute form
+ * "http://" Host target names. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -42,7 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct uri u, h;
 	int rc;
 
-	switch (data[0] % 3) {
+	switch (data[0] % 4) {
 	case 0:
 		rc = uri_parse_absolute(in, &u);
 		SL_ASSERT(rc == 0 || rc == -1 || rc == -2);
@@ -81,6 +84,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		SL_ASSERT(u.port_explicit);
 		SL_ASSERT(u.host.p + u.host.len + u.host_is_ipv6 < in.p + in.len);
 		break;
+	case 3: {
+		const char *nl = memchr(in.p, '\n', in.len);
+		if (nl == NULL)
+			break;
+		struct sv target = sv_make(in.p, (size_t)(nl - in.p));
+		struct sv host = sv_make(nl + 1, in.len - target.len - 1);
+		rc = uri_parse_origin(target, host, &u);
+		SL_ASSERT(rc == 0 || rc == -1);
+		if (rc != 0)
+			break;
+		check_host(&u, host);
+		SL_ASSERT(u.port_explicit || u.port == 80);
+		SL_ASSERT(sv_eq(u.path, target) && target.len >= 1 && target.p[0] == '/');
+		SL_ASSERT(sv_ieq_cstr(u.scheme, "http") && !u.path_empty);
+		/* the same as the absolute form it stands for */
+		char abs[8192];
+		if (7 + host.len + target.len > sizeof(abs))
+			break;
+		memcpy(abs, "http://", 7);
+		memcpy(abs + 7, host.p, host.len);
+		memcpy(abs + 7 + host.len, target.p, target.len);
+		SL_ASSERT(uri_parse_absolute(sv_make(abs, 7 + host.len + target.len), &h) == 0);
+		SL_ASSERT(sv_eq(h.host, u.host) && h.port == u.port && !h.path_empty);
+		SL_ASSERT(h.path.len == u.path.len && memcmp(h.path.p, u.path.p, u.path.len) == 0);
+		break;
+	}
 	default:
 		rc = uri_parse_host(in, defport, &u);
 		SL_ASSERT(rc == 0 || rc == -1);

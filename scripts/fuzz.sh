@@ -42,7 +42,15 @@ for t in "$@"; do
 	fi
 	# -timeout catches inputs that make a parser slow (quadratic
 	# behaviour is a denial of service in a proxy).
-	"$bin" -max_total_time="$secs" -timeout=10 -print_final_stats=1 \
+	# A dictionary of the grammar's words, and options of the target's
+	# own (fuzz/<target>.options, one line), where there are.
+	extra=()
+	[ -f "fuzz/$t.dict" ] && extra+=(-dict="fuzz/$t.dict")
+	if [ -f "fuzz/$t.options" ]; then
+		read -ra opts <"fuzz/$t.options" || true
+		extra+=("${opts[@]}")
+	fi
+	"$bin" -max_total_time="$secs" -timeout=10 -print_final_stats=1 "${extra[@]}" \
 		-artifact_prefix="build/fuzz/$t-" "$work" >"$log" 2>&1
 	rc=$?
 	runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
