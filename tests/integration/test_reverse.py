@@ -159,13 +159,13 @@ def test_reverse008_post_not_retried_after_it_was_sent(t):
     A.eq(len(slow.heads), 1, "sent once, not again")
 
 
-def test_reverse029_a_reset_kept_connection_does_not_mark_its_server_down(t):
-    # A POST on a kept connection that the server resets (as when it closes
-    # the connection as idle while the request is on its way) cannot be
-    # sent again: 502. But it says nothing of the server's health.
+def post_on_a_kept_connection(t, fail):
+    """Backends a and b in round robin: a GET to each, then a POST that goes
+    on a's kept connection, where fail(c) meets it. Returns the proxy, a,
+    the POST's answer, and who answered four GETs after it."""
     def h(req, c):
         if req.method == "POST":
-            c.reset()
+            fail(c)
             return CLOSE
         c.respond(200, f"a {req.target}".encode())
     a, b = t.origin(h), t.origin(named("b"))
@@ -173,9 +173,17 @@ def test_reverse029_a_reset_kept_connection_does_not_mark_its_server_down(t):
     A.eq(rget(t, p, "/1").body, b"a /1", "round robin starts at a")
     A.eq(rget(t, p, "/2").body.split(b" ")[0], b"b", "then b")
     r = rget(t, p, "/3", method="POST", body=b"x")
-    A.proxy_error(r, 502, "reset")
     A.eq(a.accepted, 1, "the POST went on a's kept connection")
     seen = [rget(t, p, f"/{i}").body.split(b" ")[0] for i in range(4, 8)]
+    return p, a, r, seen
+
+
+def test_reverse029_a_reset_kept_connection_does_not_mark_its_server_down(t):
+    # A POST on a kept connection that the server resets (as when it closes
+    # the connection as idle while the request is on its way) cannot be
+    # sent again: 502. But it says nothing of the server's health.
+    p, a, r, seen = post_on_a_kept_connection(t, lambda c: c.reset())
+    A.proxy_error(r, 502, "reset")
     A.eq(sorted(seen), [b"a"] * 2 + [b"b"] * 2, "a still takes its turn")
     A.eq("failed" in p.stderr_text(), False, "no health warning")
 
@@ -183,20 +191,12 @@ def test_reverse029_a_reset_kept_connection_does_not_mark_its_server_down(t):
 def test_reverse030_a_kept_connection_reset_mid_head_still_marks_its_server_down(t):
     # Part of an answer says the server took the request: that failure
     # counts, kept connection or not.
-    def h(req, c):
-        if req.method == "POST":
-            c.send(b"HTTP/1.1 200 OK\r\nContent-Le")
-            time.sleep(0.1)
-            c.reset()
-            return CLOSE
-        c.respond(200, f"a {req.target}".encode())
-    a, b = t.origin(h), t.origin(named("b"))
-    p = t.sluice(f"backend web {a.hostport} {b.hostport}\nroute / web\n", threads=1)
-    A.eq(rget(t, p, "/1").body, b"a /1", "round robin starts at a")
-    A.eq(rget(t, p, "/2").body.split(b" ")[0], b"b", "then b")
-    A.status(rget(t, p, "/3", method="POST", body=b"x"), 502)
-    A.eq(a.accepted, 1, "the POST went on a's kept connection")
-    seen = [rget(t, p, f"/{i}").body.split(b" ")[0] for i in range(4, 8)]
+    def half_then_reset(c):
+        c.send(b"HTTP/1.1 200 OK\r\nContent-Le")
+        time.sleep(0.1)
+        c.reset()
+    p, a, r, seen = post_on_a_kept_connection(t, half_then_reset)
+    A.status(r, 502)
     A.eq(seen, [b"b"] * 4, "a is skipped while down")
     A.contains(p.stderr_text(), "server " + a.hostport + " failed", "health warning")
 
