@@ -35,10 +35,11 @@
 #define GEN_LIVE (UINT64_C(1) << 48)
 /* Entries the rebuild merges into the index per hold of its lock. */
 #define MERGE_BATCH 4096
-/* Bits of the bitmap, by key hash, of keys purged during the rebuild. */
-#define PURGED_BITS	 (UINT64_C(1) << 20)
-#define BIT_SET(map, h)	 ((map)[((h) % PURGED_BITS) / 64] |= UINT64_C(1) << ((h) % 64))
-#define BIT_TEST(map, h) (((map)[((h) % PURGED_BITS) / 64] >> ((h) % 64)) & 1)
+/* Bits of each bitmap kept during the rebuild (keys purged, names entered
+ * live), by hash. */
+#define REBUILD_BITS	 (UINT64_C(1) << 20)
+#define BIT_SET(map, h)	 ((map)[((h) % REBUILD_BITS) / 64] |= UINT64_C(1) << ((h) % 64))
+#define BIT_TEST(map, h) (((map)[((h) % REBUILD_BITS) / 64] >> ((h) % 64)) & 1)
 /* "xy/" + name, and "tmp/" + name + "." + a 64-bit counter in hex. */
 #define REL_MAX (4 + DISKFMT_NAME_LEN + 1 + 16 + 1)
 
@@ -1219,8 +1220,8 @@ struct disk_store *disk_open(const char *dir, uint64_t cap, unsigned nthreads, c
 	d->tab = sl_calloc(TABLE_LO, sizeof(*d->tab));
 	d->mask = TABLE_LO - 1;
 	d->next_gen = GEN_LIVE;
-	d->purged = sl_calloc(PURGED_BITS / 64, sizeof(*d->purged));
-	d->live = sl_calloc(PURGED_BITS / 64, sizeof(*d->live));
+	d->purged = sl_calloc(REBUILD_BITS / 64, sizeof(*d->purged));
+	d->live = sl_calloc(REBUILD_BITS / 64, sizeof(*d->live));
 	d->nthreads = nthreads;
 	d->io = sl_calloc(nthreads, sizeof(*d->io));
 	for (unsigned i = 0; i < nthreads; i++) {

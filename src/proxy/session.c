@@ -241,11 +241,13 @@ struct session {
 	const struct txn *timer_txn;
 	int timer_state;
 	bool moved;
-	/* A background refresh (stale-while-revalidate): a request this
-	 * proxy makes to itself, its answer drained; refresh_of is the stale
-	 * object whose refreshing flag it holds. */
-	bool refresh;
-	unsigned *budget; /* the worker's count it is one of (a refresh's) */
+	/* A session of the proxy's own, its answer drained (session_pair): a
+	 * background refresh (stale-while-revalidate), a request this proxy
+	 * makes to itself, or a HEAD's fetch carried on without its client.
+	 * budget is the worker's count it is one of (NULL: a client's
+	 * connection); refresh_of the stale object whose refreshing flag a
+	 * refresh holds. */
+	unsigned *budget;
 	struct cache_obj *refresh_of;
 };
 
@@ -489,7 +491,7 @@ static void session_close(struct session *s, bool abort)
 		atomic_store(&s->refresh_of->refreshing, false);
 		cache_obj_put(&s->refresh_of);
 	}
-	if (!s->refresh) {
+	if (s->budget == NULL) {
 		counter_add(&w->cnt, CNT_CLIENT_ACTIVE, -1);
 		worker_conn_release(&s->peer.sa);
 	}
@@ -1177,13 +1179,14 @@ static bool cache_decide(struct txn *t, const struct h1_request *req, struct cac
 	if (o) {
 		enum policy_reuse r = policy_reuse(&o->meta, &rq, pragma, now);
 		bool usable = r == POLICY_REUSE_FRESH || r == POLICY_REUSE_STALE_OK;
-		if (r == POLICY_REUSE_STALE_REVALIDATE && !t->s->refresh && get && !other_cond) {
+		bool refresh = t->s->budget != NULL;
+		if (r == POLICY_REUSE_STALE_REVALIDATE && !refresh && get && !other_cond) {
 			/* RFC 5861 §3: answer stale now, refresh behind it. */
 			refresh_start(t, o);
 			t->swr = true;
 			usable = true;
 		}
-		if (t->s->refresh)
+		if (refresh)
 			usable = false; /* a refresh is for the origin's answer */
 		if (usable && !other_cond) {
 			/* Conditionals apply only where the answer would be a
@@ -3605,12 +3608,10 @@ static struct session *session_new(struct worker *w, int fd, const struct sockad
 				   socklen_t len, unsigned *budget)
 {
 	struct session *s = sl_calloc(1, sizeof(*s));
-	bool refresh = budget != NULL;
 
 	s->magic = SESSION_MAGIC;
 	s->w = w;
 	s->fd = fd;
-	s->refresh = refresh;
 	s->budget = budget;
 	memcpy(&s->peer, peer, SL_MIN((size_t)len, sizeof(s->peer)));
 	s->rd = s->wr = true;
@@ -3619,7 +3620,7 @@ static struct session *session_new(struct worker *w, int fd, const struct sockad
 		s->next->prev = s;
 	w->sessions = s;
 	w->nsessions++;
-	if (!refresh) {
+	if (budget == NULL) {
 		counter_add(&w->cnt, CNT_CLIENT_ACCEPTED, 1);
 		counter_add(&w->cnt, CNT_CLIENT_ACTIVE, 1);
 		net_set_nodelay(fd);

@@ -646,6 +646,14 @@ def collapsing_origin(t, headers, parts, chunked=False):
     return t.origin(h), go
 
 
+CHUNKED_HEAD = b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+def chunk(d):
+    """d as one chunk of a chunked body."""
+    return b"%x\r\n%s\r\n" % (len(d), d)
+
+
 def start_clients(t, p, url, n, headers=()):
     cs_ = []
     for _ in range(n):
@@ -1644,24 +1652,19 @@ def test_cache067_a_fill_finished_for_its_waiters_leaves_others_their_room(t):
     go_a, go_a2, go_b = threading.Event(), threading.Event(), threading.Event()
     for e in (go_a, go_a2, go_b):
         t.defer(e.set)
-    head = b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nTransfer-Encoding: chunked\r\n\r\n"
-
-    def ck(d):
-        return b"%x\r\n%s\r\n" % (len(d), d)
-
     def h(req, c):
         if req.target.endswith("/b") and len(c.origin.requests) == 1:
-            c.send(head + ck(b"b" * 10240))
+            c.send(CHUNKED_HEAD + chunk(b"b" * 10240))
             go_b.wait(10)
             for _ in range(9):
-                c.send(ck(b"b" * 10240))
+                c.send(chunk(b"b" * 10240))
                 time.sleep(0.01)
             c.send(b"0\r\n\r\n")
         elif req.target.endswith("/a"):
             go_a.wait(10)
-            c.send(head)
+            c.send(CHUNKED_HEAD)
             for _ in range(18):
-                c.send(ck(b"a" * 10240))
+                c.send(chunk(b"a" * 10240))
                 time.sleep(0.01)
             go_a2.wait(10)
             c.send(b"0\r\n\r\n")
@@ -1724,24 +1727,19 @@ def test_cache069_waiters_are_not_cut_off_when_fills_have_no_room_left(t):
     go_a, go_b = threading.Event(), threading.Event()
     for e in (go_a, go_b):
         t.defer(e.set)
-    head = b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nTransfer-Encoding: chunked\r\n\r\n"
-
-    def ck(d):
-        return b"%x\r\n%s\r\n" % (len(d), d)
-
     def h(req, c):
         n = sum(1 for q in c.origin.requests if q.target == req.target)
         if n > 1:
             c.respond(200, b"later", [("Cache-Control", "max-age=60")])
         elif req.target.endswith("/b"):
-            c.send(head + ck(b"b" * 190000))
+            c.send(CHUNKED_HEAD + chunk(b"b" * 190000))
             go_b.wait(10)
-            c.send(ck(b"b" * 10000) + b"0\r\n\r\n")
+            c.send(chunk(b"b" * 10000) + b"0\r\n\r\n")
         else:  # 50K (within its first 64K step), then on once the waiter is in
-            c.send(head + ck(b"a" * 51200))
+            c.send(CHUNKED_HEAD + chunk(b"a" * 51200))
             go_a.wait(10)
             for _ in range(11):
-                c.send(ck(b"a" * 10240))
+                c.send(chunk(b"a" * 10240))
                 time.sleep(0.01)
             c.send(b"0\r\n\r\n")
     o = t.origin(h)

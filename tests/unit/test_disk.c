@@ -870,14 +870,6 @@ TEST(a_name_written_and_evicted_during_the_rebuild_is_not_brought_back)
 	rm_rf(dir);
 }
 
-static void cb_once(void *arg, struct cache_obj *o)
-{
-	struct rd *r = arg;
-	r->calls++;
-	r->o = o;
-	ev_loop_stop(r->loop);
-}
-
 /* Out of descriptors (EMFILE), a read is a miss; the file is good and
  * stays, and so does its entry. */
 TEST(a_read_short_of_descriptors_misses_and_keeps_the_file)
@@ -900,7 +892,7 @@ TEST(a_read_short_of_descriptors_misses_and_keeps_the_file)
 	int fds[64], nf = 0, fd;
 	while (nf < 64 && (fd = dup(0)) >= 0)
 		fds[nf++] = fd;
-	CHECK(disk_read(d, mb, "http://a:80/fd", 14, NULL, 0, cb_once, &r) != NULL);
+	CHECK(disk_read(d, mb, "http://a:80/fd", 14, NULL, 0, on_read, &r) != NULL);
 	run_for(r.loop, 5000);
 	for (int i = 0; i < nf; i++)
 		close(fds[i]);
