@@ -22,11 +22,16 @@
 #include "base/sv.h"
 #include "buf/limits.h"
 
-#define DAY_MS	       (24ull * 3600 * 1000)
-#define MANY	       SIZE_MAX /* no upper bound on the number of arguments */
-#define MAX_THREADS    256
-#define MAX_CONN_LIMIT 1000000
-#define MAX_DNS_CACHE  1000000
+#define DAY_MS	    (24ull * 3600 * 1000)
+#define MANY	    SIZE_MAX /* no upper bound on the number of arguments */
+#define MAX_THREADS 256
+/* busy_poll INTERVAL is 10us..10ms (naps shorter than 10us cost a core, as
+ * spinning does), WINDOW at most 1s and by default 10 INTERVALs. */
+#define BUSY_POLL_MAX_US	 10000u
+#define BUSY_POLL_WINDOW_MAX_US	 1000000u
+#define BUSY_POLL_WINDOW_DEFAULT 10u
+#define MAX_CONN_LIMIT		 1000000
+#define MAX_DNS_CACHE		 1000000
 
 struct loader;
 struct directive;
@@ -37,7 +42,7 @@ typedef int parse_fn(struct loader *l, const struct directive *d, size_t argc, c
 
 static parse_fn p_bool, p_count, p_size, p_duration, p_string, p_hostname;
 static parse_fn p_listen, p_threads, p_allow, p_connect_ports, p_access_log, p_log_level;
-static parse_fn p_dns_servers, p_include, p_backend, p_route, p_cache_dir;
+static parse_fn p_dns_servers, p_include, p_backend, p_route, p_cache_dir, p_busy_poll;
 
 #define F(field) offsetof(struct conf, field)
 #define NOFIELD	 0
@@ -46,14 +51,17 @@ static parse_fn p_dns_servers, p_include, p_backend, p_route, p_cache_dir;
  *   X(name, parser, field offset, min args, max args, min value, max value,
  *     usage, default as config text (NULL: none, or computed), doc)
  * The value bounds are read by the generic numeric parsers (count, size in
- * bytes, duration in ms) and by threads; others ignore them. Adding a
- * directive is one entry here (and a parser if no generic one fits), a field
- * in struct conf, and its section in docs/config.md. */
+ * bytes, duration in ms), by threads and by busy_poll (its INTERVAL, in us);
+ * others ignore them. Adding a directive is one entry here (and a parser if
+ * no generic one fits), a field in struct conf, and its section in
+ * docs/config.md. */
 #define CONF_DIRECTIVES(X)                                                                         \
 	X(listen, p_listen, F(listen), 1, 1, 0, 0, "ADDR:PORT", "127.0.0.1:3128",                  \
 	  "address to accept proxy clients on; repeatable")                                        \
 	X(threads, p_threads, F(threads), 1, 1, 1, MAX_THREADS, "N|auto", "auto",                  \
 	  "worker threads; auto = one per core")                                                   \
+	X(busy_poll, p_busy_poll, NOFIELD, 1, 2, 10, BUSY_POLL_MAX_US, "off|INTERVAL [WINDOW]",    \
+	  "off", "while busy, look for events every INTERVAL instead of waiting to be woken")      \
 	X(allow, p_allow, F(allow), 1, MANY, 0, 0, "CIDR|all|none...", "127.0.0.0/8 ::1",          \
 	  "client networks allowed to use the proxy; repeatable")                                  \
 	X(connect_ports, p_connect_ports, F(connect_ports), 1, MANY, 0, 0,                         \
@@ -298,22 +306,39 @@ static struct tbuf fmt_size(uint64_t v)
 	return t;
 }
 
+/* Duration units: suffix and how many of the base unit (ms or us) it is,
+ * largest first; "" (bare digits) is seconds, for parsing only. */
+struct dunit {
+	const char *suffix;
+	uint64_t n;
+};
+
+static const struct dunit ms_units[] = {{"d", DAY_MS}, {"h", 3600000}, {"m", 60000},
+					{"s", 1000},   {"ms", 1},      {"", 1000}};
+static const struct dunit us_units[] = {{"s", 1000000}, {"ms", 1000}, {"us", 1}, {"", 1000000}};
+
+/* v in the table's base unit, in the largest unit that divides it. */
+static struct tbuf fmt_dunits(uint64_t v, const struct dunit *u, size_t n)
+{
+	struct tbuf t;
+	size_t i = 0;
+
+	while (i + 1 < n && u[i].suffix[0] != '\0' && (v == 0 || v % u[i].n != 0))
+		i++;
+	if (u[i].suffix[0] == '\0') /* the smallest real unit is the one before */
+		i--;
+	snprintf(t.s, sizeof(t.s), "%" PRIu64 "%s", v / u[i].n, u[i].suffix);
+	return t;
+}
+
 static struct tbuf fmt_duration(uint64_t ms)
 {
-	static const struct {
-		uint64_t ms;
-		const char *unit;
-	} units[] = {{DAY_MS, "d"}, {3600000, "h"}, {60000, "m"}, {1000, "s"}};
-	struct tbuf t;
+	return fmt_dunits(ms, ms_units, SL_ARRAY_LEN(ms_units));
+}
 
-	for (size_t i = 0; i < SL_ARRAY_LEN(units); i++)
-		if (ms != 0 && ms % units[i].ms == 0) {
-			snprintf(t.s, sizeof(t.s), "%" PRIu64 "%s", ms / units[i].ms,
-				 units[i].unit);
-			return t;
-		}
-	snprintf(t.s, sizeof(t.s), "%" PRIu64 "ms", ms);
-	return t;
+static struct tbuf fmt_us(uint64_t us)
+{
+	return fmt_dunits(us, us_units, SL_ARRAY_LEN(us_units));
 }
 
 /* ---- number and address parsers (pure) ---- */
@@ -393,27 +418,35 @@ int conf_parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
-int conf_parse_duration_ms(const char *s, uint64_t *out)
+/* Digits and one of the table's suffixes (any case), in its base unit. */
+static int parse_dunits(const char *s, const struct dunit *u, size_t n, uint64_t *out)
 {
-	static const struct {
-		const char *suffix;
-		uint64_t ms;
-	} units[] = {{"", 1000},   {"ms", 1},	   {"s", 1000},
-		     {"m", 60000}, {"h", 3600000}, {"d", DAY_MS}};
 	uint64_t v;
 	size_t i = parse_digits(s, &v);
 
 	if (i == 0)
 		return -1;
-	for (size_t u = 0; u < SL_ARRAY_LEN(units); u++) {
-		if (!sv_ieq_cstr(sv_from_cstr(s + i), units[u].suffix))
+	for (size_t k = 0; k < n; k++) {
+		if (!sv_ieq_cstr(sv_from_cstr(s + i), u[k].suffix))
 			continue;
-		if (v > UINT64_MAX / units[u].ms)
+		if (v > UINT64_MAX / u[k].n)
 			return -1;
-		*out = v * units[u].ms;
+		*out = v * u[k].n;
 		return 0;
 	}
 	return -1;
+}
+
+int conf_parse_duration_ms(const char *s, uint64_t *out)
+{
+	return parse_dunits(s, ms_units, SL_ARRAY_LEN(ms_units), out);
+}
+
+/* A duration in microseconds: digits and us, ms or s (bare digits are seconds,
+ * as for the other durations). */
+static int parse_duration_us(const char *s, uint64_t *out)
+{
+	return parse_dunits(s, us_units, SL_ARRAY_LEN(us_units), out);
 }
 
 /* Copy s[0, n) into a NUL-terminated buffer for inet_pton; false if too long. */
@@ -848,6 +881,34 @@ static int p_cache_dir(struct loader *l, const struct directive *d, size_t argc,
 			    d->name, fmt_size(d->lo).s, fmt_size(d->hi).s, quote(argv[1]).s);
 	set_string(&l->c->cache_dir, argv[0]);
 	l->c->cache_dir_size = v;
+	return 0;
+}
+
+/* busy_poll off | INTERVAL [WINDOW]: the table's bounds are INTERVAL's, in
+ * microseconds; WINDOW runs from INTERVAL to BUSY_POLL_WINDOW_MAX_US and is
+ * BUSY_POLL_WINDOW_DEFAULT times INTERVAL if not given. */
+static int p_busy_poll(struct loader *l, const struct directive *d, size_t argc, char **argv)
+{
+	uint64_t iv, win;
+
+	if (strcmp(argv[0], "off") == 0) {
+		if (argc != 1)
+			return fail(l, "%s: off takes no window", d->name);
+		l->c->busy_poll_us = 0;
+		l->c->busy_poll_window_us = 0;
+		return 0;
+	}
+	if (parse_duration_us(argv[0], &iv) < 0 || iv < d->lo || iv > d->hi)
+		return fail(l, "%s: expected off or an interval %s..%s (e.g. 20us), got %s",
+			    d->name, fmt_us(d->lo).s, fmt_us(d->hi).s, quote(argv[0]).s);
+	win = iv * BUSY_POLL_WINDOW_DEFAULT;
+	if (argc == 2 &&
+	    (parse_duration_us(argv[1], &win) < 0 || win < iv || win > BUSY_POLL_WINDOW_MAX_US))
+		return fail(l, "%s: expected a window %s..%s (at least the interval), got %s",
+			    d->name, fmt_us(iv).s, fmt_us(BUSY_POLL_WINDOW_MAX_US).s,
+			    quote(argv[1]).s);
+	l->c->busy_poll_us = (uint32_t)iv;
+	l->c->busy_poll_window_us = (uint32_t)win;
 	return 0;
 }
 

@@ -98,8 +98,10 @@ struct conf {
 	 * load (counting included files) replaces the default, later ones append. */
 	struct conf_addr *listen; /* listen ADDR:PORT (repeatable); default 127.0.0.1:3128 */
 	size_t nlisten;
-	unsigned threads;	 /* threads N|auto; 0 = auto (one per core) */
-	struct conf_cidr *allow; /* allow CIDR|all|none... (repeatable, appends); default
+	unsigned threads;	      /* threads N|auto; 0 = auto (one per core) */
+	uint32_t busy_poll_us;	      /* busy_poll INTERVAL [WINDOW]; 0 = off (default) */
+	uint32_t busy_poll_window_us; /* WINDOW; 10 x INTERVAL unless given */
+	struct conf_cidr *allow;      /* allow CIDR|all|none... (repeatable, appends); default
 	                                 127.0.0.0/8 ::1. all = 0.0.0.0/0 + ::/0; none empties the
 	                                 list (nallow 0: nobody). At most CONF_MAX_CIDRS. */
 	size_t nallow;

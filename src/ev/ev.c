@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/clock.h"
@@ -32,6 +34,14 @@ struct ev_loop {
 	struct ev_io wake_io;
 	void (*wake_fn)(struct ev_loop *loop, void *arg);
 	void *wake_arg;
+
+	/* Busy polling (ev_set_busy_poll): 0 = off. The timer slack is the
+	 * thread's, set on the loop's own thread when the setting changes. */
+	uint32_t poll_us, poll_window_us;
+	uint64_t last_io_us; /* end of the last batch of I/O events */
+	bool slack_applied;
+	long slack_saved;
+	uint64_t naps;
 };
 
 uint64_t ev_now(const struct ev_loop *loop)
@@ -294,6 +304,70 @@ void ev_wake(struct ev_loop *loop)
 	(void)n;
 }
 
+void ev_set_busy_poll(struct ev_loop *loop, uint32_t interval_us, uint32_t window_us)
+{
+	SL_ASSERT(interval_us < 1000000); /* a nap's timespec has no seconds */
+	loop->poll_us = interval_us;
+	loop->poll_window_us = interval_us ? SL_MAX(window_us, interval_us) : 0;
+}
+
+uint64_t ev_naps(const struct ev_loop *loop)
+{
+	return loop->naps;
+}
+
+/* A nap of poll_us must not last poll_us plus the default 50 us of timer
+ * slack, so the thread's slack is cut to 1 ns while busy polling is on and
+ * given back when it is turned off. */
+static void apply_slack(struct ev_loop *loop)
+{
+	bool want = loop->poll_us != 0;
+
+	if (want == loop->slack_applied)
+		return;
+	if (want) {
+		int r = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
+		loop->slack_saved = r > 0 ? r : 50000;
+		(void)prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+	} else {
+		(void)prctl(PR_SET_TIMERSLACK, (unsigned long)loop->slack_saved, 0, 0, 0);
+	}
+	loop->slack_applied = want;
+}
+
+/* Wait for events with busy polling on. Within poll_window_us of the end of
+ * the last batch of I/O events: a look with no wait; if there is nothing,
+ * a nap of poll_us on a timer of this thread's own core and a look again,
+ * until the window is over; then (or at once, past the window) sleep in
+ * epoll_wait until woken. The point is who pays for the wake-up: a thread
+ * asleep in epoll_wait is woken by the core whose send made its socket
+ * readable, and in a virtual machine that cross-core wake-up (an IPI) is
+ * dear for the sender; a nap ends on this core's own timer. Timers firing do
+ * not extend the window, so an idle loop with a periodic timer sleeps.
+ * timeout_ms bounds it all, naps included, as for a plain epoll_wait. */
+static int wait_busy(struct ev_loop *loop, struct epoll_event *evs, int timeout_ms)
+{
+	uint64_t start = clock_mono_us(), now = start;
+	uint64_t until = loop->last_io_us + loop->poll_window_us;
+
+	if (timeout_ms >= 0)
+		until = SL_MIN(until, start + (uint64_t)timeout_ms * 1000);
+	while (now < until) {
+		int n = epoll_wait(loop->epfd, evs, EV_BATCH, 0);
+		if (n != 0)
+			return n;
+		struct timespec ts = {0, (long)SL_MIN(loop->poll_us, until - now) * 1000};
+		(void)nanosleep(&ts, NULL);
+		loop->naps++;
+		now = clock_mono_us();
+	}
+	if (timeout_ms > 0) {
+		uint64_t spent_ms = (now - start) / 1000;
+		timeout_ms = spent_ms >= (uint64_t)timeout_ms ? 0 : timeout_ms - (int)spent_ms;
+	}
+	return epoll_wait(loop->epfd, evs, EV_BATCH, timeout_ms);
+}
+
 int ev_loop_run(struct ev_loop *loop)
 {
 	struct epoll_event evs[EV_BATCH];
@@ -312,7 +386,11 @@ int ev_loop_run(struct ev_loop *loop)
 			uint64_t key = loop->heap[0]->key;
 			timeout = key <= now ? 0 : (int)SL_MIN(key - now, 60000u);
 		}
-		n = epoll_wait(loop->epfd, evs, EV_BATCH, timeout);
+		apply_slack(loop);
+		if (loop->poll_us)
+			n = wait_busy(loop, evs, timeout);
+		else
+			n = epoll_wait(loop->epfd, evs, EV_BATCH, timeout);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -326,6 +404,9 @@ int ev_loop_run(struct ev_loop *loop)
 				continue;
 			io->cb(loop, io, evs[i].events);
 		}
+		/* busy_poll's window runs from the end of the last I/O batch. */
+		if (n > 0 && loop->poll_us)
+			loop->last_io_us = clock_mono_us();
 		run_deferred(loop);
 		run_timers(loop);
 	}

@@ -91,6 +91,15 @@ void ev_set_before_wait(struct ev_loop *loop, void (*fn)(void *arg), void *arg);
 void ev_set_wakeup(struct ev_loop *loop, void (*fn)(struct ev_loop *loop, void *arg), void *arg);
 void ev_wake(struct ev_loop *loop);
 
+/* Busy polling (the busy_poll directive): while events keep coming, the loop
+ * does not sleep until woken but naps interval_us and looks again, for up to
+ * window_us (at least interval_us) after the end of the last batch of I/O
+ * events. interval_us 0 turns it off (the default); below 1 s. Call on the
+ * loop's thread, or before it runs. */
+void ev_set_busy_poll(struct ev_loop *loop, uint32_t interval_us, uint32_t window_us);
+/* Naps taken so far (busy polling). */
+uint64_t ev_naps(const struct ev_loop *loop);
+
 /* Number of timers armed (for tests and status). */
 unsigned ev_timer_count(const struct ev_loop *loop);
 

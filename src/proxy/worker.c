@@ -220,6 +220,7 @@ static void apply_post(struct worker *w, struct worker_post *p)
 	conf_unref(&w->conf);
 	w->conf = p->conf;
 	p->conf = NULL;
+	ev_set_busy_poll(w->loop, w->conf->busy_poll_us, w->conf->busy_poll_window_us);
 	if (dns_set_servers(w->dns, w->conf->dns_servers, err, sizeof(err)) < 0)
 		log_error("worker %u: %s (keeping the previous servers)", w->id, err);
 	for (size_t i = 0; i < p->nfds; i++) {

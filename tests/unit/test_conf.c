@@ -641,6 +641,56 @@ TEST(duration_directives)
 						 "1ms..1d (e.g. 500ms, 30s, 5m, 2h), got \"5x\"");
 }
 
+TEST(busy_poll_directive)
+{
+	struct conf *c = conf_defaults();
+
+	CHECK_INT(c->busy_poll_us, 0); /* off by default */
+	CHECK_INT(c->busy_poll_window_us, 0);
+	conf_unref(&c);
+	c = load("busy_poll 20us\n");
+	CHECK(c != NULL);
+	if (c) {
+		CHECK_INT(c->busy_poll_us, 20);
+		CHECK_INT(c->busy_poll_window_us, 200); /* 10 intervals */
+		conf_unref(&c);
+	}
+	c = load("busy_poll 1ms 1s\n");
+	CHECK(c != NULL);
+	if (c) {
+		CHECK_INT(c->busy_poll_us, 1000);
+		CHECK_INT(c->busy_poll_window_us, 1000000);
+		conf_unref(&c);
+	}
+	c = load("busy_poll 50US 50us\nbusy_poll off\n");
+	CHECK(c != NULL);
+	if (c) {
+		CHECK_INT(c->busy_poll_us, 0);
+		CHECK_INT(c->busy_poll_window_us, 0);
+		conf_unref(&c);
+	}
+	CHECK_STR(load_err("busy_poll on\n"), "t.conf:1: busy_poll: expected off or an interval "
+					      "10us..10ms (e.g. 20us), got \"on\"");
+	CHECK_STR(load_err("busy_poll 0us\n"), "t.conf:1: busy_poll: expected off or an interval "
+					       "10us..10ms (e.g. 20us), got \"0us\"");
+	CHECK_STR(load_err("busy_poll 20\n"), "t.conf:1: busy_poll: expected off or an interval "
+					      "10us..10ms (e.g. 20us), got \"20\"");
+	CHECK_STR(load_err("busy_poll 11ms\n"), "t.conf:1: busy_poll: expected off or an interval "
+						"10us..10ms (e.g. 20us), got \"11ms\"");
+	CHECK_STR(load_err("busy_poll 20us 10us\n"),
+		  "t.conf:1: busy_poll: expected a window 20us..1s (at least the interval), got "
+		  "\"10us\"");
+	CHECK_STR(load_err("busy_poll 20us 2s\n"),
+		  "t.conf:1: busy_poll: expected a window 20us..1s (at least the interval), got "
+		  "\"2s\"");
+	CHECK_STR(load_err("busy_poll 9us\n"), "t.conf:1: busy_poll: expected off or an interval "
+					       "10us..10ms (e.g. 20us), got \"9us\"");
+	CHECK_STR(load_err("busy_poll off 1ms\n"), "t.conf:1: busy_poll: off takes no window");
+	CHECK_STR(load_err("busy_poll 20us 1ms 2ms\n"),
+		  "t.conf:1: busy_poll: expected 1 to 2 arguments, got 3 (usage: busy_poll "
+		  "off|INTERVAL [WINDOW])");
+}
+
 TEST(count_and_size_directives)
 {
 	struct conf *c = load("max_connections 1000000\nmax_connections_per_client 0\n"
@@ -1239,6 +1289,7 @@ int main(void)
 	RUN(bool_and_hostname_directives);
 	RUN(access_log_and_log_level_directives);
 	RUN(duration_directives);
+	RUN(busy_poll_directive);
 	RUN(count_and_size_directives);
 	RUN(max_request_line_is_checked_against_max_header_size);
 	RUN(dns_servers_directive);
