@@ -2,7 +2,7 @@
 # sluice cache and reverse-proxy benchmark: sluice in reverse (accelerator)
 # mode and its peers side by side, against direct.
 #
-#   bench/cache.sh [--quick] [--only sluice,sluice-sf,varnish,trafficserver,squid,haproxy,nginx]
+#   bench/cache.sh [--quick] [--only sluice,sluice-sf,sluice-bp,varnish,trafficserver,squid,haproxy,nginx]
 #                  [--scenario 1,2,3,3b] [--duration SECONDS] [--runs N] [--keep] [--build]
 #
 #   --quick      5 s runs, 1 round, 1 s warm-up (smoke test)
@@ -19,7 +19,8 @@
 #   C3  1 MiB cache hits, 8 keep-alive connections     MiB/s  varnish trafficserver
 #   C3b the same with a lean client (connect_bulk -k)   MiB/s  varnish trafficserver
 #
-# sluice-sf is sluice with `sendfile on`, measured beside it in C3 and C3b.
+# sluice-sf is sluice with `sendfile on`, measured beside it in C3 and C3b;
+# sluice-bp is sluice with `busy_poll 20us`, measured beside it in C2.
 #
 # Every proxy is a reverse proxy for one origin; wrk (connect_bulk in C3b) sends origin-form
 # requests (GET /1k HTTP/1.1, Host: bench.local). The proxy under test runs
@@ -34,7 +35,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BENCH=$ROOT/bench
 PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
-ALL_PROXIES=(sluice sluice-sf varnish trafficserver squid haproxy nginx)
+ALL_PROXIES=(sluice sluice-sf sluice-bp varnish trafficserver squid haproxy nginx)
 ALL_SCENARIOS=(1 2 3 4) # 4 is C3b
 HOST=bench.local
 
@@ -90,7 +91,7 @@ fi
 scenario_peers() {
 	case "$1" in
 	1) echo sluice varnish trafficserver squid ;;
-	2) echo sluice haproxy nginx ;;
+	2) echo sluice sluice-bp haproxy nginx ;;
 	3|4) echo sluice sluice-sf varnish trafficserver ;;
 	esac
 }
@@ -173,7 +174,7 @@ mkdir -p "$ROOT/build/bench"
 gcc -O2 -Wall -Wextra -pthread -o "$CB" "$BENCH/tools/connect_bulk.c"
 
 SLUICE_WHY= SLUICE_SRC=${SLUICE:-$ROOT/build/sluice} SLUICE_BUILT=
-if case " ${proxies[*]-} " in *" sluice "* | *" sluice-sf "*) true ;; *) false ;; esac; then
+if case " ${proxies[*]-} " in *" sluice "* | *" sluice-sf "* | *" sluice-bp "*) true ;; *) false ;; esac; then
 	if [ $build -eq 1 ]; then
 		log "building sluice (make build/sluice)"
 		make -C "$ROOT" --no-print-directory build/sluice >"$T/sluice-build.log" 2>&1 ||
@@ -432,9 +433,13 @@ start_target() {
 	direct)
 		T_PID=$ORIGIN_PID T_PORT=$OPORT
 		return 0 ;;
-	sluice | sluice-sf)
+	sluice | sluice-sf | sluice-bp)
 		if [ -n "$SLUICE_WHY" ]; then T_WHY=$SLUICE_WHY; return 1; fi
-		if [ "$1" = sluice ]; then write_sluice "$1"; else write_sluice "$1" "sendfile on"; fi
+		case "$1" in
+		sluice) write_sluice "$1" ;;
+		sluice-sf) write_sluice "$1" "sendfile on" ;;
+		sluice-bp) write_sluice "$1" "busy_poll 20us" ;;
+		esac
 		if ! "$T/sluice-bin" -t -c "$T/$1/sluice.conf" >"$T_LOG" 2>&1; then
 			T_WHY="config rejected: $(tail -n 2 "$T_LOG" | tr '\n' ' ' | cut -c1-160)"
 			return 1

@@ -24,6 +24,7 @@ LABEL = {
     "direct": "direct (client → origin)",
     "sluice": "sluice (reverse mode)",
     "sluice-sf": "sluice, sendfile on",
+    "sluice-bp": "sluice, busy_poll 20us",
     "varnish": "Varnish",
     "trafficserver": "Traffic Server",
     "squid": "Squid (accel)",
@@ -215,7 +216,8 @@ def main():
             res = ("met" if ok else "not met") + (f" ({rounds})" if rounds else "")
         tgt = {1: "≥ 1.40 × direct", 2: "≥ 0.95 × direct", 3: "≥ best peer",
                4: "≥ best peer"}[s]
-        name = NAME[s] + (" (sendfile on)" if sk[1] == "sluice-sf" else "")
+        name = NAME[s] + {"sluice-sf": " (sendfile on)",
+                          "sluice-bp": " (busy_poll 20us)"}.get(sk[1], "")
         w(f"| {name} | {tgt} | {sl_txt} | {best_txt} | {res}{' (smoke run)' if smoke else ''} |")
 
     w("## Against the targets")
@@ -231,7 +233,7 @@ def main():
                 best = k
         best_txt = (f"{LABEL[best[1]]} {f(M[best]['tput'])} {UNIT[s]} ({f(ratio(best), 2)} × direct)"
                     if best else "—")
-        for who in ("sluice", "sluice-sf"):
+        for who in ("sluice", "sluice-sf", "sluice-bp"):
             if who in ts:
                 target_row(s, (s, who), best, best_txt)
     w("")
