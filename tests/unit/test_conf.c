@@ -643,52 +643,45 @@ TEST(duration_directives)
 
 TEST(busy_poll_directive)
 {
-	struct conf *c = conf_defaults();
+	static const struct {
+		const char *text;
+		uint32_t us, window_us;
+	} ok[] = {
+		{"", 0, 0},		       /* off by default */
+		{"busy_poll 20us\n", 20, 200}, /* window: 10 intervals */
+		{"busy_poll 1ms 1s\n", 1000, 1000000},
+		{"busy_poll 50US 50us\nbusy_poll off\n", 0, 0},
+	};
+	static const struct {
+		const char *text, *err;
+	} bad[] = {
+		{"on", "expected off or an interval 10us..10ms (e.g. 20us), got \"on\""},
+		{"0us", "expected off or an interval 10us..10ms (e.g. 20us), got \"0us\""},
+		{"9us", "expected off or an interval 10us..10ms (e.g. 20us), got \"9us\""},
+		{"20", "expected off or an interval 10us..10ms (e.g. 20us), got \"20\""},
+		{"11ms", "expected off or an interval 10us..10ms (e.g. 20us), got \"11ms\""},
+		{"20us 10us", "expected a window 20us..1s (at least the interval), got \"10us\""},
+		{"20us 2s", "expected a window 20us..1s (at least the interval), got \"2s\""},
+		{"off 1ms", "off takes no window"},
+		{"20us 1ms 2ms",
+		 "expected 1 to 2 arguments, got 3 (usage: busy_poll off|INTERVAL [WINDOW])"},
+	};
+	char text[64], want[160];
 
-	CHECK_INT(c->busy_poll_us, 0); /* off by default */
-	CHECK_INT(c->busy_poll_window_us, 0);
-	conf_unref(&c);
-	c = load("busy_poll 20us\n");
-	CHECK(c != NULL);
-	if (c) {
-		CHECK_INT(c->busy_poll_us, 20);
-		CHECK_INT(c->busy_poll_window_us, 200); /* 10 intervals */
+	for (size_t i = 0; i < SL_ARRAY_LEN(ok); i++) {
+		struct conf *c = load(ok[i].text);
+		CHECK(c != NULL);
+		if (c == NULL)
+			continue;
+		CHECK_INT(c->busy_poll_us, ok[i].us);
+		CHECK_INT(c->busy_poll_window_us, ok[i].window_us);
 		conf_unref(&c);
 	}
-	c = load("busy_poll 1ms 1s\n");
-	CHECK(c != NULL);
-	if (c) {
-		CHECK_INT(c->busy_poll_us, 1000);
-		CHECK_INT(c->busy_poll_window_us, 1000000);
-		conf_unref(&c);
+	for (size_t i = 0; i < SL_ARRAY_LEN(bad); i++) {
+		snprintf(text, sizeof(text), "busy_poll %s\n", bad[i].text);
+		snprintf(want, sizeof(want), "t.conf:1: busy_poll: %s", bad[i].err);
+		CHECK_STR(load_err(text), want);
 	}
-	c = load("busy_poll 50US 50us\nbusy_poll off\n");
-	CHECK(c != NULL);
-	if (c) {
-		CHECK_INT(c->busy_poll_us, 0);
-		CHECK_INT(c->busy_poll_window_us, 0);
-		conf_unref(&c);
-	}
-	CHECK_STR(load_err("busy_poll on\n"), "t.conf:1: busy_poll: expected off or an interval "
-					      "10us..10ms (e.g. 20us), got \"on\"");
-	CHECK_STR(load_err("busy_poll 0us\n"), "t.conf:1: busy_poll: expected off or an interval "
-					       "10us..10ms (e.g. 20us), got \"0us\"");
-	CHECK_STR(load_err("busy_poll 20\n"), "t.conf:1: busy_poll: expected off or an interval "
-					      "10us..10ms (e.g. 20us), got \"20\"");
-	CHECK_STR(load_err("busy_poll 11ms\n"), "t.conf:1: busy_poll: expected off or an interval "
-						"10us..10ms (e.g. 20us), got \"11ms\"");
-	CHECK_STR(load_err("busy_poll 20us 10us\n"),
-		  "t.conf:1: busy_poll: expected a window 20us..1s (at least the interval), got "
-		  "\"10us\"");
-	CHECK_STR(load_err("busy_poll 20us 2s\n"),
-		  "t.conf:1: busy_poll: expected a window 20us..1s (at least the interval), got "
-		  "\"2s\"");
-	CHECK_STR(load_err("busy_poll 9us\n"), "t.conf:1: busy_poll: expected off or an interval "
-					       "10us..10ms (e.g. 20us), got \"9us\"");
-	CHECK_STR(load_err("busy_poll off 1ms\n"), "t.conf:1: busy_poll: off takes no window");
-	CHECK_STR(load_err("busy_poll 20us 1ms 2ms\n"),
-		  "t.conf:1: busy_poll: expected 1 to 2 arguments, got 3 (usage: busy_poll "
-		  "off|INTERVAL [WINDOW])");
 }
 
 TEST(count_and_size_directives)
