@@ -59,7 +59,7 @@ struct entry {
 	char data[];
 };
 
-enum job_kind { JOB_READ, JOB_WRITE, JOB_UNLINK };
+enum job_kind { JOB_READ, JOB_WRITE, JOB_UNLINK, JOB_FENCE };
 
 /* Work for an I/O thread about one file name. gen names the index entry the
  * work is for, so a completion never touches a newer entry of that name. */
@@ -70,6 +70,7 @@ struct job {
 	uint64_t size;	       /* write: bytes charged to the backlog */
 	struct cache_obj *obj; /* write: what to write; read: what was read */
 	char name[DISKFMT_NAME_LEN + 1];
+	struct disk_read *fence; /* fence: the purge wait it counts down */
 };
 
 struct disk_read {
@@ -78,8 +79,9 @@ struct disk_read {
 	struct disk_mbox *mb; /* holds a reference */
 	disk_read_cb cb;
 	void *arg;
-	atomic_bool cancelled; /* set on mb's loop; read by the I/O thread */
-	bool delivering;       /* the callback is running (mb's loop only) */
+	atomic_bool cancelled;	/* set on mb's loop; read by the I/O thread */
+	atomic_uint fence_left; /* purge wait: fences still to run */
+	bool delivering;	/* the callback is running (mb's loop only) */
 };
 
 struct disk_mbox {
@@ -801,6 +803,16 @@ static void run_unlink(struct io_thread *t, struct job *j)
 	free(j);
 }
 
+/* A purge wait's fence, behind the unlinks the purge queued on this
+ * thread: the last of its fences to run hands it to its loop. */
+static void run_fence(struct job *j)
+{
+	struct disk_read *r = j->fence;
+	free(j);
+	if (atomic_fetch_sub_explicit(&r->fence_left, 1, memory_order_acq_rel) == 1)
+		mbox_post(r);
+}
+
 static void *io_main(void *arg)
 {
 	struct io_thread *t = arg;
@@ -824,6 +836,9 @@ static void *io_main(void *arg)
 			break;
 		case JOB_UNLINK:
 			run_unlink(t, j);
+			break;
+		case JOB_FENCE:
+			run_fence(j);
 			break;
 		}
 		pthread_mutex_lock(&t->mu);
@@ -1375,13 +1390,14 @@ bool disk_write_if(struct disk_store *d, struct cache_obj *o, bool (*still)(void
 	return true;
 }
 
-unsigned disk_purge(struct disk_store *d, const char *key, size_t key_len)
+/* Under the index lock: drop every entry of key, queue its file's removal,
+ * and return how many, with in *threads a bit per I/O thread that got one. */
+static unsigned purge_locked(struct disk_store *d, const char *key, size_t key_len,
+			     uint64_t *threads)
 {
-	SL_CHECK_OBJ(d, DISK_MAGIC);
 	uint64_t h = cache_key_hash(key, key_len);
 	unsigned n = 0;
 
-	pthread_mutex_lock(&d->mu);
 	if (d->purged)
 		BIT_SET(d->purged, h);
 	struct entry **pp = &d->tab[h & d->mask];
@@ -1391,11 +1407,58 @@ unsigned disk_purge(struct disk_store *d, const char *key, size_t key_len)
 			pp = &e->chain;
 			continue;
 		}
+		*threads |= 1ull << (e->nhash % d->nthreads);
 		entry_remove(d, e, true); /* *pp is now the next one */
 		n++;
 	}
+	return n;
+}
+
+unsigned disk_purge(struct disk_store *d, const char *key, size_t key_len)
+{
+	SL_CHECK_OBJ(d, DISK_MAGIC);
+	uint64_t threads = 0;
+
+	pthread_mutex_lock(&d->mu);
+	unsigned n = purge_locked(d, key, key_len, &threads);
 	pthread_mutex_unlock(&d->mu);
 	return n;
+}
+
+struct disk_read *disk_purge_wait(struct disk_store *d, struct disk_mbox *mb, const char *key,
+				  size_t key_len, unsigned *n, disk_read_cb cb, void *arg)
+{
+	SL_CHECK_OBJ(d, DISK_MAGIC);
+	SL_CHECK_OBJ(mb, MBOX_MAGIC);
+	struct disk_read *r = NULL;
+	uint64_t threads = 0;
+
+	pthread_mutex_lock(&d->mu);
+	*n = purge_locked(d, key, key_len, &threads);
+	if (threads != 0) {
+		r = sl_calloc(1, sizeof(*r));
+		r->magic = READ_MAGIC;
+		r->job.kind = JOB_FENCE;
+		atomic_fetch_add_explicit(&mb->refs, 1, memory_order_relaxed);
+		r->mb = mb;
+		r->cb = cb;
+		r->arg = arg;
+		atomic_init(&r->cancelled, false);
+		atomic_init(&r->fence_left, (unsigned)__builtin_popcountll(threads));
+		/* One fence per thread, queued under the index lock behind the
+		 * unlinks purge_locked() just queued there. */
+		for (unsigned i = 0; i < d->nthreads; i++) {
+			if (!(threads & (1ull << i)))
+				continue;
+			struct job *j = sl_calloc(1, sizeof(*j));
+			j->kind = JOB_FENCE;
+			j->fence = r;
+			j->nhash = i;
+			enqueue(d, j);
+		}
+	}
+	pthread_mutex_unlock(&d->mu);
+	return r;
 }
 
 void disk_stats(struct disk_store *d, uint64_t *objects, uint64_t *bytes, bool *degraded)

@@ -149,6 +149,13 @@ bool disk_write_if(struct disk_store *d, struct cache_obj *o, bool (*still)(void
  * started after this misses), the files in the background. Returns how
  * many. */
 unsigned disk_purge(struct disk_store *d, const char *key, size_t key_len);
+/* The same, and when the files are gone too: if any were, returns a handle
+ * whose cb(arg, NULL) runs on mb's loop once every removal this queued has
+ * run (so the purge outlives a kill -9 from then on); exactly once unless
+ * cancelled with disk_read_cancel(), as for a read. NULL if nothing was
+ * stored (cb never runs). *n is how many were. */
+struct disk_read *disk_purge_wait(struct disk_store *d, struct disk_mbox *mb, const char *key,
+				  size_t key_len, unsigned *n, disk_read_cb cb, void *arg) SL_WUR;
 
 /* Objects and bytes (of files) in the index, and whether the store is
  * degraded (writes stopped after a full disk or an unwritable directory).

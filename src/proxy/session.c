@@ -166,7 +166,9 @@ struct txn {
 	struct cache_obj *head_of;	  /* stored GET a HEAD's 200 may refresh (§4.3.5) */
 	bool stale_cond;		  /* the client's conditionals make that a 304 */
 	struct cache_pend *pend;	  /* the fetch in flight this one leads or waits for */
-	struct disk_read *dread;	  /* reading from the disk tier */
+	struct disk_read *dread;	  /* reading from the disk tier, or a PURGE's wait */
+	unsigned purged;		  /* PURGE: how many it dropped (answer once the */
+	bool purging;			  /* disk's files are gone: dread, TS_DISK) */
 	size_t up_own;			  /* where this proxy\'s own fields begin in up_out */
 	bool swr;			  /* answered stale while a refresh runs */
 	size_t tgt_off, tgt_len;	  /* the request target as received */
@@ -770,21 +772,47 @@ static bool cache_insert(struct txn *t, struct cache_obj *o)
 	return true;
 }
 
+static void purge_answer(struct txn *t)
+{
+	char d[64];
+	unsigned n = t->purged;
+
+	snprintf(d, sizeof(d), "purged %u stored response%s", n, n == 1 ? "" : "s");
+	txn_local(t, n ? 200 : 404, n ? d : "not in cache", NULL, false);
+}
+
+static void on_purge_done(void *arg, struct cache_obj *o)
+{
+	struct txn *t = arg;
+	struct session *s = t->s;
+	SL_CHECK_OBJ(t, TXN_MAGIC);
+	SL_ASSERT(o == NULL);
+	t->dread = NULL;
+	purge_answer(t);
+	session_run(s);
+}
+
 /* Drop every stored variant of a key, from both tiers; even with cache off
  * (the store is kept for a reload that turns it back on). The generation
  * goes up before the disk drops it and again as memory does: whatever was
  * read from either meanwhile stays out of memory, and a write to the disk
  * that has not entered its index by then stays out of it (cache_insert).
- * Returns how many the fuller tier held. */
-static unsigned cache_purge(struct txn *t, const char *key, size_t len)
+ * Returns how many the fuller tier held. With gone, a disk tier's files are
+ * waited for: if any, t->dread is set and gone(t, NULL) runs once they are
+ * deleted (disk_purge_wait). */
+static unsigned cache_purge(struct txn *t, const char *key, size_t len, disk_read_cb gone)
 {
 	struct mem_store *store = t->s->w->cache;
+	struct worker *w = t->s->w;
 	unsigned n = 0;
 	if (store == NULL)
 		return 0;
-	if (t->s->w->disk) {
+	if (w->disk) {
 		mem_gen_bump(store, key, len);
-		n = disk_purge(t->s->w->disk, key, len);
+		if (gone && w->dmbox)
+			t->dread = disk_purge_wait(w->disk, w->dmbox, key, len, &n, gone, t);
+		else
+			n = disk_purge(w->disk, key, len);
 	}
 	unsigned m = mem_purge(store, key, len);
 	return SL_MAX(n, m);
@@ -1262,11 +1290,12 @@ static bool cache_decide(struct txn *t, const struct h1_request *req, struct cac
 }
 
 /* PURGE URL: drop every stored response for it (all Vary variants), for
- * clients in cache_purge_allow only; never forwarded. */
+ * clients in cache_purge_allow only; never forwarded. With a disk tier the
+ * answer waits until the files are deleted (TS_DISK), so that a 200 holds
+ * across a kill -9 that follows it. */
 static void txn_purge(struct txn *t, const struct uri *u)
 {
 	struct mem_store *store = t->s->w->cache; /* even with cache off */
-	char d[64];
 
 	t->tag = "NONE";
 	if (!conf_purge_allowed(t->conf, &t->s->peer.sa)) {
@@ -1276,9 +1305,15 @@ static void txn_purge(struct txn *t, const struct uri *u)
 			  false);
 		return;
 	}
-	unsigned n = store && txn_cache_key(t, u) ? cache_purge(t, t->ckey, t->ckey_len) : 0;
-	snprintf(d, sizeof(d), "purged %u stored response%s", n, n == 1 ? "" : "s");
-	txn_local(t, n ? 200 : 404, n ? d : "not in cache", NULL, false);
+	t->purged = store && txn_cache_key(t, u)
+			    ? cache_purge(t, t->ckey, t->ckey_len, on_purge_done)
+			    : 0;
+	if (t->dread) {
+		t->purging = true;
+		go_state(t, TS_DISK);
+		return;
+	}
+	purge_answer(t);
 }
 
 /* ---- reverse mode ---- */
@@ -2035,7 +2070,7 @@ static void cache_invalidate(struct txn *t, const struct h1_response *resp)
 {
 	if (!t->cache_invalidate || !policy_status_invalidates(resp->status))
 		return;
-	(void)cache_purge(t, t->ckey, t->ckey_len);
+	(void)cache_purge(t, t->ckey, t->ckey_len, NULL);
 	for (unsigned i = 0; i < resp->nheaders; i++) {
 		struct sv n = resp->headers[i].name, path;
 		if (!sv_ieq_cstr(n, "Location") && !sv_ieq_cstr(n, "Content-Location"))
@@ -2048,7 +2083,7 @@ static void cache_invalidate(struct txn *t, const struct h1_response *resp)
 		long kl =
 			cache_key_make(sv_from_cstr(t->host), v6, t->port, path, key, sizeof(key));
 		if (kl > 0)
-			(void)cache_purge(t, key, (size_t)kl);
+			(void)cache_purge(t, key, (size_t)kl, NULL);
 	}
 }
 
@@ -2130,7 +2165,7 @@ static void cache_refresh(struct txn *t, const struct h1_response *resp, int fwd
 		/* Not to be kept: what was stored goes too. This client still
 		 * gets the refreshed copy (with, say, its own Set-Cookie). */
 		if (store)
-			(void)cache_purge(t, o->key, o->key_len);
+			(void)cache_purge(t, o->key, o->key_len, NULL);
 		storable = false;
 		vl = 0;
 	}
@@ -2422,7 +2457,7 @@ static int handle_response_head(struct txn *t)
 			cache_refresh(t, &resp, 200);
 			return 1;
 		}
-		(void)cache_purge(t, o->key, o->key_len);
+		(void)cache_purge(t, o->key, o->key_len, NULL);
 		cache_obj_put(&o);
 	}
 	cache_obj_put(&t->head_of);
@@ -3579,10 +3614,17 @@ static void timer_cb(struct ev_loop *loop, struct ev_timer *tm)
 		return;
 	}
 	case TS_DISK:
-		/* A disk that slow is no cache: ask the origin. */
-		log_warn("cache_dir read slower than read_timeout; going to the origin");
 		disk_read_cancel(&t->dread);
-		disk_done(t, NULL);
+		if (t->purging) {
+			/* Out of the index already; only the files are late. */
+			log_warn("cache_dir: deleting a PURGE's files slower than read_timeout; "
+				 "answered before they are gone");
+			purge_answer(t);
+		} else {
+			/* A disk that slow is no cache: ask the origin. */
+			log_warn("cache_dir read slower than read_timeout; going to the origin");
+			disk_done(t, NULL);
+		}
 		session_run(s);
 		return;
 	case TS_COLLAPSED:

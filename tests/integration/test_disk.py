@@ -187,3 +187,31 @@ def test_disk008_serves_while_the_index_is_rebuilt(t):
     wait_until(lambda: len(objects(d)) == 1, 10, "the bad files gone, the new object kept")
     A.contains(cs(t.get(p, o.url("/early"))), "; hit", "what was stored meanwhile is kept")
     A.eq(len(o.requests), 1, "requests at origin")
+
+
+def test_disk009_a_purge_is_answered_once_its_files_are_gone(t):
+    """With a disk tier, PURGE answers once the files are deleted, so a
+    kill -9 right after the answer cannot bring the object back."""
+    def varying(req, c):
+        c.respond(200, b"object %s %s" % (req.target.encode(),
+                                          (req.header("Accept-Encoding") or "").encode()),
+                  [("Cache-Control", "max-age=3600"), ("Vary", "Accept-Encoding")])
+
+    d = t.path("cache")
+    o = t.origin(varying)
+    p = t.sluice(f"cache_dir {d} 64M\ncache_purge_allow 127.0.0.1\n")
+    for ae in ("gzip", "br", "identity"):
+        t.get(p, o.url("/v"), [("Accept-Encoding", ae)])
+    t.get(p, o.url("/keep"))
+    wait_until(lambda: len(objects(d)) == 4, 5, "four object files")
+    r = t.get(p, o.url("/v"), method="PURGE")
+    A.status(r, 200)
+    A.eq(r.body, b"200 OK: purged 3 stored responses\n", "PURGE answer")
+    A.eq(len(objects(d)), 1, "object files when the answer came")
+    p.signal(signal.SIGKILL)
+    p.wait_exit(5)
+    start_rebuilt(p)
+    t.get(p, o.url("/v"), [("Accept-Encoding", "gzip")])
+    t.get(p, o.url("/keep"))
+    A.eq(len(o.requests), 5, "requests at origin: /v again, /keep from disk")
+

@@ -708,6 +708,69 @@ TEST(purge_removes_every_variant_from_index_and_disk)
 	rm_rf(dir);
 }
 
+struct pw {
+	struct ev_loop *loop;
+	const char *dir;
+	int calls, files_then;
+};
+
+static void on_purged(void *arg, struct cache_obj *o)
+{
+	struct pw *p = arg;
+	uint64_t fb;
+	CHECK(o == NULL);
+	p->calls++;
+	p->files_then = count_files(p->dir, &fb);
+	ev_loop_stop(p->loop);
+}
+
+TEST(purge_wait_answers_once_the_files_are_gone)
+{
+	char *dir = tmp_dir();
+	struct disk_store *d = open_store(dir, 64 << 20);
+	static const char *const ae[] = {"gzip", "br", "zstd", "deflate", "x1", "x2", "x3", "x4"};
+	struct cache_obj *o[8];
+	size_t big = 1 << 20;
+	char *body = malloc(big);
+	memset(body, 'z', big);
+	/* Eight variants (their files on both I/O threads, most likely), written
+	 * and purged at once: the removals queue behind 8 MiB of writes. */
+	for (int i = 0; i < 8; i++) {
+		o[i] = make("http://a:80/w", head_vary, ae[i], body, big);
+		CHECK(disk_write(d, o[i]));
+	}
+	struct pw p = {.loop = ev_loop_new(), .dir = dir};
+	struct disk_mbox *mb = disk_mbox_new(p.loop);
+	unsigned n = 99;
+	struct disk_read *w = disk_purge_wait(d, mb, "http://a:80/w", 13, &n, on_purged, &p);
+	CHECK_INT(n, 8);
+	CHECK(w != NULL);
+	if (w)
+		run_for(p.loop, 10000);
+	CHECK_INT(p.calls, 1);
+	CHECK_INT(p.files_then, 0); /* every file gone when it is called */
+	/* Nothing stored: no wait, no call. */
+	n = 99;
+	CHECK(disk_purge_wait(d, mb, "http://a:80/w", 13, &n, on_purged, &p) == NULL);
+	CHECK_INT(n, 0);
+	/* Cancelled: never called (and nothing leaks). */
+	CHECK(disk_write(d, o[0]));
+	w = disk_purge_wait(d, mb, "http://a:80/w", 13, &n, on_purged, &p);
+	CHECK_INT(n, 1);
+	CHECK(w != NULL);
+	disk_read_cancel(&w);
+	CHECK(w == NULL);
+	run_for(p.loop, 200);
+	CHECK_INT(p.calls, 1);
+	disk_mbox_free(&mb);
+	ev_loop_free(&p.loop);
+	disk_close(&d);
+	for (int i = 0; i < 8; i++)
+		cache_obj_put(&o[i]);
+	free(body);
+	rm_rf(dir);
+}
+
 TEST(lookups_miss_until_the_rebuild_reaches_the_files_then_hit)
 {
 	char *dir = tmp_dir();
@@ -1272,6 +1335,7 @@ int main(void)
 	RUN(truncated_file_is_dropped_at_start_up);
 	RUN(vary_variants_are_selected_and_replaced);
 	RUN(purge_removes_every_variant_from_index_and_disk);
+	RUN(purge_wait_answers_once_the_files_are_gone);
 	RUN(lookups_miss_until_the_rebuild_reaches_the_files_then_hit);
 	RUN(a_conditional_write_enters_the_index_only_if_still_wanted);
 	RUN(what_is_purged_or_written_before_the_rebuild_wins_over_the_files);
