@@ -204,9 +204,16 @@ static struct entry *entry_new(const char *key, size_t key_len, const char *vary
 	return e;
 }
 
+/* The I/O thread of a file name (by its hash): every job on one name runs
+ * there, in order. */
+static unsigned thread_of(const struct disk_store *d, uint64_t nhash)
+{
+	return (unsigned)(nhash % d->nthreads);
+}
+
 static void enqueue(struct disk_store *d, struct job *j)
 {
-	struct io_thread *t = &d->io[j->nhash % d->nthreads];
+	struct io_thread *t = &d->io[thread_of(d, j->nhash)];
 	j->next = NULL;
 	pthread_mutex_lock(&t->mu);
 	if (t->tail)
@@ -1390,6 +1397,8 @@ bool disk_write_if(struct disk_store *d, struct cache_obj *o, bool (*still)(void
 	return true;
 }
 
+_Static_assert(DISK_THREADS_MAX <= 64, "a purge's threads are bits of a uint64_t");
+
 /* Under the index lock: drop every entry of key, queue its file's removal,
  * and return how many, with in *threads a bit per I/O thread that got one. */
 static unsigned purge_locked(struct disk_store *d, const char *key, size_t key_len,
@@ -1407,7 +1416,7 @@ static unsigned purge_locked(struct disk_store *d, const char *key, size_t key_l
 			pp = &e->chain;
 			continue;
 		}
-		*threads |= 1ull << (e->nhash % d->nthreads);
+		*threads |= 1ull << thread_of(d, e->nhash);
 		entry_remove(d, e, true); /* *pp is now the next one */
 		n++;
 	}

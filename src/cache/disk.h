@@ -151,9 +151,12 @@ bool disk_write_if(struct disk_store *d, struct cache_obj *o, bool (*still)(void
 unsigned disk_purge(struct disk_store *d, const char *key, size_t key_len);
 /* The same, and when the files are gone too: if any were, returns a handle
  * whose cb(arg, NULL) runs on mb's loop once every removal this queued has
- * run (so the purge outlives a kill -9 from then on); exactly once unless
- * cancelled with disk_read_cancel(), as for a read. NULL if nothing was
- * stored (cb never runs). *n is how many were. */
+ * run (so the purge outlives a kill of the process from then on, not a
+ * power loss: there is no fsync; a removal that failed counts as run);
+ * exactly once unless cancelled with disk_read_cancel(), as for a read.
+ * NULL if the index had none (cb never runs): during the start-up rebuild,
+ * files it has not reached are not waited for (they are deleted when it
+ * merges). *n is how many the index had. */
 struct disk_read *disk_purge_wait(struct disk_store *d, struct disk_mbox *mb, const char *key,
 				  size_t key_len, unsigned *n, disk_read_cb cb, void *arg) SL_WUR;
 

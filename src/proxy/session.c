@@ -167,8 +167,8 @@ struct txn {
 	bool stale_cond;		  /* the client's conditionals make that a 304 */
 	struct cache_pend *pend;	  /* the fetch in flight this one leads or waits for */
 	struct disk_read *dread;	  /* reading from the disk tier, or a PURGE's wait */
-	unsigned purged;		  /* PURGE: how many it dropped (answer once the */
-	bool purging;			  /* disk's files are gone: dread, TS_DISK) */
+	unsigned purged;		  /* PURGE: how many stored responses it dropped */
+	bool purging;			  /* PURGE: in TS_DISK until its files are deleted */
 	size_t up_own;			  /* where this proxy\'s own fields begin in up_out */
 	bool swr;			  /* answered stale while a refresh runs */
 	size_t tgt_off, tgt_len;	  /* the request target as received */
@@ -3617,8 +3617,9 @@ static void timer_cb(struct ev_loop *loop, struct ev_timer *tm)
 		disk_read_cancel(&t->dread);
 		if (t->purging) {
 			/* Out of the index already; only the files are late. */
-			log_warn("cache_dir: deleting a PURGE's files slower than read_timeout; "
-				 "answered before they are gone");
+			log_warn("cache_dir: deleting the files of PURGE %.*s slower than "
+				 "read_timeout; answered before they are gone",
+				 (int)t->url_len, t->strs.p + t->url_off);
 			purge_answer(t);
 		} else {
 			/* A disk that slow is no cache: ask the origin. */
