@@ -15,6 +15,7 @@
 #include "buf/limits.h"
 #include "cache/disk.h"
 #include "cache/diskfmt.h"
+#include "cache/key.h"
 #include "ev/ev.h"
 #include "unit.h"
 
@@ -724,21 +725,49 @@ static void on_purged(void *arg, struct cache_obj *o)
 	ev_loop_stop(p->loop);
 }
 
+/* The I/O thread (of the 2 open_bare starts) that o's file name goes to. */
+static unsigned io_thread_of(const struct cache_obj *o)
+{
+	char name[DISKFMT_NAME_LEN + 1];
+	diskfmt_name(o->key, o->key_len, o->vary, o->vary_len, name);
+	return (unsigned)(cache_key_hash(name, DISKFMT_NAME_LEN) % 2);
+}
+
 TEST(purge_wait_answers_once_the_files_are_gone)
 {
 	char *dir = tmp_dir();
 	struct disk_store *d = open_store(dir, 64 << 20);
-	static const char *const ae[] = {"gzip", "br", "zstd", "deflate", "x1", "x2", "x3", "x4"};
-	struct cache_obj *o[8];
+	struct cache_obj *o[8], *fill[16];
+	int no = 0, nfill = 0;
 	size_t big = 1 << 20;
 	char *body = malloc(big);
+	char ae[16], key[32];
 	memset(body, 'z', big);
-	/* Eight variants (their files on both I/O threads, most likely), written
-	 * and purged at once: the removals queue behind 8 MiB of writes. */
-	for (int i = 0; i < 8; i++) {
-		o[i] = make("http://a:80/w", head_vary, ae[i], body, big);
-		CHECK(disk_write(d, o[i]));
+	/* Eight variants of one URL: one whose file is on thread 0, seven on
+	 * thread 1, behind 16 MiB of other objects' writes there. The wait must
+	 * end with thread 1's removals, well after thread 0's. */
+	for (int i = 0; no < 8 && i < 1000; i++) {
+		snprintf(ae, sizeof(ae), "x%d", i);
+		struct cache_obj *v = make("http://a:80/w", head_vary, ae, body, big);
+		if (io_thread_of(v) == (no == 0 ? 0u : 1u))
+			o[no++] = v;
+		else
+			cache_obj_put(&v);
 	}
+	for (int i = 0; nfill < 16 && i < 1000; i++) {
+		snprintf(key, sizeof(key), "http://f:80/%d", i);
+		struct cache_obj *f = make(key, head_plain, NULL, body, big);
+		if (io_thread_of(f) == 1)
+			fill[nfill++] = f;
+		else
+			cache_obj_put(&f);
+	}
+	CHECK_INT(no, 8);
+	CHECK_INT(nfill, 16);
+	for (int i = 0; i < nfill; i++)
+		CHECK(disk_write(d, fill[i]));
+	for (int i = 0; i < no; i++)
+		CHECK(disk_write(d, o[i]));
 	struct pw p = {.loop = ev_loop_new(), .dir = dir};
 	struct disk_mbox *mb = disk_mbox_new(p.loop);
 	unsigned n = 99;
@@ -748,7 +777,7 @@ TEST(purge_wait_answers_once_the_files_are_gone)
 	if (w)
 		run_for(p.loop, 10000);
 	CHECK_INT(p.calls, 1);
-	CHECK_INT(p.files_then, 0); /* every file gone when it is called */
+	CHECK_INT(p.files_then, nfill); /* every variant's file gone when it is called */
 	/* Nothing stored: no wait, no call. */
 	n = 99;
 	CHECK(disk_purge_wait(d, mb, "http://a:80/w", 13, &n, on_purged, &p) == NULL);
@@ -765,8 +794,10 @@ TEST(purge_wait_answers_once_the_files_are_gone)
 	disk_mbox_free(&mb);
 	ev_loop_free(&p.loop);
 	disk_close(&d);
-	for (int i = 0; i < 8; i++)
+	for (int i = 0; i < no; i++)
 		cache_obj_put(&o[i]);
+	for (int i = 0; i < nfill; i++)
+		cache_obj_put(&fill[i]);
 	free(body);
 	rm_rf(dir);
 }
