@@ -307,7 +307,8 @@ static struct tbuf fmt_size(uint64_t v)
 }
 
 /* Duration units: suffix and how many of the base unit (ms or us) it is,
- * largest first; "" (bare digits) is seconds, for parsing only. */
+ * largest first down to the base unit itself; then "" (bare digits are
+ * seconds), for parsing only. */
 struct dunit {
 	const char *suffix;
 	uint64_t n;
@@ -318,27 +319,25 @@ static const struct dunit ms_units[] = {{"d", DAY_MS}, {"h", 3600000}, {"m", 600
 static const struct dunit us_units[] = {{"s", 1000000}, {"ms", 1000}, {"us", 1}, {"", 1000000}};
 
 /* v in the table's base unit, in the largest unit that divides it. */
-static struct tbuf fmt_dunits(uint64_t v, const struct dunit *u, size_t n)
+static struct tbuf fmt_dunits(uint64_t v, const struct dunit *u)
 {
 	struct tbuf t;
 	size_t i = 0;
 
-	while (i + 1 < n && u[i].suffix[0] != '\0' && (v == 0 || v % u[i].n != 0))
-		i++;
-	if (u[i].suffix[0] == '\0') /* the smallest real unit is the one before */
-		i--;
+	while (u[i].n != 1 && (v == 0 || v % u[i].n != 0))
+		i++; /* the base unit (n 1) comes before "" and divides anything */
 	snprintf(t.s, sizeof(t.s), "%" PRIu64 "%s", v / u[i].n, u[i].suffix);
 	return t;
 }
 
 static struct tbuf fmt_duration(uint64_t ms)
 {
-	return fmt_dunits(ms, ms_units, SL_ARRAY_LEN(ms_units));
+	return fmt_dunits(ms, ms_units);
 }
 
 static struct tbuf fmt_us(uint64_t us)
 {
-	return fmt_dunits(us, us_units, SL_ARRAY_LEN(us_units));
+	return fmt_dunits(us, us_units);
 }
 
 /* ---- number and address parsers (pure) ---- */

@@ -36,7 +36,7 @@ struct ev_loop {
 	void *wake_arg;
 
 	/* Busy polling (ev_set_busy_poll): 0 = off. The timer slack is the
-	 * thread's, set on the loop's own thread when the setting changes. */
+	 * loop thread's, saved when busy polling goes on. */
 	uint32_t poll_us, poll_window_us;
 	uint64_t last_io_us; /* end of the last batch of I/O events */
 	bool slack_applied;
@@ -304,35 +304,31 @@ void ev_wake(struct ev_loop *loop)
 	(void)n;
 }
 
-void ev_set_busy_poll(struct ev_loop *loop, uint32_t interval_us, uint32_t window_us)
-{
-	SL_ASSERT(interval_us < 1000000); /* a nap's timespec has no seconds */
-	loop->poll_us = interval_us;
-	loop->poll_window_us = interval_us ? SL_MAX(window_us, interval_us) : 0;
-}
-
 uint64_t ev_naps(const struct ev_loop *loop)
 {
 	return loop->naps;
 }
 
-/* A nap of poll_us must not last poll_us plus the default 50 us of timer
- * slack, so the thread's slack is cut to 1 ns while busy polling is on and
- * given back when it is turned off. */
-static void apply_slack(struct ev_loop *loop)
+/* A nap of interval_us must not last interval_us plus the default 50 us of
+ * timer slack, so the thread's slack is cut to 1 ns while busy polling is on
+ * and given back when it is turned off: hence on the loop's own thread. */
+void ev_set_busy_poll(struct ev_loop *loop, uint32_t interval_us, uint32_t window_us)
 {
-	bool want = loop->poll_us != 0;
+	bool on = interval_us != 0;
 
-	if (want == loop->slack_applied)
+	SL_ASSERT(interval_us < 1000000); /* a nap's timespec has no seconds */
+	loop->poll_us = interval_us;
+	loop->poll_window_us = on ? SL_MAX(window_us, interval_us) : 0;
+	if (on == loop->slack_applied)
 		return;
-	if (want) {
+	if (on) {
 		int r = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
 		loop->slack_saved = r > 0 ? r : 50000;
 		(void)prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
 	} else {
 		(void)prctl(PR_SET_TIMERSLACK, (unsigned long)loop->slack_saved, 0, 0, 0);
 	}
-	loop->slack_applied = want;
+	loop->slack_applied = on;
 }
 
 /* Wait for events with busy polling on. Within poll_window_us of the end of
@@ -386,7 +382,6 @@ int ev_loop_run(struct ev_loop *loop)
 			uint64_t key = loop->heap[0]->key;
 			timeout = key <= now ? 0 : (int)SL_MIN(key - now, 60000u);
 		}
-		apply_slack(loop);
 		if (loop->poll_us)
 			n = wait_busy(loop, evs, timeout);
 		else

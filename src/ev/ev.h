@@ -95,7 +95,7 @@ void ev_wake(struct ev_loop *loop);
  * does not sleep until woken but naps interval_us and looks again, for up to
  * window_us (at least interval_us) after the end of the last batch of I/O
  * events. interval_us 0 turns it off (the default); below 1 s. Call on the
- * loop's thread, or before it runs. */
+ * loop's thread (it sets that thread's timer slack). */
 void ev_set_busy_poll(struct ev_loop *loop, uint32_t interval_us, uint32_t window_us);
 /* Naps taken so far (busy polling). */
 uint64_t ev_naps(const struct ev_loop *loop);

@@ -797,10 +797,10 @@ static void on_purge_done(void *arg, struct cache_obj *o)
  * goes up before the disk drops it and again as memory does: whatever was
  * read from either meanwhile stays out of memory, and a write to the disk
  * that has not entered its index by then stays out of it (cache_insert).
- * Returns how many the fuller tier held. With gone, a disk tier's files are
- * waited for: if any, t->dread is set and gone(t, NULL) runs once they are
+ * Returns how many the fuller tier held. With wait, a disk tier's files are
+ * waited for: if any, t->dread is set and on_purge_done() runs once they are
  * deleted (disk_purge_wait). */
-static unsigned cache_purge(struct txn *t, const char *key, size_t len, disk_read_cb gone)
+static unsigned cache_purge(struct txn *t, const char *key, size_t len, bool wait)
 {
 	struct mem_store *store = t->s->w->cache;
 	struct worker *w = t->s->w;
@@ -809,8 +809,9 @@ static unsigned cache_purge(struct txn *t, const char *key, size_t len, disk_rea
 		return 0;
 	if (w->disk) {
 		mem_gen_bump(store, key, len);
-		if (gone && w->dmbox)
-			t->dread = disk_purge_wait(w->disk, w->dmbox, key, len, &n, gone, t);
+		if (wait && w->dmbox)
+			t->dread =
+				disk_purge_wait(w->disk, w->dmbox, key, len, &n, on_purge_done, t);
 		else
 			n = disk_purge(w->disk, key, len);
 	}
@@ -1305,9 +1306,7 @@ static void txn_purge(struct txn *t, const struct uri *u)
 			  false);
 		return;
 	}
-	t->purged = store && txn_cache_key(t, u)
-			    ? cache_purge(t, t->ckey, t->ckey_len, on_purge_done)
-			    : 0;
+	t->purged = store && txn_cache_key(t, u) ? cache_purge(t, t->ckey, t->ckey_len, true) : 0;
 	if (t->dread) {
 		t->purging = true;
 		go_state(t, TS_DISK);
@@ -2070,7 +2069,7 @@ static void cache_invalidate(struct txn *t, const struct h1_response *resp)
 {
 	if (!t->cache_invalidate || !policy_status_invalidates(resp->status))
 		return;
-	(void)cache_purge(t, t->ckey, t->ckey_len, NULL);
+	(void)cache_purge(t, t->ckey, t->ckey_len, false);
 	for (unsigned i = 0; i < resp->nheaders; i++) {
 		struct sv n = resp->headers[i].name, path;
 		if (!sv_ieq_cstr(n, "Location") && !sv_ieq_cstr(n, "Content-Location"))
@@ -2083,7 +2082,7 @@ static void cache_invalidate(struct txn *t, const struct h1_response *resp)
 		long kl =
 			cache_key_make(sv_from_cstr(t->host), v6, t->port, path, key, sizeof(key));
 		if (kl > 0)
-			(void)cache_purge(t, key, (size_t)kl, NULL);
+			(void)cache_purge(t, key, (size_t)kl, false);
 	}
 }
 
@@ -2165,7 +2164,7 @@ static void cache_refresh(struct txn *t, const struct h1_response *resp, int fwd
 		/* Not to be kept: what was stored goes too. This client still
 		 * gets the refreshed copy (with, say, its own Set-Cookie). */
 		if (store)
-			(void)cache_purge(t, o->key, o->key_len, NULL);
+			(void)cache_purge(t, o->key, o->key_len, false);
 		storable = false;
 		vl = 0;
 	}
@@ -2457,7 +2456,7 @@ static int handle_response_head(struct txn *t)
 			cache_refresh(t, &resp, 200);
 			return 1;
 		}
-		(void)cache_purge(t, o->key, o->key_len, NULL);
+		(void)cache_purge(t, o->key, o->key_len, false);
 		cache_obj_put(&o);
 	}
 	cache_obj_put(&t->head_of);
