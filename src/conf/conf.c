@@ -83,6 +83,8 @@ static parse_fn p_dns_servers, p_include, p_backend, p_route, p_cache_dir, p_bus
 	  "60s", "keep-alive time of an idle client connection")                                   \
 	X(upstream_idle_timeout, p_duration, F(upstream_idle_timeout_ms), 1, 1, 1, DAY_MS,         \
 	  "DURATION", "30s", "time an idle origin connection stays pooled")                        \
+	X(half_closed_clients, p_bool, F(half_closed_clients), 1, 1, 0, 0, "on|off", "off",        \
+	  "a client's FIN alone does not end a request still waiting for its answer")              \
 	X(tunnel_idle_timeout, p_duration, F(tunnel_idle_timeout_ms), 1, 1, 1, DAY_MS, "DURATION", \
 	  "10m", "time a CONNECT tunnel may pass no bytes")                                        \
 	X(shutdown_timeout, p_duration, F(shutdown_timeout_ms), 1, 1, 1, DAY_MS, "DURATION",       \

@@ -124,6 +124,7 @@ struct conf {
 	uint32_t upstream_idle_timeout_ms; /* upstream_idle_timeout DURATION; default 30s */
 	uint32_t tunnel_idle_timeout_ms;   /* tunnel_idle_timeout DURATION; default 10m */
 	uint32_t shutdown_timeout_ms;	   /* shutdown_timeout DURATION; default 10s */
+	bool half_closed_clients;	   /* half_closed_clients on|off; default off */
 
 	uint32_t max_connections;	     /* max_connections N; default 10000 (whole process) */
 	uint32_t max_connections_per_client; /* max_connections_per_client N; 0 = unlimited

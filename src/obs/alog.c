@@ -115,11 +115,11 @@ size_t alog_format_rec(const struct alog_rec *r, enum alog_format fmt, char *out
 	if (fmt == ALOG_SQUID) {
 		if (r->upstream)
 			net_addr_str(r->upstream, up, sizeof(up), false);
-		n = snprintf(p, (size_t)(end - p), "%llu.%03llu %6llu %s %s/%03d %llu ",
+		n = snprintf(p, (size_t)(end - p), "%llu.%03llu %6llu %s %s%s/%03d %llu ",
 			     (unsigned long long)(r->start_wall_us / 1000000),
 			     (unsigned long long)(r->start_wall_us / 1000 % 1000),
-			     (unsigned long long)(r->duration_us / 1000), client, r->tag, r->status,
-			     (unsigned long long)r->bytes);
+			     (unsigned long long)(r->duration_us / 1000), client, r->tag,
+			     r->aborted ? "_ABORTED" : "", r->status, (unsigned long long)r->bytes);
 		p += SL_MAX(0, SL_MIN(n, (int)(end - p)));
 		sv_or_dash(&p, end, r->method);
 		if (p < end)
@@ -148,7 +148,9 @@ size_t alog_format_rec(const struct alog_rec *r, enum alog_format fmt, char *out
 			*p++ = ' ';
 		sv_or_dash(&p, end, r->url);
 		n = snprintf(p, (size_t)(end - p), " HTTP/1.%d\" %d %llu \"",
-			     r->version == 10 ? 0 : 1, r->status, (unsigned long long)r->bytes);
+			     r->version == 10 ? 0 : 1,
+			     r->status == 0 && r->aborted ? 499 : r->status,
+			     (unsigned long long)r->bytes);
 		p += SL_MAX(0, SL_MIN(n, (int)(end - p)));
 		sv_or_dash(&p, end, r->referer);
 		n = snprintf(p, (size_t)(end - p), "\" \"");

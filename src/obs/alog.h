@@ -6,7 +6,7 @@
  * Writes go to the page cache; on SIGUSR1 the main thread reopens the file
  * and dup2()s it over the same descriptor, so workers never see a change.
  *
- * Squid:    time.ms elapsed_ms client TAG/status bytes METHOD URL - HIER/peer type
+ * Squid:    time.ms elapsed_ms client TAG[_ABORTED]/status bytes METHOD URL - HIER/peer type
  * combined: client - - [date] "METHOD URL HTTP/x.y" status bytes "referer" "agent"
  *           elapsed_ms upstream */
 #ifndef SLUICE_ALOG_H
@@ -27,6 +27,10 @@ struct alog_rec {
 	const char *tag; /* TCP_MISS, TCP_TUNNEL, TCP_DENIED, NONE_NONE */
 	int status;	 /* 0 if none was sent */
 	uint64_t bytes;	 /* bytes sent to the client */
+	/* The client did not get its whole answer: squid appends _ABORTED
+	 * to the tag; combined shows a status never sent as 499 (nginx's
+	 * "client closed request"). */
+	bool aborted;
 	struct sv method;
 	struct sv url;
 	int version;			 /* 10 or 11 */

@@ -38,9 +38,9 @@
 #define TXN_MAGIC     0x7a7a7a7au
 /* Background refreshes in flight at once, per worker. */
 #define REFRESH_MAX 64
-/* ... and HEADs' fetches carried on without their clients: apart, so that
- * a stream of HEADs cannot crowd out stale-while-revalidate. */
-#define HEAD_BG_MAX 16
+/* ... and fetches carried on without their clients (a HEAD's, one others
+ * wait on): apart, so that those cannot crowd out stale-while-revalidate. */
+#define DETACHED_MAX 16
 /* A fill of unknown length reserves store memory in steps of this. */
 #define FILL_STEP (64 * 1024)
 
@@ -212,6 +212,9 @@ struct txn {
 	uint64_t bytes_out;
 	char ctype[64];
 	bool logged;
+	bool aborted;	     /* the client did not get its whole answer */
+	bool client_left;    /* ... for it hung up while the request waited */
+	uint64_t left_bytes; /* bytes_out when it did */
 };
 
 struct session {
@@ -230,6 +233,7 @@ struct session {
 	struct session *prev, *next;
 	bool rd, wr, rd_eof, closed;
 	bool rdhup; /* the client's FIN (or an error) was signalled */
+	bool hup;   /* a reset or an error: gone both ways */
 	/* Close by lingering (see LINGER_IDLE_MS): set when an answer went
 	 * out while the client may still be sending. */
 	bool linger, lingering;
@@ -356,8 +360,10 @@ static void txn_log(struct txn *t)
 		.duration_us = clock_mono_us() - t->t0_us,
 		.client = &s->peer.sa,
 		.tag = t->tag ? t->tag : "NONE_NONE",
-		.status = t->status,
-		.bytes = t->bytes_out,
+		.status = t->client_left ? 0 : t->status,
+		.bytes = t->client_left ? t->left_bytes : t->bytes_out,
+		/* A HEAD's client had its whole answer (head_detach). */
+		.aborted = t->aborted && !t->head_done,
 		.method = txn_sv(t, 0, t->method_len),
 		.url = txn_sv(t, t->url_off, t->url_len),
 		.version = t->version,
@@ -467,6 +473,11 @@ static void session_close(struct session *s, bool abort)
 		return;
 	if (s->txn && s->txn->client_gone)
 		abort = true; /* a reset, never a FIN (leader_detach) */
+	/* Closed under a transaction that has not finished (a failed write,
+	 * shutdown_timeout): its client did not get all of its answer. A
+	 * tunnel has no answer to finish; its end is its close. */
+	if (s->txn && s->txn->state != TS_TUNNEL)
+		s->txn->aborted = true;
 	if (!abort && s->linger && !s->lingering && !s->rd_eof && !atomic_load(&w->drain) &&
 	    linger_start(s))
 		return;
@@ -615,6 +626,7 @@ static void txn_trace_reply(struct txn *t, const struct h1_request *req)
 static void txn_abort(struct txn *t, const char *why)
 {
 	log_info("abort %.*s: %s", (int)t->url_len, t->strs.p + t->url_off, why);
+	t->aborted = true;
 	session_close(t->s, true);
 }
 
@@ -631,6 +643,7 @@ static bool leader_detach(struct txn *t, const char *why)
 		 (int)t->url_len, t->strs.p + t->url_off);
 	t->client_gone = true;
 	t->close_after = true;
+	t->aborted = true;
 	counter_add(&t->s->w->cnt, CNT_CACHE_DETACHED, 1);
 	/* Never a FIN, should the client still be there: a FIN would end
 	 * a close-delimited body as if it were whole. The close resets. */
@@ -2848,9 +2861,9 @@ static bool head_detach(struct txn *t)
 {
 	struct session *s = t->s;
 	struct worker *w = s->w;
-	if (w->nheadbg >= HEAD_BG_MAX || t->respb.kind != H1_BODY_LENGTH)
+	if (w->ndetached >= DETACHED_MAX || t->respb.kind != H1_BODY_LENGTH)
 		return false;
-	struct session *bg = session_aside(w, &s->peer.sa, sizeof(s->peer), &w->nheadbg);
+	struct session *bg = session_aside(w, &s->peer.sa, sizeof(s->peer), &w->ndetached);
 	if (bg == NULL)
 		return false;
 	bool keep = txn_client_keep(t);
@@ -2862,6 +2875,62 @@ static bool head_detach(struct txn *t)
 	t->head_done = true; /* a failure ends it quietly (head_fetch_failed) */
 	ev_defer(w->loop, refresh_kick, bg);
 	session_next(s, keep);
+	return true;
+}
+
+/* Whether the transaction waits on something other than its client (a
+ * name, a connection, the origin's answer, another request's fetch, the
+ * disk) with nothing of its answer begun. */
+static bool txn_waiting(const struct txn *t)
+{
+	switch (t->state) {
+	case TS_RESOLVE:
+	case TS_CONNECT:
+	case TS_COLLAPSED:
+	case TS_DISK:
+		return true;
+	case TS_EXCHANGE:
+		return !t->head_sent;
+	default:
+		return false;
+	}
+}
+
+/* The client hung up while its request waited: the request ends now, and
+ * what it waited on is let go (the origin's connection is closed, not
+ * pooled, as its answer is still due). A fetch other requests wait on
+ * goes on without it, in a session of its own, as a HEAD's does. A FIN
+ * alone counts as hanging up, as in Squid and nginx, unless
+ * half_closed_clients is on: a client may shut down only its sending side
+ * and still wait for the answer; a reset is gone either way. True: the
+ * client's session is closed. */
+static bool client_left(struct txn *t)
+{
+	struct session *s = t->s;
+	struct worker *w = s->w;
+
+	if (s->budget != NULL || !txn_waiting(t) ||
+	    !(s->hup || (s->rdhup && !t->conf->half_closed_clients)))
+		return false;
+	log_debug("client left before the answer to %.*s (%s)", (int)t->url_len,
+		  t->strs.p + t->url_off, txn_state_str(t->state));
+	counter_add(&w->cnt, CNT_CLIENT_LEFT, 1);
+	t->aborted = true;
+	t->client_left = true;
+	t->left_bytes = t->bytes_out;
+	if (t->pend && t->pend_leader && mem_pend_waited(t->pend) && w->ndetached < DETACHED_MAX) {
+		struct session *bg = session_aside(w, &s->peer.sa, sizeof(s->peer), &w->ndetached);
+		if (bg) {
+			s->txn = NULL;
+			bg->txn = t;
+			t->s = bg;
+			t->client_gone = true; /* nothing goes to any client */
+			t->close_after = true;
+			counter_add(&w->cnt, CNT_CACHE_DETACHED, 1);
+			ev_defer(w->loop, refresh_kick, bg);
+		}
+	}
+	session_close(s, true);
 	return true;
 }
 
@@ -3472,6 +3541,8 @@ static void session_run(struct session *s)
 			rc = parse_head(s);
 		} else {
 			SL_CHECK_OBJ(t, TXN_MAGIC);
+			if ((s->rdhup || s->hup) && client_left(t))
+				return;
 			switch (t->state) {
 			case TS_RESOLVE:
 				rc = step_resolve(t);
@@ -3529,6 +3600,8 @@ static void session_io_cb(struct ev_loop *loop, struct ev_io *io, uint32_t reven
 		s->rd = true;
 	if (revents & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 		s->rdhup = true;
+	if (revents & (EPOLLHUP | EPOLLERR))
+		s->hup = true;
 	if (revents & (EPOLLOUT | EPOLLHUP | EPOLLERR))
 		s->wr = true;
 	if (s->txn && s->txn->state == TS_TUNNEL)
@@ -3734,7 +3807,7 @@ static void drain_cb(struct ev_loop *loop, struct ev_io *io, uint32_t revents)
 /* A session of this proxy's own over the socket pair sv, whose far end
  * (a drain) only reads what comes and drops it, and goes when the session
  * closes: for a background refresh, or a fetch carried on without its
- * client. Counted in *budget (the worker's nrefresh or nheadbg); NULL if
+ * client. Counted in *budget (the worker's nrefresh or ndetached); NULL if
  * it cannot be had (the pair is closed then). */
 static struct session *session_pair(struct worker *w, int sv[2], const struct sockaddr *peer,
 				    socklen_t len, unsigned *budget)

@@ -53,7 +53,7 @@ struct worker {
 	unsigned nsessions;
 	unsigned nrefresh;    /* of which the proxy's own: background refreshes
 			       * (stale-while-revalidate) */
-	unsigned nheadbg;     /* and HEADs' fetches carried on without them */
+	unsigned ndetached;   /* and fetches carried on without their clients */
 	struct drain *drains; /* the far ends of their socket pairs */
 
 	/* Idle upstream connections: hash buckets by origin key, plus an LRU

@@ -167,6 +167,7 @@ TEST(defaults_are_safe_and_documented)
 	CHECK_INT(c->read_timeout_ms, 60000);
 	CHECK_INT(c->client_idle_timeout_ms, 60000);
 	CHECK_INT(c->upstream_idle_timeout_ms, 30000);
+	CHECK(!c->half_closed_clients);
 	CHECK_INT(c->tunnel_idle_timeout_ms, 600000);
 	CHECK_INT(c->shutdown_timeout_ms, 10000);
 	CHECK_INT(c->max_connections, MAX_CONNECTIONS_DEFAULT);
@@ -332,6 +333,7 @@ TEST(every_directive_once)
 			      "read_timeout 2m\n"
 			      "client_idle_timeout 90\n"
 			      "upstream_idle_timeout 1500ms\n"
+			      "half_closed_clients on\n"
 			      "tunnel_idle_timeout 1h\n"
 			      "shutdown_timeout 1d\n"
 			      "max_connections 500\n"
@@ -364,6 +366,7 @@ TEST(every_directive_once)
 	CHECK_INT(c->read_timeout_ms, 120000);
 	CHECK_INT(c->client_idle_timeout_ms, 90000);
 	CHECK_INT(c->upstream_idle_timeout_ms, 1500);
+	CHECK(c->half_closed_clients);
 	CHECK_INT(c->tunnel_idle_timeout_ms, 3600000);
 	CHECK_INT(c->shutdown_timeout_ms, 86400000);
 	CHECK_INT(c->max_connections, 500);

@@ -144,6 +144,42 @@ TEST(alog_squid_and_combined_lines)
 		  "HTTP/1.1\" 200 1234 \"-\" \"curl/8 ?evil??\" 45 10.1.2.3:8080\n");
 }
 
+TEST(alog_aborted_lines)
+{
+	struct sockaddr_in c = {.sin_family = AF_INET, .sin_port = htons(5555)};
+	char line[512];
+	size_t n;
+	inet_pton(AF_INET, "127.0.0.1", &c.sin_addr);
+	struct alog_rec r = {.start_wall_us = 1700000000123456ull,
+			     .duration_us = 2000,
+			     .client = (struct sockaddr *)&c,
+			     .tag = "TCP_MISS",
+			     .aborted = true,
+			     .method = SV_LIT("GET"),
+			     .url = SV_LIT("http://a.test/x"),
+			     .version = 11};
+	/* Nothing was sent: Squid's 000, nginx's 499. */
+	n = alog_format_rec(&r, ALOG_SQUID, line, sizeof(line));
+	CHECK_MEM(line, n,
+		  "1700000000.123      2 127.0.0.1 TCP_MISS_ABORTED/000 0 GET "
+		  "http://a.test/x - HIER_NONE/- -\n");
+	n = alog_format_rec(&r, ALOG_COMBINED, line, sizeof(line));
+	CHECK_MEM(line, n,
+		  "127.0.0.1 - - [14/Nov/2023:22:13:20 +0000] \"GET http://a.test/x "
+		  "HTTP/1.1\" 499 0 \"-\" \"-\" 2 -\n");
+	/* Cut off mid-body: the status that was sent, and the bytes. */
+	r.status = 200;
+	r.bytes = 70000;
+	n = alog_format_rec(&r, ALOG_SQUID, line, sizeof(line));
+	CHECK_MEM(line, n,
+		  "1700000000.123      2 127.0.0.1 TCP_MISS_ABORTED/200 70000 GET "
+		  "http://a.test/x - HIER_NONE/- -\n");
+	n = alog_format_rec(&r, ALOG_COMBINED, line, sizeof(line));
+	CHECK_MEM(line, n,
+		  "127.0.0.1 - - [14/Nov/2023:22:13:20 +0000] \"GET http://a.test/x "
+		  "HTTP/1.1\" 200 70000 \"-\" \"-\" 2 -\n");
+}
+
 int main(void)
 {
 	RUN(rfc9110_7_6_1_connection_named_fields_dropped);
@@ -154,5 +190,6 @@ int main(void)
 	RUN(response_head_dechunked_with_connection);
 	RUN(rfc9110_7_6_3_via_loop_detection);
 	RUN(alog_squid_and_combined_lines);
+	RUN(alog_aborted_lines);
 	return unit_done();
 }
