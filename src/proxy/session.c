@@ -212,9 +212,8 @@ struct txn {
 	uint64_t bytes_out;
 	char ctype[64];
 	bool logged;
-	bool aborted;	     /* the client did not get its whole answer */
-	bool client_left;    /* ... for it hung up while the request waited */
-	uint64_t left_bytes; /* bytes_out when it did */
+	bool aborted;	  /* the client did not get its whole answer */
+	bool client_left; /* ... for it hung up while the request waited */
 };
 
 struct session {
@@ -233,7 +232,7 @@ struct session {
 	struct session *prev, *next;
 	bool rd, wr, rd_eof, closed;
 	bool rdhup; /* the client's FIN (or an error) was signalled */
-	bool hup;   /* a reset or an error: gone both ways */
+	bool hup;   /* ... a reset or an error: gone both ways */
 	/* Close by lingering (see LINGER_IDLE_MS): set when an answer went
 	 * out while the client may still be sending. */
 	bool linger, lingering;
@@ -360,10 +359,9 @@ static void txn_log(struct txn *t)
 		.duration_us = clock_mono_us() - t->t0_us,
 		.client = &s->peer.sa,
 		.tag = t->tag ? t->tag : "NONE_NONE",
-		.status = t->client_left ? 0 : t->status,
-		.bytes = t->client_left ? t->left_bytes : t->bytes_out,
-		/* A HEAD's client had its whole answer (head_detach). */
-		.aborted = t->aborted && !t->head_done,
+		.status = t->client_left ? 0 : t->status, /* (not an interim 100) */
+		.bytes = t->bytes_out,
+		.aborted = t->aborted,
 		.method = txn_sv(t, 0, t->method_len),
 		.url = txn_sv(t, t->url_off, t->url_len),
 		.version = t->version,
@@ -626,8 +624,7 @@ static void txn_trace_reply(struct txn *t, const struct h1_request *req)
 static void txn_abort(struct txn *t, const char *why)
 {
 	log_info("abort %.*s: %s", (int)t->url_len, t->strs.p + t->url_off, why);
-	t->aborted = true;
-	session_close(t->s, true);
+	session_close(t->s, true); /* (marks it aborted, unless a tunnel) */
 }
 
 /* The client of a fetch that others wait on left in the middle of the
@@ -701,8 +698,9 @@ static void upstream_done(struct txn *t)
 static bool txn_client_keep(struct txn *t)
 {
 	struct session *s = t->s;
-	bool keep = !t->close_after && t->client_keepalive && t->req_framed && t->cin_ready == 0 &&
-		    !s->rd_eof;
+	/* (A fetch carried on without its client ends its session.) */
+	bool keep = !t->close_after && !t->client_gone && t->client_keepalive && t->req_framed &&
+		    t->cin_ready == 0 && !s->rd_eof;
 	if (!keep && (!t->req_framed || t->cin_ready > 0 || t->req_abandoned ||
 		      (s->in && iobuf_len(s->in) > 0)))
 		s->linger = true;
@@ -2878,46 +2876,56 @@ static bool head_detach(struct txn *t)
 	return true;
 }
 
-/* Whether the transaction waits on something other than its client (a
- * name, a connection, the origin's answer, another request's fetch, the
- * disk) with nothing of its answer begun. */
-static bool txn_waiting(const struct txn *t)
+/* Whether the client, which signalled a FIN or a reset, has left the
+ * transaction behind: it waits on something other than its client (a
+ * name, a connection, the origin's answer, another request's fetch) with
+ * nothing of its answer begun. A FIN alone counts, as in Squid and nginx,
+ * unless half_closed_clients is on: a client may shut down only its
+ * sending side and still wait for the answer. Not so for CONNECT or an
+ * Upgrade, whose FIN belongs to the stream to be relayed, nor for a read
+ * from the disk tier or a PURGE's wait for its files, local and short;
+ * only a reset ends those early. */
+static bool client_abandoned(const struct txn *t)
 {
+	const struct session *s = t->s;
+	bool fin = !t->conf->half_closed_clients && !t->is_connect && !t->upgrade;
+
 	switch (t->state) {
 	case TS_RESOLVE:
 	case TS_CONNECT:
 	case TS_COLLAPSED:
-	case TS_DISK:
-		return true;
+		break;
 	case TS_EXCHANGE:
-		return !t->head_sent;
+		if (t->head_sent)
+			return false;
+		break;
+	case TS_DISK:
+		fin = false;
+		break;
 	default:
 		return false;
 	}
+	return s->hup || (s->rdhup && fin);
 }
 
-/* The client hung up while its request waited: the request ends now, and
- * what it waited on is let go (the origin's connection is closed, not
- * pooled, as its answer is still due). A fetch other requests wait on
- * goes on without it, in a session of its own, as a HEAD's does. A FIN
- * alone counts as hanging up, as in Squid and nginx, unless
- * half_closed_clients is on: a client may shut down only its sending side
- * and still wait for the answer; a reset is gone either way. True: the
- * client's session is closed. */
+/* The client hung up while its request waited (client_abandoned): the
+ * request ends now, its log line says so, and what it waited on is let go
+ * (the origin's connection is closed, not pooled, as its answer is still
+ * due). A fetch other requests wait on goes on without it, in a session of
+ * its own, as a HEAD's does. True: the client's session is closed. */
 static bool client_left(struct txn *t)
 {
 	struct session *s = t->s;
 	struct worker *w = s->w;
 
-	if (s->budget != NULL || !txn_waiting(t) ||
-	    !(s->hup || (s->rdhup && !t->conf->half_closed_clients)))
+	if (s->budget != NULL || !client_abandoned(t))
 		return false;
 	log_debug("client left before the answer to %.*s (%s)", (int)t->url_len,
 		  t->strs.p + t->url_off, txn_state_str(t->state));
 	counter_add(&w->cnt, CNT_CLIENT_LEFT, 1);
 	t->aborted = true;
 	t->client_left = true;
-	t->left_bytes = t->bytes_out;
+	txn_log(t); /* now, as the client saw it, not when a fetch ends */
 	if (t->pend && t->pend_leader && mem_pend_waited(t->pend) && w->ndetached < DETACHED_MAX) {
 		struct session *bg = session_aside(w, &s->peer.sa, sizeof(s->peer), &w->ndetached);
 		if (bg) {
@@ -2927,6 +2935,12 @@ static bool client_left(struct txn *t)
 			t->client_gone = true; /* nothing goes to any client */
 			t->close_after = true;
 			counter_add(&w->cnt, CNT_CACHE_DETACHED, 1);
+			/* Its deadline moves with it, not restarted. */
+			if (ev_timer_armed(&s->timer)) {
+				ev_timer_at(w->loop, &bg->timer, s->timer.deadline, timer_cb);
+				bg->timer_txn = t;
+				bg->timer_state = (int)t->state;
+			}
 			ev_defer(w->loop, refresh_kick, bg);
 		}
 	}
@@ -3541,8 +3555,6 @@ static void session_run(struct session *s)
 			rc = parse_head(s);
 		} else {
 			SL_CHECK_OBJ(t, TXN_MAGIC);
-			if ((s->rdhup || s->hup) && client_left(t))
-				return;
 			switch (t->state) {
 			case TS_RESOLVE:
 				rc = step_resolve(t);
@@ -3575,6 +3587,11 @@ static void session_run(struct session *s)
 			}
 		}
 		if (rc == 0) {
+			/* Blocked: on the client, or on something it may
+			 * have stopped waiting for. */
+			if (s->rdhup && s->txn && !s->closed && !s->lingering &&
+			    client_left(s->txn))
+				return;
 			if (!s->closed && !s->lingering &&
 			    (any || s->moved || !ev_timer_armed(&s->timer) ||
 			     s->timer_txn != s->txn ||

@@ -123,29 +123,32 @@ def test_abort005_a_client_gone_during_the_name_lookup(t):
     A.contains(line, " HIER_NONE/- ", "no origin was reached")
 
 
-def collapsing(t, headers, body):
-    """An origin holding its first answer until go is set."""
+def leader_and_waiters(t, path, body, n):
+    """A proxy, an origin holding its first answer (cacheable) until go is
+    set, the client whose request fetches it and n whose requests wait on
+    that fetch."""
+    p = t.sluice()
     go = threading.Event()
     t.defer(go.set)
 
     def h(req, c):
         if len(c.origin.requests) == 1:
             go.wait(10)
-        c.respond(200, body, headers)
-    return t.origin(h), go
-
-
-def test_abort006_a_waiter_that_leaves_is_let_go_at_once(t):
-    p = t.sluice()
-    o, go = collapsing(t, [("Cache-Control", "max-age=60")], b"shared" * 1000)
-    url = o.url("/w")
+        c.respond(200, body, [("Cache-Control", "max-age=60")])
+    o = t.origin(h)
+    url = o.url(path)
     lead = t.client(p, timeout=10)
     lead.send(build_request("GET", url))
     o.wait_requests(1)
-    waiters = [t.client(p, timeout=10) for _ in range(3)]
+    waiters = [t.client(p, timeout=10) for _ in range(n)]
     for w in waiters:
         w.send(build_request("GET", url))
-    time.sleep(0.3)  # all three wait on the first one's fetch
+    time.sleep(0.3)  # all n wait on the first one's fetch
+    return p, o, go, url, lead, waiters
+
+
+def test_abort006_a_waiter_that_leaves_is_let_go_at_once(t):
+    p, o, go, url, lead, waiters = leader_and_waiters(t, "/w", b"shared" * 1000, 3)
     waiters[0].close()
     # Logged while the fetch is still held: seen while waiting.
     A.contains(line_with(p, url), " TCP_MISS_ABORTED/000 0 GET ", "the leaving waiter's line")
@@ -160,16 +163,7 @@ def test_abort006_a_waiter_that_leaves_is_let_go_at_once(t):
 def test_abort007_a_leader_that_leaves_is_logged_once_its_fetch_ends(t):
     # The fetch goes on, in a session of its own, for those waiting on it;
     # the line of the client that left says so.
-    p = t.sluice()
-    o, go = collapsing(t, [("Cache-Control", "max-age=60")], b"kept" * 1000)
-    url = o.url("/l")
-    lead = t.client(p, timeout=10)
-    lead.send(build_request("GET", url))
-    o.wait_requests(1)
-    waiters = [t.client(p, timeout=10) for _ in range(2)]
-    for w in waiters:
-        w.send(build_request("GET", url))
-    time.sleep(0.3)
+    p, o, go, url, lead, waiters = leader_and_waiters(t, "/l", b"kept" * 1000, 2)
     lead.close()
     time.sleep(0.3)
     go.set()
@@ -197,3 +191,85 @@ def test_abort008_cut_off_mid_body_is_logged_with_the_bytes_sent(t):
         raise AssertionError(f"not an aborted 200: {line!r}")
     if not 0 < int(m.group(1)) < 400000:
         raise AssertionError(f"bytes {m.group(1)} are not part of the body")
+
+
+def test_abort009_a_fin_after_a_request_answered_without_waiting_gets_the_answer(t):
+    # An answer of the proxy's own, a CONNECT whose FIN is part of the
+    # stream it tunnels, and a read from the disk tier (local and short) are
+    # not ended by the FIN that follows their request.
+    from test_disk import objects, restart
+    srv = t.stream_server(O.sink_then_reply)
+    d = t.path("cache")
+    p = t.sluice(f"connect_ports {srv.port}\ncache_dir {d} 64M\n")
+    c = t.client(p, timeout=10)
+    c.send("CONNECT 127.0.0.1:25 HTTP/1.1\r\nHost: 127.0.0.1:25\r\n\r\n")
+    c.shutdown_write()
+    A.status(c.read_response(method="CONNECT"), 403)
+
+    c = t.client(p, timeout=10)
+    c.send(f"CONNECT 127.0.0.1:{srv.port} HTTP/1.1\r\nHost: 127.0.0.1:{srv.port}\r\n\r\nearly")
+    c.shutdown_write()
+    A.status(c.read_response(method="CONNECT"), 200)
+    data = c.read_until_close()
+    A.eq(data.split(b" ")[0], b"5", "the tunnel passed the early bytes and the FIN")
+
+    o = t.origin(O.respond(body=b"from disk", headers=[("Cache-Control", "max-age=600")]))
+    t.get(p, o.url("/d"))
+    wait_until(lambda: objects(d), 5, "the object file")
+    restart(p)
+    c = t.client(p, timeout=10)
+    c.send(build_request("GET", o.url("/d")))
+    c.shutdown_write()
+    r = c.read_response()
+    A.eq(r.body, b"from disk", "body")
+    p.wait_log(lambda l: " TCP_HIT/200 " in l and o.url("/d") in l, what="a disk hit's line")
+    A.eq(len(o.requests), 1, "requests at origin")
+
+
+def unix_sockets(pid):
+    import os
+    with open("/proc/net/unix") as f:
+        inodes = {l.split()[6] for l in f.read().splitlines()[1:]}
+    n = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:[") and target[8:-1] in inodes:
+            n += 1
+    return n
+
+
+def test_abort010_a_leader_carried_on_through_a_retry_ends_its_session(t):
+    # The leader's request goes out on a pooled connection that the origin
+    # then closes without answering: it is retried on a new one, after its
+    # client left. The session carrying it closes when the fetch is in, not
+    # when it idles out.
+    state = {"n": 0}
+    lock = threading.Lock()
+
+    def h(req, c):
+        with lock:
+            state["n"] += 1
+            n = state["n"]
+        if n == 2:  # the leader's, on the pooled connection
+            time.sleep(0.6 * scale())
+            return O.CLOSE
+        if n == 3:
+            time.sleep(0.2)
+        c.respond(200, b"#%d" % n, [("Cache-Control", "max-age=60")])
+    o = t.origin(h)
+    p = t.sluice("client_idle_timeout 60s\n", threads=1)
+    A.eq(t.get(p, o.url("/warm")).body, b"#1", "the connection to be pooled")
+    base = unix_sockets(p.pid)
+    lead = t.client(p, timeout=10)
+    lead.send(build_request("GET", o.url("/x")))
+    o.wait_requests(2)
+    waiter = t.client(p, timeout=10)
+    waiter.send(build_request("GET", o.url("/x")))
+    time.sleep(0.2 * scale())
+    lead.close()
+    A.eq(waiter.read_response().body, b"#3", "the waiter's answer, from the retry")
+    wait_until(lambda: unix_sockets(p.pid) == base, 3, "the side session closed")
+    A.contains(line_with(p, o.url("/x")), " TCP_MISS_ABORTED/000 0 GET ", "the leader's line")
