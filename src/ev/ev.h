@@ -80,6 +80,11 @@ static inline bool ev_timer_armed(const struct ev_timer *t)
 {
 	return t->deadline != 0;
 }
+/* When an armed timer fires (monotonic ms); 0 if it is not armed. */
+static inline uint64_t ev_timer_deadline(const struct ev_timer *t)
+{
+	return t->deadline;
+}
 
 /* Run fn(arg) after the current batch of events (or at the next one). */
 void ev_defer(struct ev_loop *loop, ev_defer_fn fn, void *arg);

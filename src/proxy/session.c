@@ -2912,14 +2912,14 @@ static bool client_abandoned(const struct txn *t)
  * request ends now, its log line says so, and what it waited on is let go
  * (the origin's connection is closed, not pooled, as its answer is still
  * due). A fetch other requests wait on goes on without it, in a session of
- * its own, as a HEAD's does. True: the client's session is closed. */
-static bool client_left(struct txn *t)
+ * its own, as a HEAD's does. */
+static void client_left(struct txn *t)
 {
 	struct session *s = t->s;
 	struct worker *w = s->w;
 
 	if (s->budget != NULL || !client_abandoned(t))
-		return false;
+		return;
 	log_debug("client left before the answer to %.*s (%s)", (int)t->url_len,
 		  t->strs.p + t->url_off, txn_state_str(t->state));
 	counter_add(&w->cnt, CNT_CLIENT_LEFT, 1);
@@ -2936,8 +2936,10 @@ static bool client_left(struct txn *t)
 			t->close_after = true;
 			counter_add(&w->cnt, CNT_CACHE_DETACHED, 1);
 			/* Its deadline moves with it, not restarted. */
-			if (ev_timer_armed(&s->timer)) {
-				ev_timer_at(w->loop, &bg->timer, s->timer.deadline, timer_cb);
+			if (ev_timer_armed(&s->timer) && s->timer_txn == t &&
+			    s->timer_state == (int)t->state) {
+				ev_timer_at(w->loop, &bg->timer, ev_timer_deadline(&s->timer),
+					    timer_cb);
 				bg->timer_txn = t;
 				bg->timer_state = (int)t->state;
 			}
@@ -2945,7 +2947,6 @@ static bool client_left(struct txn *t)
 		}
 	}
 	session_close(s, true);
-	return true;
 }
 
 /* BODY of a decoupled response: what the origin sends goes into the object
@@ -3587,17 +3588,17 @@ static void session_run(struct session *s)
 			}
 		}
 		if (rc == 0) {
-			/* Blocked: on the client, or on something it may
-			 * have stopped waiting for. */
-			if (s->rdhup && s->txn && !s->closed && !s->lingering &&
-			    client_left(s->txn))
-				return;
 			if (!s->closed && !s->lingering &&
 			    (any || s->moved || !ev_timer_armed(&s->timer) ||
 			     s->timer_txn != s->txn ||
 			     s->timer_state != (s->txn ? (int)s->txn->state : -1)))
 				arm_for_state(s);
 			s->moved = false;
+			/* Blocked: on the client, or on something it may
+			 * have stopped waiting for (the deadline is set for
+			 * what it waits on: a fetch carried on keeps it). */
+			if (s->rdhup && s->txn && !s->closed && !s->lingering)
+				client_left(s->txn);
 			return;
 		}
 		any = true;

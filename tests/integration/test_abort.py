@@ -194,17 +194,24 @@ def test_abort008_cut_off_mid_body_is_logged_with_the_bytes_sent(t):
 
 
 def test_abort009_a_fin_after_a_request_answered_without_waiting_gets_the_answer(t):
-    # An answer of the proxy's own, a CONNECT whose FIN is part of the
-    # stream it tunnels, and a read from the disk tier (local and short) are
-    # not ended by the FIN that follows their request.
+    # An answer the proxy has at once after the lookup began (a failure
+    # the DNS cache holds), a CONNECT whose FIN is part of the stream it
+    # tunnels, and a read from the disk tier (local and short) are not
+    # ended by the FIN that follows their request.
     from test_disk import objects, restart
     srv = t.stream_server(O.sink_then_reply)
     d = t.path("cache")
-    p = t.sluice(f"connect_ports {srv.port}\ncache_dir {d} 64M\n")
+    dns = t.dns({})
+    p = t.sluice(f"connect_ports {srv.port}\ncache_dir {d} 64M\n"
+                 f"dns_servers {dns.server_text}\n", threads=1)
+    nx = build_request("GET", "http://nx.test/")
+    A.proxy_error(t.client(p).request(nx), 502, proxy_status="dns_error")
+    asked = dns.count("nx.test")
     c = t.client(p, timeout=10)
-    c.send("CONNECT 127.0.0.1:25 HTTP/1.1\r\nHost: 127.0.0.1:25\r\n\r\n")
+    c.send(nx)
     c.shutdown_write()
-    A.status(c.read_response(method="CONNECT"), 403)
+    A.proxy_error(c.read_response(), 502, proxy_status="dns_error")
+    A.eq(dns.count("nx.test"), asked, "queries: the second answer came from the DNS cache")
 
     c = t.client(p, timeout=10)
     c.send(f"CONNECT 127.0.0.1:{srv.port} HTTP/1.1\r\nHost: 127.0.0.1:{srv.port}\r\n\r\nearly")
@@ -242,22 +249,19 @@ def unix_sockets(pid):
 
 
 def test_abort010_a_leader_carried_on_through_a_retry_ends_its_session(t):
-    # The leader's request goes out on a pooled connection that the origin
-    # then closes without answering: it is retried on a new one, after its
-    # client left. The session carrying it closes when the fetch is in, not
-    # when it idles out.
-    state = {"n": 0}
-    lock = threading.Lock()
+    # The leader's request goes out on a pooled connection; after its client
+    # left and the fetch moved to a session of its own, the origin closes
+    # that connection without answering: the fetch is retried on a new one.
+    # The session carrying it closes when the fetch is in, not when it
+    # idles out.
+    moved = threading.Event()
+    t.defer(moved.set)
 
     def h(req, c):
-        with lock:
-            state["n"] += 1
-            n = state["n"]
+        n = len(c.origin.requests)
         if n == 2:  # the leader's, on the pooled connection
-            time.sleep(0.6 * scale())
+            moved.wait(10)
             return O.CLOSE
-        if n == 3:
-            time.sleep(0.2)
         c.respond(200, b"#%d" % n, [("Cache-Control", "max-age=60")])
     o = t.origin(h)
     p = t.sluice("client_idle_timeout 60s\n", threads=1)
@@ -270,6 +274,10 @@ def test_abort010_a_leader_carried_on_through_a_retry_ends_its_session(t):
     waiter.send(build_request("GET", o.url("/x")))
     time.sleep(0.2 * scale())
     lead.close()
+    # The side session and the far end of its socket pair.
+    wait_until(lambda: unix_sockets(p.pid) == base + 2, 5, "the fetch moved aside")
+    moved.set()
     A.eq(waiter.read_response().body, b"#3", "the waiter's answer, from the retry")
     wait_until(lambda: unix_sockets(p.pid) == base, 3, "the side session closed")
     A.contains(line_with(p, o.url("/x")), " TCP_MISS_ABORTED/000 0 GET ", "the leader's line")
+    A.eq(len(o.requests), 3, "requests at origin: the retry made the third")
