@@ -1,5 +1,5 @@
 /* fuzz_uri.c - libFuzzer target for uri_parse_absolute, uri_parse_authority,
- * uri_parse_host and uri_parse_origin.
+ * uri_parse_host, uri_parse_origin and uri_route_path.
  *
  * Input: one byte choosing the function and default port, then the text
  * (for uri_parse_origin, the target, a newline, the Host value).
@@ -7,7 +7,8 @@
  * (or the static "/" for an empty path); host non-empty, capped, port
  * non-zero; an absolute-form's authority parses the same as a Host value;
  * an origin-form target with its Host names what the absolute form
- * "http://" Host target names. */
+ * "http://" Host target names; uri_route_path of its path is no longer,
+ * has no query or dot segment and is its own normal form. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -34,6 +35,24 @@ static void check_host(const struct uri *u, struct sv in)
 		SL_ASSERT(c > 0x20 && c < 0x7f && c != '/' && c != '@' && c != '#');
 		SL_ASSERT(u->host_is_ipv6 || c != ':');
 	}
+}
+
+/* The path routes see: never longer, no query, no dot segment, and the
+ * same when normalised again. */
+static void check_route_path(struct sv path)
+{
+	static char a[8192], b[8192];
+	if (path.len > sizeof(a))
+		return;
+	long n = uri_route_path(path, a, path.len);
+	if (n < 0)
+		return;
+	SL_ASSERT((size_t)n <= path.len && memchr(a, '?', (size_t)n) == NULL);
+	for (long i = 0; i + 2 < n; i++)
+		SL_ASSERT(
+			!(a[i] == '/' && a[i + 1] == '.' && (a[i + 2] == '/' || a[i + 2] == ';')));
+	long m = uri_route_path(sv_make(a, (size_t)n), b, (size_t)n);
+	SL_ASSERT(m == n && memcmp(a, b, (size_t)n) == 0);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -98,6 +117,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		SL_ASSERT(u.port_explicit || u.port == 80);
 		SL_ASSERT(sv_eq(u.path, target) && target.len >= 1 && target.p[0] == '/');
 		SL_ASSERT(sv_ieq_cstr(u.scheme, "http") && !u.path_empty);
+		check_route_path(u.path);
 		/* the same as the absolute form it stands for */
 		char abs[8192];
 		if (7 + host.len + target.len > sizeof(abs))

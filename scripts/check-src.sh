@@ -11,8 +11,8 @@ fail=0
 # Layer of each directory under src/ (lower number = lower layer).
 declare -A layer=(
 	[base]=0
-	[ev]=1 [buf]=1 [conf]=1
-	[net]=2 [http]=2 [obs]=2
+	[ev]=1 [buf]=1
+	[net]=2 [http]=2 [obs]=2 [conf]=2
 	[dns]=3 [proxy]=3 [cache]=3
 	[cmd]=9
 )

@@ -21,6 +21,7 @@
 
 #include "base/sv.h"
 #include "buf/limits.h"
+#include "http/uri.h"
 
 #define DAY_MS	    (24ull * 3600 * 1000)
 #define MANY	    SIZE_MAX /* no upper bound on the number of arguments */
@@ -1004,6 +1005,19 @@ static int p_backend(struct loader *l, const struct directive *d, size_t argc, c
 	return 0;
 }
 
+/* An IPv6 literal (without brackets) in its one text form (RFC 5952, as
+ * inet_ntop writes it), so that "0:0::1" and "::1" name one host. */
+static bool v6_canonical(const char *in, size_t len, char *out, size_t cap)
+{
+	char tmp[INET6_ADDRSTRLEN];
+	struct in6_addr a6;
+	if (len >= sizeof(tmp))
+		return false;
+	memcpy(tmp, in, len);
+	tmp[len] = '\0';
+	return inet_pton(AF_INET6, tmp, &a6) == 1 && inet_ntop(AF_INET6, &a6, out, cap) != NULL;
+}
+
 /* route [HOST[:PORT]][/PREFIX] BACKEND. The backend may be defined later in
  * the load: names are resolved in finish(). */
 static int p_route(struct loader *l, const struct directive *d, size_t argc, char **argv)
@@ -1022,8 +1036,13 @@ static int p_route(struct loader *l, const struct directive *d, size_t argc, cha
 		memcpy(tmp, a, hl);
 		tmp[hl] = '\0';
 		if (parse_server(tmp, &hp) == 0) {
-			snprintf(r.host, sizeof(r.host), "%s", hp.host);
+			if (tmp[0] != '[' ||
+			    !v6_canonical(hp.host, strlen(hp.host), r.host, sizeof(r.host)))
+				snprintf(r.host, sizeof(r.host), "%s", hp.host);
 			r.port = hp.port;
+		} else if (tmp[0] == '[' && tmp[hl - 1] == ']' &&
+			   v6_canonical(tmp + 1, hl - 2, r.host, sizeof(r.host))) {
+			/* An IPv6 literal, any port. */
 		} else if (tmp[0] != '[' && valid_hostname(tmp, HOST_NAME_MAX_LEN)) {
 			for (size_t i = 0; i < hl; i++)
 				r.host[i] = (char)lower((unsigned char)tmp[i]);
@@ -1032,13 +1051,22 @@ static int p_route(struct loader *l, const struct directive *d, size_t argc, cha
 				    d->name, quote(a).s);
 		}
 	}
+	char prefix[CONF_LINE_MAX];
 	if (slash) {
 		for (const char *p = slash; *p; p++)
 			if ((unsigned char)*p <= ' ' || *p == '?' || *p == '#' || *p == 0x7f)
 				return fail(l,
 					    "%s: a path prefix may not hold spaces, '?' or '#': %s",
 					    d->name, quote(a).s);
-		r.prefix_len = strlen(slash);
+		/* In the form request paths are matched in. */
+		long pl = uri_route_path(sv_from_cstr(slash), prefix, sizeof(prefix));
+		if (pl < 0)
+			return fail(l,
+				    "%s: a path prefix may not hold \".\" or \"..\" segments or "
+				    "a '%%' without two hex digits: %s",
+				    d->name, quote(a).s);
+		r.prefix_len = (size_t)pl;
+		slash = prefix;
 	}
 	if (hl == 0 && r.prefix_len == 0)
 		return fail(l, "%s: expected HOST[:PORT][/PREFIX] or /PREFIX, got %s", d->name,
@@ -1050,7 +1078,7 @@ static int p_route(struct loader *l, const struct directive *d, size_t argc, cha
 			return fail(l, "%s: %s is routed twice", d->name, a);
 	if (c->nroutes >= CONF_MAX_ROUTES)
 		return fail(l, "%s: too many routes (at most %d)", d->name, CONF_MAX_ROUTES);
-	r.prefix = sl_strndup(slash ? slash : "", r.prefix_len);
+	r.prefix = sl_strndup(slash ? prefix : "", r.prefix_len);
 	r.backend_name = sl_strndup(argv[1], strlen(argv[1]));
 	r.file = sl_strndup(l->cur->name, strlen(l->cur->name));
 	r.line = l->cur->line;

@@ -230,6 +230,63 @@ int uri_parse_origin(struct sv target, struct sv host, struct uri *out)
 	return 0;
 }
 
+static bool unreserved(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '-' || c == '.' || c == '_' || c == '~';
+}
+
+/* Whether a path segment [p, p+len) is "." or "..", ";params" aside. */
+static bool dot_segment(const char *p, size_t len)
+{
+	const char *semi = memchr(p, ';', len);
+	if (semi)
+		len = (size_t)(semi - p);
+	return (len == 1 && p[0] == '.') || (len == 2 && p[0] == '.' && p[1] == '.');
+}
+
+long uri_route_path(struct sv path, char *out, size_t cap)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = 0;
+
+	for (size_t i = 0; i < path.len && path.p[i] != '?'; i++) {
+		unsigned char c = (unsigned char)path.p[i];
+		if (n >= cap)
+			return -1;
+		if (c != '%') {
+			out[n++] = (char)c;
+			continue;
+		}
+		if (i + 2 >= path.len)
+			return -1;
+		int hi = sv_hexval((unsigned char)path.p[i + 1]);
+		int lo = sv_hexval((unsigned char)path.p[i + 2]);
+		if (hi < 0 || lo < 0)
+			return -1;
+		unsigned char v = (unsigned char)(hi << 4 | lo);
+		i += 2;
+		if (unreserved(v) || v == '/') {
+			out[n++] = (char)v;
+		} else {
+			if (n + 3 > cap)
+				return -1;
+			out[n++] = '%';
+			out[n++] = hex[v >> 4];
+			out[n++] = hex[v & 15];
+		}
+	}
+	for (size_t a = 0; a < n;) { /* each segment: after a '/', up to the next */
+		size_t b = a + 1;
+		while (b < n && out[b] != '/')
+			b++;
+		if (out[a] == '/' && dot_segment(out + a + 1, b - a - 1))
+			return -1;
+		a = b;
+	}
+	return (long)n;
+}
+
 bool uri_host_eq(struct sv a, struct sv b)
 {
 	return sv_ieq(a, b);

@@ -47,6 +47,19 @@ int uri_parse_host(struct sv value, uint16_t default_port, struct uri *out) SL_W
  * checked as for uri_parse_absolute(). Returns 0 or -1. */
 int uri_parse_origin(struct sv target, struct sv host, struct uri *out) SL_WUR;
 
+/* The path of an origin-form path[?query] (as uri_parse_*() accepted it)
+ * the way routes are matched against it (RFC 3986 §6.2.2): the query left
+ * out, a percent-encoded unreserved character or "/" decoded (so "/%61pi"
+ * is "/api"), the hex digits of any other encoding in upper case. Dot
+ * segments are refused, not resolved: "." or "..", also encoded or with
+ * ";params" after them (which some servers drop before resolving them), so
+ * that no server behind can read a path that leaves the prefix it was
+ * routed by; clients normalise their URLs and never send them. Writes into
+ * out, of at least path.len bytes (the result is never longer). Returns
+ * its length, or -1 for a dot segment or a bad "%" (never accepted by the
+ * parsers). Pure. */
+long uri_route_path(struct sv path, char *out, size_t cap) SL_WUR;
+
 /* True if two hosts name the same thing: case-insensitive comparison. */
 bool uri_host_eq(struct sv a, struct sv b);
 

@@ -11,7 +11,7 @@ static bool prefix_matches(const struct conf_route *r, struct sv path)
 	if (path.len == r->prefix_len || r->prefix[r->prefix_len - 1] == '/')
 		return true;
 	char next = path.p[r->prefix_len];
-	return next == '/' || next == '?';
+	return next == '/' || next == '?' || next == ';';
 }
 
 const struct conf_route *backend_route(const struct conf *c, struct sv host, uint16_t port,
@@ -58,15 +58,33 @@ static uint64_t mix(uint64_t x)
 	return x ^ (x >> 31);
 }
 
+/* A server's identity for rendezvous hashing: its address as written
+ * (FNV-1a), so that its URLs stay with it when others are added, removed
+ * or reordered by a reload. */
+static uint64_t server_id(const struct conf_server *s)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (const char *p = s->text; *p; p++)
+		h = (h ^ (unsigned char)*p) * 0x100000001b3ull;
+	return h;
+}
+
 int backend_pick(struct conf_backend *b, uint64_t tried, uint64_t url_hash, uint64_t now_ms)
 {
-	size_t n = b->nservers;
+	size_t n = b->nservers, up = 0;
 	int best = -1;
 	uint64_t best_v = 0;
-	size_t start = 0;
+	size_t start = 0, turn = 0;
 
-	if (b->balance != BALANCE_HASH)
-		start = atomic_fetch_add_explicit(&b->rr, 1, memory_order_relaxed) % n;
+	for (size_t i = 0; i < n; i++)
+		if (!(tried & (1ull << i)) && !is_down(&b->servers[i], now_ms))
+			up++;
+	/* Round robin takes turns among the servers up: the turn of one that
+	 * is down goes to the next in turn, not all to its neighbour. */
+	if (b->balance != BALANCE_HASH && up > 0)
+		turn = atomic_fetch_add_explicit(&b->rr, 1, memory_order_relaxed) % up;
+	if (b->balance == BALANCE_LEASTCONN)
+		start = turn; /* ties go round */
 	for (size_t k = 0; k < n; k++) {
 		size_t i = (start + k) % n;
 		struct conf_server *s = &b->servers[i];
@@ -75,13 +93,15 @@ int backend_pick(struct conf_backend *b, uint64_t tried, uint64_t url_hash, uint
 			continue;
 		switch (b->balance) {
 		case BALANCE_ROUNDROBIN:
-			return (int)i;
+			if (turn-- == 0)
+				return (int)i;
+			continue;
 		case BALANCE_LEASTCONN:
 			/* Lower is better: invert so that the comparison is one. */
 			v = UINT64_MAX - atomic_load_explicit(&s->active, memory_order_relaxed);
 			break;
 		default:
-			v = mix(url_hash ^ mix(i + 1));
+			v = mix(url_hash ^ server_id(s));
 			break;
 		}
 		if (best < 0 || v > best_v) {

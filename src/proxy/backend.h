@@ -16,8 +16,9 @@
  * (origin-form, starting with '/'). The most specific route wins: one
  * naming the host and port, then one naming the host, then one for any
  * host; among those, the longest path prefix. A prefix matches the path
- * itself and anything below it: "/api" matches "/api", "/api/x" and
- * "/api?q", not "/apis" (a prefix ending in '/' matches whatever follows).
+ * itself and anything below it: "/api" matches "/api", "/api/x", "/api?q"
+ * and "/api;p", not "/apis" (a prefix ending in '/' matches whatever
+ * follows). The caller passes the path as uri_route_path() gives it.
  * Returns the route, or NULL and *status: 404 when the host is served (a
  * route names it, or one serves any host) but no prefix matches, 421 when
  * no route serves the host at all. */

@@ -55,7 +55,15 @@ static void add_common(struct sbuf *out, const struct h1_header *hdrs, unsigned 
 			continue;
 		if (dechunk && sv_ieq_cstr(name, "Transfer-Encoding"))
 			continue;
-		if (is_request && o->reverse && sv_ieq_cstr(name, "X-Forwarded-Proto"))
+		/* In reverse mode sluice is where the request enters: what a
+		 * client claims of the scheme, host or hops before it cannot
+		 * be checked, and sluice says it itself (Forwarded). */
+		if (is_request && o->reverse &&
+		    (sv_ieq_cstr(name, "X-Forwarded-Proto") || sv_ieq_cstr(name, "Forwarded") ||
+		     sv_ieq_cstr(name, "X-Forwarded-Host")))
+			continue;
+		/* The addresses before it are kept, on the one line below. */
+		if (is_request && o->xff && sv_ieq_cstr(name, "X-Forwarded-For"))
 			continue;
 		add_field(out, name, hdrs[i].value);
 	}
@@ -72,7 +80,16 @@ static void add_common(struct sbuf *out, const struct h1_header *hdrs, unsigned 
 		sbuf_add_str(out, " (sluice)\r\n");
 	}
 	if (is_request && o->xff) {
+		/* One line, the client's address last (as nginx's
+		 * $proxy_add_x_forwarded_for): a reader that takes only the
+		 * first line still sees it. */
 		sbuf_add_str(out, "X-Forwarded-For: ");
+		for (unsigned i = 0; i < n; i++) {
+			if (!sv_ieq_cstr(hdrs[i].name, "X-Forwarded-For") || hdrs[i].value.len == 0)
+				continue;
+			sbuf_add_sv(out, hdrs[i].value);
+			sbuf_add(out, ", ", 2);
+		}
 		sbuf_add_str(out, o->xff);
 		sbuf_add(out, "\r\n", 2);
 	}

@@ -1,5 +1,7 @@
 #include "proxy/session.h"
 
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -148,6 +150,7 @@ struct txn {
 	 * address dialled. */
 	struct conf_backend *be;
 	struct conf_server *srv;
+	bool srv_busy;	   /* counted in srv->active (leastconn) */
 	uint64_t tried;	   /* servers of be tried so far (bit i = server i) */
 	uint64_t url_hash; /* for balance hash */
 
@@ -346,6 +349,17 @@ static int flush_sbuf(int fd, const struct sbuf *b, size_t *off, bool *ready, ui
 
 /* ---- logging and teardown ---- */
 
+/* The request is no longer in flight at its server: leastconn counts the
+ * requests a server is busy with, from the pick to the end of its answer
+ * (or of the transaction, for one that ends first). */
+static void srv_idle(struct txn *t)
+{
+	if (!t->srv_busy)
+		return;
+	atomic_fetch_sub_explicit(&t->srv->active, 1, memory_order_relaxed);
+	t->srv_busy = false;
+}
+
 static void txn_log(struct txn *t)
 {
 	struct alog_rec r;
@@ -409,8 +423,7 @@ static void txn_free(struct txn **tp, bool abort_upstream)
 		worker_unkick(t->s->w, &t->waiter);
 	fill_hand_over(t); /* an unfinished fill is never inserted */
 	cache_obj_put(&t->fill);
-	if (t->srv)
-		atomic_fetch_sub_explicit(&t->srv->active, 1, memory_order_relaxed);
+	srv_idle(t);
 	free(t->ckey);
 	conf_unref(&t->conf);
 	t->magic = 0;
@@ -684,6 +697,7 @@ static bool upstream_clean(struct txn *t)
  * pool if it can carry another request, else it is closed. */
 static void upstream_done(struct txn *t)
 {
+	srv_idle(t);
 	if (t->up == NULL)
 		return;
 	if (t->up_reusable && t->req_framed && t->cin_ready == 0 && t->uin == NULL &&
@@ -1339,17 +1353,30 @@ static uint16_t dial_port(const struct txn *t)
 	return t->srv ? t->srv->port : t->port;
 }
 
+/* Who the request went to, as an error page names it: the origin, or in
+ * reverse mode the backend (its servers' addresses are for the error log,
+ * which names the one that failed, not for whoever can reach the
+ * listener). buf: room for either. */
+static const char *origin_name(const struct txn *t, char *buf, size_t len)
+{
+	if (t->be)
+		snprintf(buf, len, "backend %s", t->be->name);
+	else
+		snprintf(buf, len, "%s", t->key);
+	return buf;
+}
+
 /* Take the next server of the backend; false when every one was tried. */
 static bool pick_server(struct txn *t)
 {
 	int i = backend_pick(t->be, t->tried, t->url_hash, now_ms(t->s));
 	if (i < 0)
 		return false;
-	if (t->srv)
-		atomic_fetch_sub_explicit(&t->srv->active, 1, memory_order_relaxed);
+	srv_idle(t);
 	t->srv = &t->be->servers[i];
 	t->tried |= 1ull << i;
 	atomic_fetch_add_explicit(&t->srv->active, 1, memory_order_relaxed);
+	t->srv_busy = true;
 	upstream_key(t->srv->host, t->srv->port, t->key, sizeof(t->key));
 	return true;
 }
@@ -1407,8 +1434,31 @@ static struct sv url_authority(const struct h1_request *req)
 static bool reverse_route(struct txn *t, const struct uri *u)
 {
 	int status = 0;
-	const struct conf_route *r = backend_route(t->conf, u->host, u->port, u->path, &status);
+	/* Routed by the path a server behind would read (uri_route_path),
+	 * forwarded as it came. */
+	char *rp = sl_malloc(u->path.len + 1);
+	long rl = uri_route_path(u->path, rp, u->path.len);
+	if (rl < 0) {
+		free(rp);
+		counter_add(&t->s->w->cnt, CNT_REQUESTS_BAD, 1);
+		txn_local(t, 400, "dot segment (\".\" or \"..\") in the path", NULL, true);
+		return false;
+	}
+	struct sv path = rl > 0 ? sv_make(rp, (size_t)rl) : SV_LIT("/");
+	struct sv host = u->host; /* "www.example." is "www.example" (its root) */
+	if (host.len > 1 && host.p[host.len - 1] == '.')
+		host.len--;
+	char v6[INET6_ADDRSTRLEN]; /* "0:0::1" is "::1", as routes hold it */
+	struct in6_addr a6;
+	if (u->host_is_ipv6 && u->host.len < sizeof(v6)) {
+		memcpy(v6, u->host.p, u->host.len);
+		v6[u->host.len] = '\0';
+		if (inet_pton(AF_INET6, v6, &a6) == 1 && inet_ntop(AF_INET6, &a6, v6, sizeof(v6)))
+			host = sv_from_cstr(v6);
+	}
+	const struct conf_route *r = backend_route(t->conf, host, u->port, path, &status);
 	if (r == NULL) {
+		free(rp);
 		counter_add(&t->s->w->cnt, CNT_REQUESTS_DENIED, 1);
 		txn_local(t, status,
 			  status == 421 ? "this server does not serve that host"
@@ -1417,13 +1467,15 @@ static bool reverse_route(struct txn *t, const struct uri *u)
 		return false;
 	}
 	t->be = &t->conf->backends[r->backend];
-	t->url_hash = cache_key_hash(u->host.p, u->host.len) ^
-		      (cache_key_hash(u->path.p, u->path.len) * 31);
-	/* Nothing is tried yet, so there is a server: a backend has one. */
-	if (!pick_server(t)) {
-		txn_local(t, 503, "backend has no servers", NULL, false);
-		return false;
-	}
+	char lh[HOST_NAME_MAX_LEN + 1]; /* a host name's case is no part of it */
+	size_t hl = SL_MIN(u->host.len, sizeof(lh));
+	for (size_t i = 0; i < hl; i++)
+		lh[i] = (char)tolower((unsigned char)u->host.p[i]);
+	t->url_hash = cache_key_hash(lh, hl) ^ (cache_key_hash(path.p, path.len) * 31);
+	free(rp);
+	/* The server is picked when the request goes to one (step_resolve):
+	 * a hit, a PURGE or a request collapsed on another's fetch moves no
+	 * round robin and is no connection in flight for leastconn. */
 	return true;
 }
 
@@ -1630,7 +1682,9 @@ static void dns_failed(struct txn *t, const struct dns_result *res)
 	char detail[HOST_NAME_MAX_LEN + 64];
 	if (next_server(t, "no address"))
 		return;
-	snprintf(detail, sizeof(detail), "DNS lookup failed for %s (%s)", dial_host(t),
+	char who[HOST_NAME_MAX_LEN + 16];
+	snprintf(detail, sizeof(detail), "DNS lookup failed for %s (%s)",
+		 t->be ? origin_name(t, who, sizeof(who)) : dial_host(t),
 		 dns_error_str(res->error));
 	txn_local(t, 502, detail, PS_DNS, false);
 }
@@ -1675,6 +1729,11 @@ static int step_resolve(struct txn *t)
 	head_to_get(t); /* before anything of it goes out */
 	if (t->dq != NULL)
 		return 0;
+	/* Nothing is tried yet, so there is a server: a backend has one. */
+	if (t->be && t->srv == NULL && !pick_server(t)) {
+		txn_local(t, 503, "backend has no servers", NULL, false);
+		return 1;
+	}
 	if (dns_lookup(t->s->w->dns, dial_host(t), &res, on_resolved, t, &t->dq) == 1)
 		return 0;
 	resolved(t, &res);
@@ -1732,9 +1791,13 @@ static void on_connected(void *arg, struct upstream *up, int err)
 	SL_CHECK_OBJ(t, TXN_MAGIC);
 	t->conn = NULL;
 	if (up == NULL) {
-		char detail[HOST_NAME_MAX_LEN + 96];
-		snprintf(detail, sizeof(detail), "cannot connect to %s port %u: %s", dial_host(t),
-			 dial_port(t), strerror(-err));
+		char detail[HOST_NAME_MAX_LEN + 96], who[HOST_NAME_MAX_LEN + 16];
+		if (t->be)
+			snprintf(detail, sizeof(detail), "cannot connect to %s: %s",
+				 origin_name(t, who, sizeof(who)), strerror(-err));
+		else
+			snprintf(detail, sizeof(detail), "cannot connect to %s port %u: %s",
+				 dial_host(t), dial_port(t), strerror(-err));
 		if (!next_server(t, strerror(-err)))
 			txn_local(t, 502, detail,
 				  err == -ECONNREFUSED ? PS_REFUSED : PS_UNAVAILABLE, false);
@@ -2605,12 +2668,14 @@ static void upstream_failed(struct txn *t, int err)
 	if ((!t->reused || t->resp_started) &&
 	    next_server(t, err == -1 ? "closed without a response" : strerror(-err)))
 		return;
+	char who[HOST_NAME_MAX_LEN + 16];
+	origin_name(t, who, sizeof(who));
 	if (err == -1) {
-		snprintf(d, sizeof(d), "origin %s closed the connection without a response",
-			 t->key);
+		snprintf(d, sizeof(d), "%s%s closed the connection without a response",
+			 t->be ? "" : "origin ", who);
 		txn_local(t, 502, d, PS_INCOMPLETE, false);
 	} else {
-		snprintf(d, sizeof(d), "origin %s: %s", t->key, strerror(-err));
+		snprintf(d, sizeof(d), "%s%s: %s", t->be ? "" : "origin ", who, strerror(-err));
 		txn_local(t, 502, d, PS_PROTOCOL, false);
 	}
 }
@@ -3677,27 +3742,36 @@ static void timer_cb(struct ev_loop *loop, struct ev_timer *tm)
 	switch (t->state) {
 	case TS_RESOLVE:
 	case TS_CONNECT: {
-		char d[HOST_NAME_MAX_LEN + 64];
+		char d[HOST_NAME_MAX_LEN + 64], who[HOST_NAME_MAX_LEN + 16];
 		if (next_server(t, "timed out")) {
 			session_run(s);
 			return;
 		}
 		snprintf(d, sizeof(d), "%s %s timed out",
-			 t->state == TS_RESOLVE ? "DNS lookup of" : "connection to", t->key);
+			 t->state == TS_RESOLVE ? "DNS lookup of" : "connection to",
+			 origin_name(t, who, sizeof(who)));
 		txn_local(t, 504, d, t->state == TS_RESOLVE ? PS_DNS : PS_CONN_TIMEOUT, false);
 		session_run(s);
 		return;
 	}
 	case TS_EXCHANGE: {
-		char d[HOST_NAME_MAX_LEN + 64];
+		char d[HOST_NAME_MAX_LEN + 64], who[HOST_NAME_MAX_LEN + 16];
 		if (!t->req_framed && t->cin_ready == 0 && t->up_off == t->up_out.len &&
 		    !t->req_abandoned && !(t->expect_continue && !t->resp_started)) {
 			/* (A client waiting for a 100 Continue that never
 			 * came is not late: the origin is.) */
 			/* Everything the client sent is out: it is the one late. */
 			txn_local(t, 408, "request body not received in time", NULL, true);
+		} else if (t->expect_continue && !t->resp_started && !t->req_framed) {
+			/* The client waits for a 100 Continue, the origin
+			 * perhaps for the body: no fault of the server to
+			 * hold against it, nor a request to retry. */
+			snprintf(d, sizeof(d), "no 100 Continue or response from %s in time",
+				 origin_name(t, who, sizeof(who)));
+			txn_local(t, 504, d, PS_RESP_TIMEOUT, false);
 		} else if (!next_server(t, "no response in time")) {
-			snprintf(d, sizeof(d), "no response from %s in time", t->key);
+			snprintf(d, sizeof(d), "no response from %s in time",
+				 origin_name(t, who, sizeof(who)));
 			txn_local(t, 504, d, PS_RESP_TIMEOUT, false);
 		}
 		session_run(s);

@@ -27,18 +27,21 @@ def test_reverse001_routed_request_reaches_backend_with_forwarding_fields(t):
     o = t.origin(named("web"))
     p = t.sluice(f"backend web {o.hostport}\nroute /  web\n")
     r = rget(t, p, "/index.html?x=1", host="www.example:8080",
-             headers=[("X-Forwarded-Proto", "https"), ("X-Forwarded-For", "10.9.8.7")])
+             headers=[("X-Forwarded-Proto", "https"), ("X-Forwarded-For", "10.9.8.7"),
+                      ("Forwarded", "for=6.6.6.6;proto=https"),
+                      ("X-Forwarded-Host", "evil.example")])
     A.status(r, 200)
     A.eq(r.body, b"web #1 /index.html?x=1", "body from the backend")
     req = o.requests[0]
     A.eq(req.target, "/index.html?x=1", "target sent to the backend")
     A.eq(req.headers_named("Host"), ["www.example:8080"], "Host passed through")
-    A.eq(req.headers_named("X-Forwarded-For"), ["10.9.8.7", "127.0.0.1"],
-         "X-Forwarded-For keeps the chain and adds the client")
+    A.eq(req.headers_named("X-Forwarded-For"), ["10.9.8.7, 127.0.0.1"],
+         "X-Forwarded-For keeps the chain and adds the client, on one line")
     A.eq(req.headers_named("X-Forwarded-Proto"), ["http"],
          "X-Forwarded-Proto: the client's own is replaced")
-    A.eq(req.header("Forwarded"), 'for=127.0.0.1;host="www.example:8080";proto=http',
-         "Forwarded")
+    A.eq(req.headers_named("Forwarded"), ['for=127.0.0.1;host="www.example:8080";proto=http'],
+         "Forwarded: the client's own is replaced")
+    A.eq(req.headers_named("X-Forwarded-Host"), [], "X-Forwarded-Host: the client's is dropped")
     A.contains(req.header("Via") or "", "testhost", "Via")
     line = p.wait_log(lambda l: "/index.html" in l, what="access log line")
     A.contains(line, "TCP_MISS/200", "access log status")
@@ -655,3 +658,73 @@ def test_reverse026_a_get_pipelined_behind_a_head_gets_its_whole_body(t):
     A.eq(c.read_response(method="HEAD").status, 200, "the HEAD")
     r = c.read_response()
     A.eq((len(r.body), r.complete), (20 * 1024, True), "the GET's whole body")
+
+
+def test_reverse034_hits_take_no_turn_of_the_round_robin(t):
+    # A hit, cached or collapsed, goes to no server: it neither moves the
+    # round robin nor counts as a request in flight for leastconn.
+    def h(name):
+        def f(req, c):
+            cc = "max-age=600" if req.target == "/static" else "no-store"
+            c.respond(200, f"{name} {req.target}".encode(), [("Cache-Control", cc)])
+        return f
+    a, b = t.origin(h("a")), t.origin(h("b"))
+    p = t.sluice(f"backend web {a.hostport} {b.hostport}\nroute / web\n")
+    served = []
+    for i in range(10):
+        A.status(rget(t, p, "/static"), 200)
+        served.append(rget(t, p, f"/dyn{i}").body.split()[0])
+    A.eq(sorted(served), [b"a"] * 5 + [b"b"] * 5, f"dynamic requests alternate: {served}")
+    A.eq(len(a.requests) + len(b.requests), 11, "backend requests: /static once")
+
+
+def test_reverse035_a_client_waiting_for_100_continue_is_no_fault_of_the_server(t):
+    # The client sends Expect: 100-continue and waits; the backend waits for
+    # the body. After read_timeout the client gets a 504, and the server is
+    # not marked down: a client could otherwise take every server out.
+    def h(req, c):
+        c.respond(200, b"ok " + req.target.encode())
+    o = t.origin(h)  # it reads a request's whole body before answering
+    p = t.sluice(f"backend web {o.hostport}\nroute / web\nread_timeout 1s\n")
+    c = t.client(p, timeout=10)
+    c.send(b"POST /up HTTP/1.1\r\nHost: www.example\r\nExpect: 100-continue\r\n"
+           b"Content-Length: 10\r\n\r\n")
+    r = c.read_response(method="POST")
+    A.proxy_error(r, 504, detail="no 100 Continue or response from backend web in time")
+    A.not_contains(p.stderr_text(), "skipped for", "error log: no server marked down")
+    A.eq(rget(t, p, "/next").body, b"ok /next", "the server serves on at once")
+
+
+def test_reverse036_dot_segments_cannot_leave_a_route(t):
+    # Only /public is routed: no spelling of a path that a server behind
+    # would resolve to somewhere else gets through; equivalent spellings of
+    # a routed path are routed.
+    o = t.origin(named("pub"))
+    p = t.sluice(f"backend pub {o.hostport}\nroute www.example/public pub\n")
+    for path in ["/public/../admin", "/public/%2e%2e/admin", "/public/..%2fadmin",
+                 "/public/..;/admin", "/public/./x"]:
+        A.proxy_error(rget(t, p, path), 400, detail='dot segment ("." or "..") in the path')
+    A.status(rget(t, p, "/admin"), 404)
+    A.eq(rget(t, p, "/%70ublic/x").body, b"pub #1 /%70ublic/x", "an encoded letter, as sent")
+    A.eq(rget(t, p, "/public;s=1").body, b"pub #2 /public;s=1", "path parameters")
+    A.eq(len(o.requests), 2, "backend requests")
+
+
+def test_reverse037_error_pages_name_the_backend_not_its_servers(t):
+    from lib.util import free_port
+    port = free_port()
+    p = t.sluice(f"backend web 127.0.0.1:{port}\nroute / web\n")
+    r = rget(t, p, "/")
+    A.proxy_error(r, 502, detail="cannot connect to backend web: Connection refused",
+                  proxy_status="connection_refused")
+    A.not_contains(r.body.decode(), str(port), "the error page")
+    A.contains(p.stderr_text(), f"server 127.0.0.1:{port} failed", "the error log names it")
+
+
+def test_reverse038_trailing_dot_and_ipv6_literal_hosts_match_their_routes(t):
+    o = t.origin(named("web"))
+    p = t.sluice(f"backend web {o.hostport}\nroute www.example web\nroute [::1] web\n")
+    A.eq(rget(t, p, "/a", host="www.example.").body, b"web #1 /a", "trailing dot")
+    A.eq(rget(t, p, "/b", host="[0:0::1]").body, b"web #2 /b", "another spelling of ::1")
+    A.eq(rget(t, p, "/c", host="[::1]:8080").body, b"web #3 /c", "any port")
+    A.status(rget(t, p, "/d", host="[::2]"), 421)

@@ -58,7 +58,28 @@ TEST(route_prefix_matches_whole_segments)
 	CHECK_STR(route_of(c, "h.example", 80, "/files/x"), "b");
 	CHECK_STR(route_of(c, "h.example", 80, "/filesx"), "404");
 	CHECK_STR(route_of(c, "other.example", 80, "/api"), "421");
+	CHECK_STR(route_of(c, "h.example", 80, "/api;jsessionid=1"), "a");
 	conf_unref(&c);
+}
+
+TEST(route_hosts_and_prefixes_in_the_form_requests_are_matched_in)
+{
+	/* An IPv6 literal with or without a port, in its one text form; a
+	 * prefix with its unreserved characters decoded, as request paths. */
+	struct conf *c = load("backend a 10.0.0.1:80\nroute [0:0::1] a\n"
+			      "route [::0:2]:8080/%61pi a\n");
+	CHECK(c != NULL);
+	if (!c)
+		return;
+	CHECK_STR(c->routes[0].host, "::1");
+	CHECK_INT(c->routes[0].port, 0);
+	CHECK_STR(c->routes[1].host, "::2");
+	CHECK_INT(c->routes[1].port, 8080);
+	CHECK_STR(c->routes[1].prefix, "/api");
+	conf_unref(&c);
+	struct conf *bad = load("backend a 10.0.0.1:80\nroute /x/../y a\n");
+	CHECK(bad == NULL);
+	conf_unref(&bad);
 }
 
 TEST(pick_roundrobin_cycles_and_skips_down_and_tried)
@@ -151,6 +172,48 @@ TEST(pick_hash_is_stable_spread_and_moves_only_a_down_servers_urls)
 	conf_unref(&c);
 }
 
+TEST(pick_roundrobin_shares_a_down_servers_turns_evenly)
+{
+	struct conf *c = load("backend a 10.0.0.1:80 10.0.0.2:80 10.0.0.3:80 10.0.0.4:80\n");
+	CHECK(c != NULL);
+	if (!c)
+		return;
+	struct conf_backend *b = &c->backends[0];
+	int n[4] = {0};
+	backend_failed(&b->servers[1], 1000, 5000);
+	for (int i = 0; i < 30; i++)
+		n[backend_pick(b, 0, 0, 2000)]++;
+	CHECK_INT(n[0], 10); /* not 20, with server 2's turns too */
+	CHECK_INT(n[1], 0);
+	CHECK_INT(n[2], 10);
+	CHECK_INT(n[3], 10);
+	conf_unref(&c);
+}
+
+TEST(pick_hash_follows_the_server_not_its_place_in_the_list)
+{
+	/* A reload that drops the first server or reorders the rest keeps
+	 * every URL of the servers that remain where it was. */
+	struct conf *c = load("backend a 10.0.0.1:80 10.0.0.2:80 10.0.0.3:80 balance hash\n");
+	struct conf *d = load("backend a 10.0.0.3:80 10.0.0.2:80 balance hash\n");
+	CHECK(c != NULL && d != NULL);
+	if (!c || !d)
+		return;
+	int kept = 0;
+	for (int u = 0; u < 300; u++) {
+		uint64_t h = (uint64_t)u * 0x9e3779b97f4a7c15ull;
+		int before = backend_pick(&c->backends[0], 0, h, 1);
+		if (before == 0)
+			continue;
+		int after = backend_pick(&d->backends[0], 0, h, 1);
+		CHECK_STR(d->backends[0].servers[after].text, c->backends[0].servers[before].text);
+		kept++;
+	}
+	CHECK(kept > 150);
+	conf_unref(&c);
+	conf_unref(&d);
+}
+
 TEST(servers_parsed_as_ipv4_bracketed_ipv6_or_name)
 {
 	struct conf *c = load("backend a 10.0.0.1:80 [::1]:8080 Name.Example:81\n"
@@ -178,9 +241,12 @@ int main(void)
 	RUN(servers_parsed_as_ipv4_bracketed_ipv6_or_name);
 	RUN(route_most_specific_wins_host_port_then_host_then_any);
 	RUN(route_prefix_matches_whole_segments);
+	RUN(route_hosts_and_prefixes_in_the_form_requests_are_matched_in);
 	RUN(pick_roundrobin_cycles_and_skips_down_and_tried);
 	RUN(pick_all_down_takes_the_one_back_soonest);
 	RUN(pick_leastconn_prefers_fewest_in_flight);
 	RUN(pick_hash_is_stable_spread_and_moves_only_a_down_servers_urls);
+	RUN(pick_roundrobin_shares_a_down_servers_turns_evenly);
+	RUN(pick_hash_follows_the_server_not_its_place_in_the_list);
 	return unit_done();
 }

@@ -56,8 +56,15 @@ TEST(rfc9112_3_2_request_head_rewritten)
 
 TEST(rfc7239_reverse_mode_host_passed_through_forwarded_added)
 {
-	struct h1_header h[] = {H("Host", "WWW.example:8080"), H("X-Forwarded-Proto", "https"),
-				H("X-Forwarded-For", "10.1.1.1")};
+	/* A client's claims of scheme, host and earlier hops are dropped
+	 * (sluice is where the request enters); the addresses before it are
+	 * kept, its own appended on one line. */
+	struct h1_header h[] = {H("Host", "WWW.example:8080"),
+				H("X-Forwarded-Proto", "https"),
+				H("X-Forwarded-For", "10.1.1.1"),
+				H("Forwarded", "for=6.6.6.6;proto=https;host=evil.example"),
+				H("X-Forwarded-Host", "evil.example"),
+				H("x-forwarded-for", "10.2.2.2, 10.3.3.3")};
 	struct h1_request req = {
 		.method = SV_LIT("GET"), .version = 11, .headers = h, .nheaders = SL_ARRAY_LEN(h)};
 	struct uri u;
@@ -70,7 +77,7 @@ TEST(rfc7239_reverse_mode_host_passed_through_forwarded_added)
 	sbuf_init(&out, 4096);
 	head_build_request(&out, &req, &u, &o);
 	CHECK_STR(out.p, "GET /p?q HTTP/1.1\r\nHost: WWW.example:8080\r\n"
-			 "X-Forwarded-For: 10.1.1.1\r\nX-Forwarded-For: ::1\r\n"
+			 "X-Forwarded-For: 10.1.1.1, 10.2.2.2, 10.3.3.3, ::1\r\n"
 			 "Forwarded: for=\"[::1]\";host=\"WWW.example:8080\";proto=http\r\n"
 			 "X-Forwarded-Proto: http\r\n\r\n");
 	sbuf_free(&out);

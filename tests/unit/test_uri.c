@@ -238,6 +238,47 @@ TEST(uri_host_eq_case_insensitive)
 	CHECK(uri_host_eq(SV_LIT(""), SV_LIT("")));
 }
 
+static const char *route_path(const char *in)
+{
+	static char out[256];
+	long n = uri_route_path(sv_from_cstr(in), out, strlen(in));
+	if (n < 0)
+		return "(refused)";
+	out[n] = '\0';
+	return out;
+}
+
+TEST(rfc3986_6_2_2_route_path_normalised_and_dot_segments_refused)
+{
+	static const struct {
+		const char *in, *want;
+	} cases[] = {
+		{"/api/x?q=1", "/api/x"},
+		{"/%61pi/%7e%2Dx", "/api/~-x"},		    /* unreserved: decoded */
+		{"/a%2fb%2F", "/a/b/"},			    /* an encoded "/" is one */
+		{"/a%3cb%3E", "/a%3Cb%3E"},		    /* others: upper-case hex */
+		{"/a/b.c/.d/..e/x..", "/a/b.c/.d/..e/x.."}, /* dots, no dot segment */
+		{"/", "/"},
+		{"/?only", "/"},
+		{"?only", ""}, /* a query alone (absolute-form "http://a?q") */
+		{"/a;p=1/b", "/a;p=1/b"},
+		{"/public/../admin", "(refused)"},
+		{"/public/./x", "(refused)"},
+		{"/public/..", "(refused)"},
+		{"/public/.", "(refused)"},
+		{"/public/%2e%2E/admin", "(refused)"}, /* encoded dots */
+		{"/public/.%2e/admin", "(refused)"},
+		{"/public/..%2fadmin", "(refused)"}, /* encoded slash after them */
+		{"/public/..;/admin", "(refused)"},  /* ";params" after them */
+		{"/public/.;x/admin", "(refused)"},
+		{"/x/..?q", "(refused)"},
+		{"/a%2", "(refused)"}, /* a bad % */
+		{"/a%zz", "(refused)"},
+	};
+	for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++)
+		CHECK_STR(route_path(cases[i].in), cases[i].want);
+}
+
 int main(void)
 {
 	RUN(rfc9112_3_2_2_absolute_form_parts);
@@ -257,5 +298,6 @@ int main(void)
 	RUN(rfc9110_9_3_6_authority_form);
 	RUN(rfc9110_7_2_host_header);
 	RUN(uri_host_eq_case_insensitive);
+	RUN(rfc3986_6_2_2_route_path_normalised_and_dot_segments_refused);
 	return unit_done();
 }
