@@ -1397,6 +1397,28 @@ bool disk_write_if(struct disk_store *d, struct cache_obj *o, bool (*still)(void
 	return true;
 }
 
+void disk_forget(struct disk_store *d, const struct cache_obj *o)
+{
+	SL_CHECK_OBJ(d, DISK_MAGIC);
+	SL_CHECK_OBJ(o, CACHE_OBJ_MAGIC);
+	uint64_t h = cache_key_hash(o->key, o->key_len);
+	char name[DISKFMT_NAME_LEN + 1];
+	diskfmt_name(o->key, o->key_len, o->vary, o->vary_len, name);
+
+	pthread_mutex_lock(&d->mu);
+	/* A rebuild still to find its file drops it (index_found). */
+	if (d->live)
+		BIT_SET(d->live, cache_key_hash(name, DISKFMT_NAME_LEN));
+	for (struct entry *c = d->tab[h & d->mask]; c; c = c->chain) {
+		if (same_key(c, h, o->key, o->key_len) && c->vary_len == o->vary_len &&
+		    memcmp(c->vary, o->vary, o->vary_len) == 0) {
+			entry_remove(d, c, true);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&d->mu);
+}
+
 _Static_assert(DISK_THREADS_MAX <= 64, "a purge's threads are bits of a uint64_t");
 
 /* Under the index lock: drop every entry of key, queue its file's removal,

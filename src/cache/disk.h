@@ -145,6 +145,13 @@ bool disk_write(struct disk_store *d, struct cache_obj *o);
  * before it (and still() can know) or after the entry is in (and drops it). */
 bool disk_write_if(struct disk_store *d, struct cache_obj *o, bool (*still)(void *arg), void *arg);
 
+/* A newer response of o's key and secondary key was seen but not written
+ * (disk_write refused it, or it was not stored at all): the stored one of
+ * that name goes, from the index at once and its file in the background,
+ * so that it is never served in place of what superseded it (RFC 9111
+ * §4: the most recent response). Nothing if there is none. */
+void disk_forget(struct disk_store *d, const struct cache_obj *o);
+
 /* Remove every stored variant of key: from the index at once (a read
  * started after this misses), the files in the background. Returns how
  * many. */

@@ -787,11 +787,20 @@ static bool cache_insert(struct txn *t, struct cache_obj *o)
 {
 	struct mem_store *store = txn_store(t);
 	struct disk_store *disk = t->s->w->disk;
-	if (store == NULL || !mem_insert_gen(store, o, t->gen))
+	if (store == NULL)
 		return false;
+	/* A copy the disk holds of this name is older than o: if o is not
+	 * written there, that copy goes, or it would answer once o left
+	 * memory. */
+	if (!mem_insert_gen(store, o, t->gen)) {
+		if (disk)
+			disk_forget(disk, o);
+		return false;
+	}
 	if (disk) {
 		struct gen_check g = {store, o, t->gen};
-		(void)disk_write_if(disk, o, gen_unchanged, &g);
+		if (!disk_write_if(disk, o, gen_unchanged, &g))
+			disk_forget(disk, o);
 	}
 	counter_add(&t->s->w->cnt, CNT_CACHE_STORED, 1);
 	return true;

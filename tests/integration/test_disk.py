@@ -220,3 +220,33 @@ def test_disk009_a_purge_is_answered_once_its_files_are_gone(t):
     t.get(p, o.url("/v"), [("Accept-Encoding", "gzip")])
     t.get(p, o.url("/keep"))
     A.eq(len(o.requests), 5, "requests at origin: /v again, /keep from disk")
+
+
+def test_disk010_a_newer_response_the_disk_cannot_take_retires_the_older_file(t):
+    # /a is stored small (memory and disk); a reload brings a newer /a too
+    # big for the disk tier: memory keeps it, and the older file must go,
+    # or it answers once the newer one leaves memory (RFC 9111 §4: the
+    # most recent response).
+    big = 1536 * 1024
+    seen = {"a": 0}
+
+    def h(req, c):
+        if req.target == "/a":
+            seen["a"] += 1
+            body = b"version 1" if seen["a"] == 1 else b"version 2" + b"." * big
+        else:
+            body = b"filler" + b"." * (1200 * 1024)
+        c.respond(200, body, [("Cache-Control", "max-age=3600")])
+    d = t.path("cache")
+    o = t.origin(h)
+    p = t.sluice(f"cache_mem 8M\ncache_max_object 2M\ncache_dir {d} 1M\n")
+    A.eq(t.get(p, o.url("/a")).body, b"version 1", "first")
+    wait_until(lambda: len(objects(d)) == 1, 5, "the file of version 1")
+    r = t.get(p, o.url("/a"), [("Cache-Control", "no-cache")], timeout=10)
+    A.eq(r.body[:9], b"version 2", "the reload")
+    wait_until(lambda: len(objects(d)) == 0, 5, "the file of version 1 removed")
+    for i in range(12):  # more than memory holds; too big for the disk
+        for _ in range(2):
+            t.get(p, o.url(f"/f{i}"), timeout=10)
+    r = t.get(p, o.url("/a"), timeout=10)
+    A.eq(r.body[:9], b"version 2", "never version 1 again")
