@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -110,6 +111,7 @@ struct disk_store {
 	unsigned magic;
 	char *dir; /* as given, for log lines */
 	int dirfd;
+	int lockfd; /* holds the directory's lock (flock) while open */
 	uint64_t cap;
 
 	pthread_mutex_t mu; /* the index: everything down to next_gen */
@@ -1186,6 +1188,8 @@ static void store_free(struct disk_store *d)
 	pthread_mutex_destroy(&d->mu);
 	if (d->dirfd >= 0)
 		close(d->dirfd);
+	if (d->lockfd >= 0)
+		close(d->lockfd);
 	free(d->dir);
 	d->magic = 0;
 	free(d);
@@ -1221,12 +1225,28 @@ struct disk_store *disk_open(const char *dir, uint64_t cap, unsigned nthreads, c
 			return NULL;
 		}
 	}
+	/* One process a directory: a second would delete the first's files
+	 * being written (clean_dir) and keep a size budget of its own. */
+	int lockfd = openat(dirfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (lockfd < 0 || flock(lockfd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+		if (e == EWOULDBLOCK)
+			snprintf(err, errlen, "in use by another process (it holds %s/lock)", dir);
+		else
+			snprintf(err, errlen, "cannot lock %s/lock: %s", dir,
+				 err_str(e, eb, sizeof(eb)));
+		if (lockfd >= 0)
+			close(lockfd);
+		close(dirfd);
+		return NULL;
+	}
 	clean_dir(dirfd, "tmp");
 	/* A directory we cannot write is found now, not on the first write. */
 	int pfd = openat(dirfd, "tmp/probe", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (pfd < 0) {
 		snprintf(err, errlen, "cannot write in %s/tmp: %s", dir,
 			 err_str(errno, eb, sizeof(eb)));
+		close(lockfd);
 		close(dirfd);
 		return NULL;
 	}
@@ -1237,6 +1257,7 @@ struct disk_store *disk_open(const char *dir, uint64_t cap, unsigned nthreads, c
 	d->magic = DISK_MAGIC;
 	d->dir = sl_strndup(dir, dlen);
 	d->dirfd = dirfd;
+	d->lockfd = lockfd;
 	d->cap = cap;
 	pthread_mutex_init(&d->mu, NULL);
 	d->tab = sl_calloc(TABLE_LO, sizeof(*d->tab));

@@ -250,3 +250,24 @@ def test_disk010_a_newer_response_the_disk_cannot_take_retires_the_older_file(t)
             t.get(p, o.url(f"/f{i}"), timeout=10)
     r = t.get(p, o.url("/a"), timeout=10)
     A.eq(r.body[:9], b"version 2", "never version 1 again")
+
+
+def test_disk011_a_second_process_on_one_directory_keeps_out_of_it(t):
+    # It would delete the first one's files being written and keep a size
+    # budget of its own: it runs on memory alone, and says why.
+    d = t.path("cache")
+    o = t.origin(counting())
+    p1 = t.sluice(f"cache_dir {d} 64M\n")
+    t.get(p1, o.url("/one"))
+    wait_until(lambda: len(objects(d)) == 1, 5, "the first process's file")
+    p2 = t.sluice(f"cache_dir {d} 64M\n")
+    wait_until(lambda: "continuing with the memory cache only" in p2.stderr_text(), 3,
+               "the second one's log line")
+    A.contains(p2.stderr_text(), f"in use by another process (it holds {d}/lock)", "why")
+    t.get(p2, o.url("/two"))
+    A.contains(cs(t.get(p2, o.url("/two"))), "; hit", "its memory cache works")
+    time.sleep(0.3)
+    A.eq(len(objects(d)), 1, "object files: the second wrote none")
+    p1.stop()
+    restart(p2)  # the directory is free again
+    A.contains(cs(t.get(p2, o.url("/one"))), "; hit", "the first one's object, from disk")
