@@ -374,10 +374,13 @@ static enum found_fate index_found(struct disk_store *d, struct entry *e)
 	return FOUND_ADDED;
 }
 
-/* CLOCK: the oldest entry goes unless it was hit since it was last here. */
-static void evict(struct disk_store *d)
+/* CLOCK: the oldest entry goes unless it was hit since it was last here.
+ * At most max entries are looked at; true if the store is still over. */
+static bool evict_some(struct disk_store *d, size_t max)
 {
-	while (d->bytes > d->cap && d->old) {
+	for (; d->bytes > d->cap && d->old; max--) {
+		if (max == 0)
+			return true;
 		struct entry *e = d->old;
 		if (e->ref) {
 			e->ref = false;
@@ -387,6 +390,12 @@ static void evict(struct disk_store *d)
 		}
 		entry_remove(d, e, true);
 	}
+	return false;
+}
+
+static void evict(struct disk_store *d)
+{
+	(void)evict_some(d, SIZE_MAX);
 }
 
 static struct entry *find_gen(struct disk_store *d, uint64_t khash, uint64_t gen)
@@ -1108,7 +1117,12 @@ static unsigned scan(struct disk_store *d, uint64_t *kept)
 	free(d->purged);
 	free(d->live);
 	d->purged = d->live = NULL;
-	evict(d);
+	/* A directory over SIZE (SIZE made smaller) may have many to go:
+	 * in batches too. */
+	while (evict_some(d, MERGE_BATCH)) {
+		pthread_mutex_unlock(&d->mu);
+		pthread_mutex_lock(&d->mu);
+	}
 	atomic_store(&d->rebuilt, true);
 	pthread_mutex_unlock(&d->mu);
 	free(bad);
