@@ -1050,6 +1050,10 @@ static int p_route(struct loader *l, const struct directive *d, size_t argc, cha
 			return fail(l, "%s: expected HOST[:PORT][/PREFIX] or /PREFIX, got %s",
 				    d->name, quote(a).s);
 		}
+		/* "www.example." is "www.example", as requests are matched. */
+		size_t rl = strlen(r.host);
+		if (rl > 1 && r.host[rl - 1] == '.')
+			r.host[rl - 1] = '\0';
 	}
 	char prefix[CONF_LINE_MAX];
 	if (slash) {
@@ -1062,8 +1066,8 @@ static int p_route(struct loader *l, const struct directive *d, size_t argc, cha
 		long pl = uri_route_path(sv_from_cstr(slash), prefix, sizeof(prefix));
 		if (pl < 0)
 			return fail(l,
-				    "%s: a path prefix may not hold \".\" or \"..\" segments or "
-				    "a '%%' without two hex digits: %s",
+				    "%s: a path prefix holds only what a URL path may (RFC 3986), "
+				    "with no \".\" or \"..\" segment: %s",
 				    d->name, quote(a).s);
 		r.prefix_len = (size_t)pl;
 		slash = prefix;

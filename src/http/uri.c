@@ -230,12 +230,6 @@ int uri_parse_origin(struct sv target, struct sv host, struct uri *out)
 	return 0;
 }
 
-static bool unreserved(unsigned char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       c == '-' || c == '.' || c == '_' || c == '~';
-}
-
 /* Whether a path segment [p, p+len) is "." or "..", ";params" aside. */
 static bool dot_segment(const char *p, size_t len)
 {
@@ -255,6 +249,9 @@ long uri_route_path(struct sv path, char *out, size_t cap)
 		if (n >= cap)
 			return -1;
 		if (c != '%') {
+			if (!is_unreserved(c) && !is_sub_delim(c) && c != ':' && c != '@' &&
+			    c != '/')
+				return -1;
 			out[n++] = (char)c;
 			continue;
 		}
@@ -266,7 +263,7 @@ long uri_route_path(struct sv path, char *out, size_t cap)
 			return -1;
 		unsigned char v = (unsigned char)(hi << 4 | lo);
 		i += 2;
-		if (unreserved(v) || v == '/') {
+		if (is_unreserved(v) || v == '/') {
 			out[n++] = (char)v;
 		} else {
 			if (n + 3 > cap)

@@ -56,8 +56,9 @@ int uri_parse_origin(struct sv target, struct sv host, struct uri *out) SL_WUR;
  * that no server behind can read a path that leaves the prefix it was
  * routed by; clients normalise their URLs and never send them. Writes into
  * out, of at least path.len bytes (the result is never longer). Returns
- * its length, or -1 for a dot segment or a bad "%" (never accepted by the
- * parsers). Pure. */
+ * its length, or -1 for a dot segment, or for a bad "%" or a character no
+ * path may hold (which the parsers never accept; a config's prefix may
+ * have them). Pure. */
 long uri_route_path(struct sv path, char *out, size_t cap) SL_WUR;
 
 /* True if two hosts name the same thing: case-insensitive comparison. */

@@ -80,11 +80,21 @@ int backend_pick(struct conf_backend *b, uint64_t tried, uint64_t url_hash, uint
 		if (!(tried & (1ull << i)) && !is_down(&b->servers[i], now_ms))
 			up++;
 	/* Round robin takes turns among the servers up: the turn of one that
-	 * is down goes to the next in turn, not all to its neighbour. */
+	 * is down goes to the next in turn, not all to its neighbour. Least
+	 * connections starts its scan at the server whose turn it is, so
+	 * that ties go round the same way. */
 	if (b->balance != BALANCE_HASH && up > 0)
 		turn = atomic_fetch_add_explicit(&b->rr, 1, memory_order_relaxed) % up;
-	if (b->balance == BALANCE_LEASTCONN)
-		start = turn; /* ties go round */
+	if (b->balance == BALANCE_LEASTCONN) {
+		for (size_t i = 0, k = turn; i < n; i++) {
+			if (tried & (1ull << i) || is_down(&b->servers[i], now_ms))
+				continue;
+			if (k-- == 0) {
+				start = i;
+				break;
+			}
+		}
+	}
 	for (size_t k = 0; k < n; k++) {
 		size_t i = (start + k) % n;
 		struct conf_server *s = &b->servers[i];

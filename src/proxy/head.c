@@ -85,10 +85,14 @@ static void add_common(struct sbuf *out, const struct h1_header *hdrs, unsigned 
 		 * first line still sees it. */
 		sbuf_add_str(out, "X-Forwarded-For: ");
 		for (unsigned i = 0; i < n; i++) {
-			if (!sv_ieq_cstr(hdrs[i].name, "X-Forwarded-For") || hdrs[i].value.len == 0)
+			struct sv rest = hdrs[i].value, e;
+			if (!sv_ieq_cstr(hdrs[i].name, "X-Forwarded-For") ||
+			    head_is_hop_by_hop(hdrs[i].name, hdrs, n, o->upgrade))
 				continue;
-			sbuf_add_sv(out, hdrs[i].value);
-			sbuf_add(out, ", ", 2);
+			while (sv_next_list_elem(&rest, &e)) {
+				sbuf_add_sv(out, e);
+				sbuf_add(out, ", ", 2);
+			}
 		}
 		sbuf_add_str(out, o->xff);
 		sbuf_add(out, "\r\n", 2);

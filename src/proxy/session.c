@@ -540,6 +540,7 @@ static bool serve_stale(struct txn *t, int origin_status)
 	dns_cancel(&t->dq);
 	upstream_connect_cancel(&t->conn);
 	upstream_close(&t->up, true); /* its answer, if any, is not read */
+	srv_idle(t);
 	iobuf_put(&t->uin);
 	cache_obj_put(&t->reval);
 	log_debug("origin %s failed (%d): serving stale (stale-if-error)", t->key, origin_status);
@@ -566,6 +567,7 @@ static void txn_local(struct txn *t, int status, const char *detail, const char 
 	dns_cancel(&t->dq);
 	upstream_connect_cancel(&t->conn);
 	upstream_close(&t->up, true);
+	srv_idle(t);
 	iobuf_put(&t->uin);
 	sbuf_reset(&t->cl_out);
 	t->cl_off = 0;
@@ -1476,10 +1478,10 @@ static bool reverse_route(struct txn *t, const struct uri *u)
 		return false;
 	}
 	t->be = &t->conf->backends[r->backend];
-	char lh[HOST_NAME_MAX_LEN + 1]; /* a host name's case is no part of it */
-	size_t hl = SL_MIN(u->host.len, sizeof(lh));
+	char lh[HOST_NAME_MAX_LEN + 1]; /* the host as routed, its case no part of it */
+	size_t hl = SL_MIN(host.len, sizeof(lh));
 	for (size_t i = 0; i < hl; i++)
-		lh[i] = (char)tolower((unsigned char)u->host.p[i]);
+		lh[i] = (char)tolower((unsigned char)host.p[i]);
 	t->url_hash = cache_key_hash(lh, hl) ^ (cache_key_hash(path.p, path.len) * 31);
 	free(rp);
 	/* The server is picked when the request goes to one (step_resolve):
@@ -2276,6 +2278,7 @@ static void cache_refresh(struct txn *t, const struct h1_response *resp, int fwd
 		upstream_pool_put(&t->up);
 	else
 		upstream_close(&t->up, false);
+	srv_idle(t); /* the answer is in; the client reads it from the store */
 	if (n) {
 		cache_obj_put(&o);
 		serve_hit(t, n, false, now, "stale", fwd_status, storable, false);
@@ -2677,6 +2680,9 @@ static void upstream_failed(struct txn *t, int err)
 	if ((!t->reused || t->resp_started) &&
 	    next_server(t, err == -1 ? "closed without a response" : strerror(-err)))
 		return;
+	if (t->srv && t->reused && !t->resp_started) /* (next_server names the others) */
+		log_warn("backend %s: server %s: kept connection %s", t->be->name, t->srv->text,
+			 err == -1 ? "closed without a response" : strerror(-err));
 	char who[HOST_NAME_MAX_LEN + 16];
 	origin_name(t, who, sizeof(who));
 	if (err == -1) {
@@ -3777,6 +3783,9 @@ static void timer_cb(struct ev_loop *loop, struct ev_timer *tm)
 			 * hold against it, nor a request to retry. */
 			snprintf(d, sizeof(d), "no 100 Continue or response from %s in time",
 				 origin_name(t, who, sizeof(who)));
+			if (t->srv)
+				log_info("backend %s: server %s: %s (not held against it)",
+					 t->be->name, t->srv->text, d);
 			txn_local(t, 504, d, PS_RESP_TIMEOUT, false);
 		} else if (!next_server(t, "no response in time")) {
 			snprintf(d, sizeof(d), "no response from %s in time",

@@ -67,7 +67,7 @@ TEST(route_hosts_and_prefixes_in_the_form_requests_are_matched_in)
 	/* An IPv6 literal with or without a port, in its one text form; a
 	 * prefix with its unreserved characters decoded, as request paths. */
 	struct conf *c = load("backend a 10.0.0.1:80\nroute [0:0::1] a\n"
-			      "route [::0:2]:8080/%61pi a\n");
+			      "route [::0:2]:8080/%61pi a\nroute WWW.Example. a\n");
 	CHECK(c != NULL);
 	if (!c)
 		return;
@@ -76,8 +76,12 @@ TEST(route_hosts_and_prefixes_in_the_form_requests_are_matched_in)
 	CHECK_STR(c->routes[1].host, "::2");
 	CHECK_INT(c->routes[1].port, 8080);
 	CHECK_STR(c->routes[1].prefix, "/api");
+	CHECK_STR(c->routes[2].host, "www.example"); /* its root's dot is no part of it */
 	conf_unref(&c);
 	struct conf *bad = load("backend a 10.0.0.1:80\nroute /x/../y a\n");
+	CHECK(bad == NULL);
+	conf_unref(&bad);
+	bad = load("backend a 10.0.0.1:80\nroute /{x} a\n"); /* never in a URL path */
 	CHECK(bad == NULL);
 	conf_unref(&bad);
 }
@@ -183,7 +187,22 @@ TEST(pick_roundrobin_shares_a_down_servers_turns_evenly)
 	backend_failed(&b->servers[1], 1000, 5000);
 	for (int i = 0; i < 30; i++)
 		n[backend_pick(b, 0, 0, 2000)]++;
-	CHECK_INT(n[0], 10); /* not 20, with server 2's turns too */
+	CHECK_INT(n[0], 10);
+	CHECK_INT(n[1], 0);
+	CHECK_INT(n[2], 10);
+	CHECK_INT(n[3], 10);
+	conf_unref(&c);
+	/* Least connections, all idle: ties go round the servers up too. */
+	c = load("backend a 10.0.0.1:80 10.0.0.2:80 10.0.0.3:80 10.0.0.4:80 balance leastconn\n");
+	CHECK(c != NULL);
+	if (!c)
+		return;
+	b = &c->backends[0];
+	memset(n, 0, sizeof(n));
+	backend_failed(&b->servers[1], 1000, 5000);
+	for (int i = 0; i < 30; i++)
+		n[backend_pick(b, 0, 0, 2000)]++;
+	CHECK_INT(n[0], 10);
 	CHECK_INT(n[1], 0);
 	CHECK_INT(n[2], 10);
 	CHECK_INT(n[3], 10);

@@ -83,6 +83,33 @@ TEST(rfc7239_reverse_mode_host_passed_through_forwarded_added)
 	sbuf_free(&out);
 }
 
+TEST(x_forwarded_for_one_line_without_empty_or_hop_by_hop_elements)
+{
+	struct h1_header h[] = {H("X-Forwarded-For", "1.1.1.1 ,"), H("X-Forwarded-For", ""),
+				H("X-Forwarded-For", ", 2.2.2.2")};
+	struct h1_request req = {
+		.method = SV_LIT("GET"), .version = 11, .headers = h, .nheaders = SL_ARRAY_LEN(h)};
+	struct uri u;
+	struct sbuf out;
+	struct head_opts o = {.xff = "10.0.0.9", .max_forwards = -1};
+	CHECK_INT(uri_parse_absolute(SV_LIT("http://a.test/"), &u), 0);
+	sbuf_init(&out, 4096);
+	head_build_request(&out, &req, &u, &o);
+	CHECK_STR(out.p, "GET / HTTP/1.1\r\nHost: a.test\r\n"
+			 "X-Forwarded-For: 1.1.1.1, 2.2.2.2, 10.0.0.9\r\n\r\n");
+	sbuf_free(&out);
+	/* Named in Connection, it is the hop's own: not passed on. */
+	struct h1_header h2[] = {H("Connection", "X-Forwarded-For"),
+				 H("X-Forwarded-For", "6.6.6.6")};
+	req.headers = h2;
+	req.nheaders = SL_ARRAY_LEN(h2);
+	sbuf_init(&out, 4096);
+	head_build_request(&out, &req, &u, &o);
+	CHECK_STR(out.p, "GET / HTTP/1.1\r\nHost: a.test\r\n"
+			 "X-Forwarded-For: 10.0.0.9\r\n\r\n");
+	sbuf_free(&out);
+}
+
 TEST(rfc9112_3_2_4_options_empty_path_is_asterisk_port80_omitted)
 {
 	struct h1_request req = {.method = SV_LIT("OPTIONS"), .version = 11};
@@ -194,6 +221,7 @@ int main(void)
 	RUN(rfc9112_3_2_request_head_rewritten);
 	RUN(rfc9112_3_2_4_options_empty_path_is_asterisk_port80_omitted);
 	RUN(rfc7239_reverse_mode_host_passed_through_forwarded_added);
+	RUN(x_forwarded_for_one_line_without_empty_or_hop_by_hop_elements);
 	RUN(response_head_dechunked_with_connection);
 	RUN(rfc9110_7_6_3_via_loop_detection);
 	RUN(alog_squid_and_combined_lines);
