@@ -263,8 +263,10 @@ long uri_route_path(struct sv path, char *out, size_t cap)
 			return -1;
 		unsigned char v = (unsigned char)(hi << 4 | lo);
 		i += 2;
-		if (is_unreserved(v) || v == '/') {
-			out[n++] = (char)v;
+		if (is_unreserved(v) || v == '/' || v == '\\' || v == ';') {
+			/* A backslash is a "/" to some servers, and a ";" starts the
+			 * parameters some drop: read as either would. */
+			out[n++] = v == '\\' ? '/' : (char)v;
 		} else {
 			if (n + 3 > cap)
 				return -1;

@@ -49,8 +49,9 @@ int uri_parse_origin(struct sv target, struct sv host, struct uri *out) SL_WUR;
 
 /* The path of an origin-form path[?query] (as uri_parse_*() accepted it)
  * the way routes are matched against it (RFC 3986 §6.2.2): the query left
- * out, a percent-encoded unreserved character or "/" decoded (so "/%61pi"
- * is "/api"), the hex digits of any other encoding in upper case. Dot
+ * out, a percent-encoded unreserved character, "/" or ";" decoded (so
+ * "/%61pi" is "/api"), an encoded backslash read as "/" (as some servers
+ * do), the hex digits of any other encoding in upper case. Dot
  * segments are refused, not resolved: "." or "..", also encoded or with
  * ";params" after them (which some servers drop before resolving them), so
  * that no server behind can read a path that leaves the prefix it was

@@ -106,6 +106,7 @@ struct txn {
 	struct h1_body reqb;
 	uint64_t req_left;
 	struct chunked req_ck;
+	bool body_begun;  /* a byte of the body came */
 	size_t cin_ready; /* bytes at the front of s->in ready to forward */
 	bool req_framed;  /* the whole body has been identified */
 
@@ -584,7 +585,10 @@ static void txn_local(struct txn *t, int status, const char *detail, const char 
 	    (status == 200 && sv_eq(txn_sv(t, 0, t->method_len), SV_LIT("OPTIONS"))))
 		sbuf_add_str(
 			&t->cl_out,
-			"Allow: GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH, CONNECT\r\n");
+			t->conf->forward
+				? "Allow: GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH, "
+				  "CONNECT\r\n"
+				: "Allow: GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH\r\n");
 	/* The request body may be unread: the connection cannot carry another
 	 * request unless the body was fully consumed. */
 	t->close_after = close || t->close_after || !t->client_keepalive || !t->req_framed ||
@@ -1573,7 +1577,17 @@ static void txn_begin(struct session *s, const struct h1_request *req)
 		}
 	} else if (req->target.len > 0 && (req->target.p[0] == '/' || req->target.p[0] == '*')) {
 		if (sv_eq(req->method, SV_LIT("OPTIONS")) && sv_eq(req->target, SV_LIT("*"))) {
-			/* OPTIONS * asks about this server itself (RFC 9110 §9.3.7). */
+			/* OPTIONS * asks about this server itself (RFC 9110 §9.3.7);
+			 * an HTTP/1.1 request still needs its one Host (RFC 9112 §3.2). */
+			h = h1_find(req->headers, req->nheaders, "Host");
+			if (req->version == 11 &&
+			    (h == NULL ||
+			     h1_find(h + 1, req->nheaders - (unsigned)(h + 1 - req->headers),
+				     "Host") != NULL)) {
+				txn_local(t, 400, "a request needs exactly one Host header", NULL,
+					  true);
+				return;
+			}
 			txn_local(t, 200, "this is sluice, an HTTP proxy", NULL, false);
 			return;
 		}
@@ -1872,6 +1886,7 @@ static int frame_request(struct txn *t)
 
 	if (t->req_framed || avail == 0)
 		return 0;
+	t->body_begun = true;
 	if (t->reqb.kind == H1_BODY_LENGTH) {
 		size_t n = (size_t)SL_MIN((uint64_t)avail, t->req_left);
 		t->cin_ready += n;
@@ -2681,8 +2696,8 @@ static void upstream_failed(struct txn *t, int err)
 	    next_server(t, err == -1 ? "closed without a response" : strerror(-err)))
 		return;
 	if (t->srv && t->reused && !t->resp_started) /* (next_server names the others) */
-		log_warn("backend %s: server %s: kept connection %s", t->be->name, t->srv->text,
-			 err == -1 ? "closed without a response" : strerror(-err));
+		log_warn("backend %s: server %s: kept connection failed: %s", t->be->name,
+			 t->srv->text, err == -1 ? "closed without a response" : strerror(-err));
 	char who[HOST_NAME_MAX_LEN + 16];
 	origin_name(t, who, sizeof(who));
 	if (err == -1) {
@@ -3772,20 +3787,22 @@ static void timer_cb(struct ev_loop *loop, struct ev_timer *tm)
 	case TS_EXCHANGE: {
 		char d[HOST_NAME_MAX_LEN + 64], who[HOST_NAME_MAX_LEN + 16];
 		if (!t->req_framed && t->cin_ready == 0 && t->up_off == t->up_out.len &&
-		    !t->req_abandoned && !(t->expect_continue && !t->resp_started)) {
+		    !t->req_abandoned &&
+		    !(t->expect_continue && !t->resp_started && !t->body_begun)) {
 			/* (A client waiting for a 100 Continue that never
 			 * came is not late: the origin is.) */
 			/* Everything the client sent is out: it is the one late. */
 			txn_local(t, 408, "request body not received in time", NULL, true);
-		} else if (t->expect_continue && !t->resp_started && !t->req_framed) {
+		} else if (t->expect_continue && !t->resp_started && !t->body_begun) {
 			/* The client waits for a 100 Continue, the origin
 			 * perhaps for the body: no fault of the server to
 			 * hold against it, nor a request to retry. */
 			snprintf(d, sizeof(d), "no 100 Continue or response from %s in time",
 				 origin_name(t, who, sizeof(who)));
 			if (t->srv)
-				log_info("backend %s: server %s: %s (not held against it)",
-					 t->be->name, t->srv->text, d);
+				log_info("backend %s: server %s: no 100 Continue or response in "
+					 "time (not held against it)",
+					 t->be->name, t->srv->text);
 			txn_local(t, 504, d, PS_RESP_TIMEOUT, false);
 		} else if (!next_server(t, "no response in time")) {
 			snprintf(d, sizeof(d), "no response from %s in time",

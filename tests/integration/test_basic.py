@@ -317,3 +317,20 @@ def test_basic026_error_status_passed_through(t):
     A.eq(r.body, b"no such thing\n", "origin's 404 body")
     A.eq(r.header("Content-Type"), "text/html", "origin's Content-Type")
     A.status(c.request(build_request("GET", o.url("/again"))), 404)
+
+
+def test_basic029_options_star_to_the_proxy_itself(t):
+    # RFC 9110 §9.3.7: about this server; RFC 9112 §3.2: an HTTP/1.1
+    # request without its one Host gets a 400. Allow names CONNECT only
+    # where it is served.
+    p = t.sluice()
+    r = t.client(p).request("OPTIONS * HTTP/1.1\r\nHost: proxy\r\n\r\n", method="OPTIONS")
+    A.status(r, 200)
+    A.contains(r.header("Allow") or "", "CONNECT", "Allow")
+    A.proxy_error(t.client(p).request("OPTIONS * HTTP/1.1\r\n\r\n", method="OPTIONS"), 400,
+                  detail="exactly one Host")
+    A.status(t.client(p).request("OPTIONS * HTTP/1.0\r\n\r\n", method="OPTIONS"), 200)
+    q = t.sluice("forward off\nbackend b 127.0.0.1:9\nroute / b\n")
+    r = t.client(q).request("OPTIONS * HTTP/1.1\r\nHost: www\r\n\r\n", method="OPTIONS")
+    A.status(r, 200)
+    A.not_contains(r.header("Allow") or "", "CONNECT", "Allow with forward off")

@@ -731,3 +731,16 @@ def test_reverse038_trailing_dot_and_ipv6_literal_hosts_match_their_routes(t):
     A.eq(rget(t, p, "/b", host="[0:0::1]").body, b"web #2 /b", "another spelling of ::1")
     A.eq(rget(t, p, "/c", host="[::1]:8080").body, b"web #3 /c", "any port")
     A.status(rget(t, p, "/d", host="[::2]"), 421)
+
+
+def test_reverse039_a_client_that_stops_mid_body_after_expect_gets_408(t):
+    # It asked for a 100 Continue, then sent part of the body and stopped:
+    # it is the one late, not the server.
+    a, b = t.origin(named("a")), t.origin(named("b"))
+    p = t.sluice(f"backend web {a.hostport} {b.hostport}\nroute / web\nread_timeout 1s\n")
+    c = t.client(p, timeout=10)
+    c.send(b"POST /up HTTP/1.1\r\nHost: www.example\r\nExpect: 100-continue\r\n"
+           b"Content-Length: 10\r\n\r\nabc")
+    r = c.read_response(method="POST")
+    A.proxy_error(r, 408, detail="request body not received in time")
+    A.not_contains(p.stderr_text(), "skipped for", "error log: no server marked down")

@@ -270,6 +270,9 @@ TEST(rfc3986_6_2_2_route_path_normalised_and_dot_segments_refused)
 		{"/public/.%2e/admin", "(refused)"},
 		{"/public/..%2fadmin", "(refused)"}, /* encoded slash after them */
 		{"/public/..;/admin", "(refused)"},  /* ";params" after them */
+		{"/public/..%3b/admin", "(refused)"},
+		{"/public/..%5Cadmin", "(refused)"}, /* a backslash, "/" to some */
+		{"/a%5cb", "/a/b"},
 		{"/public/.;x/admin", "(refused)"},
 		{"/x/..?q", "(refused)"},
 		{"/a%2", "(refused)"}, /* a bad % */
