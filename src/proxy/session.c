@@ -2696,8 +2696,10 @@ static void upstream_failed(struct txn *t, int err)
 	    next_server(t, err == -1 ? "closed without a response" : strerror(-err)))
 		return;
 	if (t->srv && t->reused && !t->resp_started) /* (next_server names the others) */
-		log_warn("backend %s: server %s: kept connection failed: %s", t->be->name,
-			 t->srv->text, err == -1 ? "closed without a response" : strerror(-err));
+		log_info("backend %s: server %s: a kept connection ended before the answer (%s); "
+			 "not held against it",
+			 t->be->name, t->srv->text,
+			 err == -1 ? "closed without a response" : strerror(-err));
 	char who[HOST_NAME_MAX_LEN + 16];
 	origin_name(t, who, sizeof(who));
 	if (err == -1) {

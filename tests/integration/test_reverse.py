@@ -189,6 +189,8 @@ def test_reverse029_a_reset_kept_connection_does_not_mark_its_server_down(t):
     A.proxy_error(r, 502, "reset")
     A.eq(sorted(seen), [b"a"] * 2 + [b"b"] * 2, "a still takes its turn")
     A.eq("failed" in p.stderr_text(), False, "no health warning")
+    A.contains(p.stderr_text(), "a kept connection ended before the answer",
+               "the error log names what happened")
 
 
 def test_reverse030_a_kept_connection_reset_mid_head_still_marks_its_server_down(t):
