@@ -113,6 +113,14 @@ bool sv_is_token(struct sv a)
 	return true;
 }
 
+int sv_pct_at(struct sv s, size_t i)
+{
+	if (i + 2 >= s.len)
+		return -1;
+	int hi = sv_hexval((unsigned char)s.p[i + 1]), lo = sv_hexval((unsigned char)s.p[i + 2]);
+	return hi < 0 || lo < 0 ? -1 : hi << 4 | lo;
+}
+
 int sv_hexval(unsigned char c)
 {
 	if (c >= '0' && c <= '9')

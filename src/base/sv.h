@@ -56,6 +56,9 @@ bool sv_list_has_token(struct sv list, const char *tok);
 
 /* The value of a hex digit (either case), or -1. */
 int sv_hexval(unsigned char c);
+/* The byte a "%XX" at s.p[i] encodes (s.p[i] is '%'), or -1 if two hex
+ * digits do not follow within s. */
+int sv_pct_at(struct sv s, size_t i);
 
 /* tchar per RFC 9110 §5.6.2. */
 bool sv_is_tchar(unsigned char c);

@@ -57,19 +57,15 @@ long cache_key_make(struct sv host, bool ipv6, uint16_t port, struct sv path, ch
 			put(&o, c);
 			continue;
 		}
-		if (i + 2 >= path.len)
+		int v = sv_pct_at(path, i);
+		if (v < 0)
 			return -1;
-		int hi = sv_hexval((unsigned char)path.p[i + 1]);
-		int lo = sv_hexval((unsigned char)path.p[i + 2]);
-		if (hi < 0 || lo < 0)
-			return -1;
-		int v = hi * 16 + lo;
 		if (unreserved(v)) {
 			put(&o, (char)v);
 		} else {
 			put(&o, '%');
-			put(&o, hex[hi]);
-			put(&o, hex[lo]);
+			put(&o, hex[v >> 4]);
+			put(&o, hex[v & 15]);
 		}
 		i += 2;
 	}

@@ -255,13 +255,10 @@ long uri_route_path(struct sv path, char *out, size_t cap)
 			out[n++] = (char)c;
 			continue;
 		}
-		if (i + 2 >= path.len)
+		int pct = sv_pct_at(path, i);
+		if (pct < 0)
 			return -1;
-		int hi = sv_hexval((unsigned char)path.p[i + 1]);
-		int lo = sv_hexval((unsigned char)path.p[i + 2]);
-		if (hi < 0 || lo < 0)
-			return -1;
-		unsigned char v = (unsigned char)(hi << 4 | lo);
+		unsigned char v = (unsigned char)pct;
 		i += 2;
 		if (is_unreserved(v) || v == '/' || v == '\\' || v == ';') {
 			/* A backslash is a "/" to some servers, and a ";" starts the

@@ -683,16 +683,23 @@ def test_reverse034_hits_take_no_turn_of_the_round_robin(t):
     A.eq(len(a.requests) + len(b.requests), 11, "backend requests: /static once")
 
 
+def expect_then(t, body_part):
+    """Two servers that read a whole body before answering; a POST of 10
+    bytes with Expect: 100-continue, then body_part and nothing more.
+    Returns the proxy (read_timeout 1s) and what the client got."""
+    a, b = t.origin(named("a")), t.origin(named("b"))
+    p = t.sluice(f"backend web {a.hostport} {b.hostport}\nroute / web\nread_timeout 1s\n")
+    c = t.client(p, timeout=10)
+    c.send(b"POST /up HTTP/1.1\r\nHost: www.example\r\nExpect: 100-continue\r\n"
+           b"Content-Length: 10\r\n\r\n" + body_part)
+    return p, c.read_response(method="POST")
+
+
 def test_reverse035_a_client_waiting_for_100_continue_is_no_fault_of_the_server(t):
     # The client sends Expect: 100-continue and waits; the backend waits for
     # the body. After read_timeout the client gets a 504, and the server is
     # not marked down: a client could otherwise take every server out.
-    a, b = t.origin(named("a")), t.origin(named("b"))  # they read a whole body first
-    p = t.sluice(f"backend web {a.hostport} {b.hostport}\nroute / web\nread_timeout 1s\n")
-    c = t.client(p, timeout=10)
-    c.send(b"POST /up HTTP/1.1\r\nHost: www.example\r\nExpect: 100-continue\r\n"
-           b"Content-Length: 10\r\n\r\n")
-    r = c.read_response(method="POST")
+    p, r = expect_then(t, b"")
     A.proxy_error(r, 504, detail="no 100 Continue or response from backend web in time")
     A.not_contains(p.stderr_text(), "skipped for", "error log: no server marked down")
     A.contains(p.stderr_text(), "(not held against it)", "error log: the server named")
@@ -738,11 +745,6 @@ def test_reverse038_trailing_dot_and_ipv6_literal_hosts_match_their_routes(t):
 def test_reverse039_a_client_that_stops_mid_body_after_expect_gets_408(t):
     # It asked for a 100 Continue, then sent part of the body and stopped:
     # it is the one late, not the server.
-    a, b = t.origin(named("a")), t.origin(named("b"))
-    p = t.sluice(f"backend web {a.hostport} {b.hostport}\nroute / web\nread_timeout 1s\n")
-    c = t.client(p, timeout=10)
-    c.send(b"POST /up HTTP/1.1\r\nHost: www.example\r\nExpect: 100-continue\r\n"
-           b"Content-Length: 10\r\n\r\nabc")
-    r = c.read_response(method="POST")
+    p, r = expect_then(t, b"abc")
     A.proxy_error(r, 408, detail="request body not received in time")
     A.not_contains(p.stderr_text(), "skipped for", "error log: no server marked down")
