@@ -121,9 +121,10 @@ struct disk_store {
 	uint64_t objects, bytes, next_gen;
 
 	atomic_bool degraded;
-	atomic_bool warned;	  /* an unexpected write error was logged */
-	atomic_bool read_warned;  /* a read short of descriptors or memory was */
-	_Atomic uint64_t backlog; /* bytes of objects queued for writing */
+	_Atomic uint64_t unlink_failed; /* removals that failed (not ENOENT) */
+	atomic_bool warned;		/* an unexpected write error was logged */
+	atomic_bool read_warned;	/* a read short of descriptors or memory was */
+	_Atomic uint64_t backlog;	/* bytes of objects queued for writing */
 	_Atomic uint64_t tmp_seq;
 
 	unsigned nthreads;
@@ -814,9 +815,19 @@ static void run_unlink(struct io_thread *t, struct job *j)
 	char rel[REL_MAX];
 	rel_path(rel, j->name);
 	if (unlinkat(t->d->dirfd, rel, 0) < 0 && errno != ENOENT) {
+		/* The file stays, and a restart's rebuild would read it back:
+		 * a PURGE waiting for it says so (disk_unlink_failures). */
+		int err = errno;
 		char eb[128];
-		log_debug("cache_dir %s: removing %s: %s", t->d->dir, rel,
-			  err_str(errno, eb, sizeof(eb)));
+		if (atomic_fetch_add(&t->d->unlink_failed, 1) == 0)
+			log_warn("cache_dir %s: removing %s: %s; the file stays (more such are "
+				 "logged at debug level)",
+				 t->d->dir, rel, err_str(err, eb, sizeof(eb)));
+		else
+			log_debug("cache_dir %s: removing %s: %s; the file stays", t->d->dir, rel,
+				  err_str(err, eb, sizeof(eb)));
+		if (err_degrades(err))
+			degrade(t->d, "removing a file", err);
 	}
 	free(j);
 }
@@ -1241,7 +1252,7 @@ struct disk_store *disk_open(const char *dir, uint64_t cap, unsigned nthreads, c
 	}
 	/* One process a directory: a second would delete the first's files
 	 * being written (clean_dir) and keep a size budget of its own. */
-	int lockfd = openat(dirfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	int lockfd = openat(dirfd, "lock", O_RDONLY | O_CREAT | O_CLOEXEC, 0600);
 	if (lockfd < 0 || flock(lockfd, LOCK_EX | LOCK_NB) < 0) {
 		int e = errno;
 		if (e == EWOULDBLOCK)
@@ -1525,6 +1536,12 @@ struct disk_read *disk_purge_wait(struct disk_store *d, struct disk_mbox *mb, co
 	}
 	pthread_mutex_unlock(&d->mu);
 	return r;
+}
+
+uint64_t disk_unlink_failures(struct disk_store *d)
+{
+	SL_CHECK_OBJ(d, DISK_MAGIC);
+	return atomic_load(&d->unlink_failed);
 }
 
 void disk_stats(struct disk_store *d, uint64_t *objects, uint64_t *bytes, bool *degraded)

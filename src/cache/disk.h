@@ -159,13 +159,19 @@ unsigned disk_purge(struct disk_store *d, const char *key, size_t key_len);
 /* The same, and when the files are gone too: if any were, returns a handle
  * whose cb(arg, NULL) runs on mb's loop once every removal this queued has
  * run (so the purge outlives a kill of the process from then on, not a
- * power loss: there is no fsync; a removal that failed counts as run);
+ * power loss: there is no fsync; a removal that failed counts as run, and
+ * shows in disk_unlink_failures());
  * exactly once unless cancelled with disk_read_cancel(), as for a read.
  * NULL if the index had none (cb never runs): during the start-up rebuild,
  * files it has not reached are not waited for (they are deleted when it
  * merges). *n is how many the index had. */
 struct disk_read *disk_purge_wait(struct disk_store *d, struct disk_mbox *mb, const char *key,
 				  size_t key_len, unsigned *n, disk_read_cb cb, void *arg) SL_WUR;
+
+/* How many file removals have failed (a read-only or unwritable directory:
+ * the file stays, and the next start-up's rebuild reads it back). Such a
+ * failure of EACCES, EPERM or EROFS also degrades the store. */
+uint64_t disk_unlink_failures(struct disk_store *d);
 
 /* Objects and bytes (of files) in the index, and whether the store is
  * degraded (writes stopped after a full disk or an unwritable directory).

@@ -172,6 +172,7 @@ struct txn {
 	struct cache_pend *pend;	  /* the fetch in flight this one leads or waits for */
 	struct disk_read *dread;	  /* reading from the disk tier, or a PURGE's wait */
 	unsigned purged;		  /* PURGE: how many stored responses it dropped */
+	uint64_t unlink_fail0;		  /* PURGE: disk_unlink_failures() before it */
 	bool purging;			  /* PURGE: in TS_DISK until its files are deleted */
 	size_t up_own;			  /* where this proxy\'s own fields begin in up_out */
 	bool swr;			  /* answered stale while a refresh runs */
@@ -816,7 +817,17 @@ static void purge_answer(struct txn *t)
 {
 	char d[64];
 	unsigned n = t->purged;
+	struct disk_store *disk = t->s->w->disk;
 
+	if (disk && disk_unlink_failures(disk) != t->unlink_fail0) {
+		/* Out of both tiers' indexes, but a file stays, which a
+		 * restart would read back. */
+		txn_local(t, 500,
+			  "purged, but a stored file could not be deleted and would come back "
+			  "after a restart (see the error log)",
+			  NULL, false);
+		return;
+	}
 	snprintf(d, sizeof(d), "purged %u stored response%s", n, n == 1 ? "" : "s");
 	txn_local(t, n ? 200 : 404, n ? d : "not in cache", NULL, false);
 }
@@ -1346,6 +1357,8 @@ static void txn_purge(struct txn *t, const struct uri *u)
 			  false);
 		return;
 	}
+	if (t->s->w->disk)
+		t->unlink_fail0 = disk_unlink_failures(t->s->w->disk);
 	t->purged = store && txn_cache_key(t, u) ? cache_purge(t, t->ckey, t->ckey_len, true) : 0;
 	if (t->dread) {
 		t->purging = true;

@@ -271,3 +271,28 @@ def test_disk011_a_second_process_on_one_directory_keeps_out_of_it(t):
     p1.stop()
     restart(p2)  # the directory is free again
     A.contains(cs(t.get(p2, o.url("/one"))), "; hit", "the first one's object, from disk")
+
+
+def test_disk012_a_purge_whose_file_cannot_be_deleted_says_so(t):
+    # The directory turns read-only under the proxy: a PURGE takes the
+    # object out of both tiers but its file stays, and a restart would read
+    # it back. The answer says so, not 200; the store stops using the disk.
+    d = t.path("ro")
+    os.makedirs(d)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", d],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        print(f"    (skipped: cannot mount a tmpfs here: {r.stderr.strip()})")
+        return
+    t.defer(lambda: subprocess.run(["umount", "-l", d], capture_output=True))
+    o = t.origin(counting())
+    p = t.sluice(f"cache_dir {d} 2M\ncache_purge_allow 127.0.0.1\n")
+    t.get(p, o.url("/a"))
+    wait_until(lambda: len(objects(d)) == 1, 5, "the file of /a")
+    subprocess.run(["mount", "-o", "remount,ro", d], check=True)
+    r = t.get(p, o.url("/a"), method="PURGE")
+    A.proxy_error(r, 500, detail="purged, but a stored file could not be deleted")
+    A.contains(p.stderr_text(), "the file stays", "the error log names the file")
+    A.contains(p.stderr_text(), "continuing with the memory cache only", "and stops writing")
+    A.eq(len(objects(d)), 1, "the file is still there")
+    A.eq(t.get(p, o.url("/a")).body, b"object /a #2 ", "no longer served: the origin's")

@@ -2,7 +2,8 @@
 
 REASONS = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 408: "Request Timeout",
            414: "URI Too Long", 416: "Range Not Satisfiable", 421: "Misdirected Request",
-           431: "Request Header Fields Too Large", 501: "Not Implemented",
+           431: "Request Header Fields Too Large", 500: "Internal Server Error",
+           501: "Not Implemented",
            502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout",
            505: "HTTP Version Not Supported", 508: "Loop Detected"}
 
