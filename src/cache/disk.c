@@ -1253,7 +1253,15 @@ struct disk_store *disk_open(const char *dir, uint64_t cap, unsigned nthreads, c
 	/* One process a directory: a second would delete the first's files
 	 * being written (clean_dir) and keep a size budget of its own. */
 	int lockfd = openat(dirfd, "lock", O_RDONLY | O_CREAT | O_CLOEXEC, 0600);
-	if (lockfd < 0 || flock(lockfd, LOCK_EX | LOCK_NB) < 0) {
+	int locked = lockfd < 0 ? -1 : flock(lockfd, LOCK_EX | LOCK_NB);
+	if (locked < 0 && lockfd >= 0 && errno == EBADF) {
+		/* Read-only, so that a directory in use can be remounted; NFS
+		 * takes an exclusive lock only on a file open for writing. */
+		close(lockfd);
+		lockfd = openat(dirfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		locked = lockfd < 0 ? -1 : flock(lockfd, LOCK_EX | LOCK_NB);
+	}
+	if (locked < 0) {
 		int e = errno;
 		if (e == EWOULDBLOCK)
 			snprintf(err, errlen, "in use by another process (it holds %s/lock)", dir);
@@ -1443,15 +1451,23 @@ bool disk_write_if(struct disk_store *d, struct cache_obj *o, bool (*still)(void
 	return true;
 }
 
-void disk_forget(struct disk_store *d, const struct cache_obj *o)
+bool disk_forget_if(struct disk_store *d, const struct cache_obj *o, bool (*still)(void *arg),
+		    void *arg)
 {
 	SL_CHECK_OBJ(d, DISK_MAGIC);
 	SL_CHECK_OBJ(o, CACHE_OBJ_MAGIC);
 	uint64_t h = cache_key_hash(o->key, o->key_len);
 	char name[DISKFMT_NAME_LEN + 1];
+	bool found = false;
 	diskfmt_name(o->key, o->key_len, o->vary, o->vary_len, name);
 
 	pthread_mutex_lock(&d->mu);
+	/* Invalidated since o was fetched: what the index has of the name
+	 * came after that, and is newer than o. */
+	if (still && !still(arg)) {
+		pthread_mutex_unlock(&d->mu);
+		return false;
+	}
 	/* A rebuild still to find its file drops it (index_found). */
 	if (d->live)
 		BIT_SET(d->live, cache_key_hash(name, DISKFMT_NAME_LEN));
@@ -1459,10 +1475,12 @@ void disk_forget(struct disk_store *d, const struct cache_obj *o)
 		if (same_key(c, h, o->key, o->key_len) && c->vary_len == o->vary_len &&
 		    memcmp(c->vary, o->vary, o->vary_len) == 0) {
 			entry_remove(d, c, true);
+			found = true;
 			break;
 		}
 	}
 	pthread_mutex_unlock(&d->mu);
+	return found;
 }
 
 _Static_assert(DISK_THREADS_MAX <= 64, "a purge's threads are bits of a uint64_t");

@@ -149,8 +149,12 @@ bool disk_write_if(struct disk_store *d, struct cache_obj *o, bool (*still)(void
  * (disk_write refused it, or it was not stored at all): the stored one of
  * that name goes, from the index at once and its file in the background,
  * so that it is never served in place of what superseded it (RFC 9111
- * §4: the most recent response). Nothing if there is none. */
-void disk_forget(struct disk_store *d, const struct cache_obj *o);
+ * §4: the most recent response). Unless still(arg), called under the
+ * index lock as for disk_write_if(), says o was invalidated since it was
+ * fetched: then what the index holds came later and stays. Returns
+ * whether an entry went. */
+bool disk_forget_if(struct disk_store *d, const struct cache_obj *o, bool (*still)(void *arg),
+		    void *arg);
 
 /* Remove every stored variant of key: from the index at once (a read
  * started after this misses), the files in the background. Returns how

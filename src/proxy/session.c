@@ -786,6 +786,18 @@ static bool gen_unchanged(void *arg)
 	return mem_gen(g->store, g->o->key, g->o->key_len) == g->gen;
 }
 
+/* A copy the disk holds of o's name is older than o, which is not written
+ * there: it goes, or it would answer once o left memory. A read of it
+ * already on its way is kept out of memory too (the generation moves, as
+ * for a purge). Not if the key was invalidated since o was fetched: the
+ * disk's copy came after, and is newer. */
+static void disk_retire(struct txn *t, struct disk_store *disk, const struct cache_obj *o,
+			struct gen_check *g)
+{
+	if (disk_forget_if(disk, o, gen_unchanged, g))
+		mem_gen_bump(txn_store(t), o->key, o->key_len);
+}
+
 /* Unless the key was invalidated since this request looked it up (t->gen:
  * what it got may be older than what made way): checked as it enters
  * memory and again as it enters the disk index, under that index's lock,
@@ -796,19 +808,12 @@ static bool cache_insert(struct txn *t, struct cache_obj *o)
 	struct disk_store *disk = t->s->w->disk;
 	if (store == NULL)
 		return false;
-	/* A copy the disk holds of this name is older than o: if o is not
-	 * written there, that copy goes, or it would answer once o left
-	 * memory. */
-	if (!mem_insert_gen(store, o, t->gen)) {
-		if (disk)
-			disk_forget(disk, o);
+	struct gen_check g = {store, o, t->gen};
+	bool in_mem = mem_insert_gen(store, o, t->gen);
+	if (disk && !(in_mem && disk_write_if(disk, o, gen_unchanged, &g)))
+		disk_retire(t, disk, o, &g);
+	if (!in_mem)
 		return false;
-	}
-	if (disk) {
-		struct gen_check g = {store, o, t->gen};
-		if (!disk_write_if(disk, o, gen_unchanged, &g))
-			disk_forget(disk, o);
-	}
 	counter_add(&t->s->w->cnt, CNT_CACHE_STORED, 1);
 	return true;
 }

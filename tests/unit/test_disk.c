@@ -857,6 +857,37 @@ TEST(a_conditional_write_enters_the_index_only_if_still_wanted)
 	rm_rf(dir);
 }
 
+TEST(a_newer_response_not_written_retires_the_stored_one_unless_invalidated_since)
+{
+	char *dir = tmp_dir();
+	struct disk_store *d = open_store(dir, 1 << 20);
+	struct cache_obj *v1 = make("http://a:80/f", head_plain, NULL, "old", 3);
+	struct cache_obj *v2 = make("http://a:80/f", head_plain, NULL, "new", 3);
+	struct cache_obj *other = make("http://a:80/g", head_plain, NULL, "ggg", 3);
+	bool no = false, yes = true, miss;
+	CHECK(disk_write(d, v1));
+	CHECK(disk_write(d, other));
+	/* v2 was fetched before an invalidation: v1 (as far as it knows)
+	 * may have come after it, and stays. */
+	CHECK(!disk_forget_if(d, v2, answer, &no));
+	struct cache_obj *h = get(d, "http://a:80/f", NULL, NULL);
+	CHECK(h && body_is(h, "old", 3));
+	cache_obj_put(&h);
+	CHECK(disk_forget_if(d, v2, answer, &yes));
+	CHECK(get(d, "http://a:80/f", NULL, &miss) == NULL && miss);
+	CHECK(!disk_forget_if(d, v2, answer, &yes)); /* nothing left to retire */
+	h = get(d, "http://a:80/g", NULL, NULL);     /* another key is untouched */
+	CHECK(h && body_is(h, "ggg", 3));
+	cache_obj_put(&h);
+	disk_close(&d); /* its removals are done */
+	uint64_t fb;
+	CHECK_INT(count_files(dir, &fb), 1);
+	cache_obj_put(&v1);
+	cache_obj_put(&v2);
+	cache_obj_put(&other);
+	rm_rf(dir);
+}
+
 TEST(what_is_purged_or_written_before_the_rebuild_wins_over_the_files)
 {
 	char *dir = tmp_dir();
@@ -1369,6 +1400,7 @@ int main(void)
 	RUN(purge_wait_answers_once_the_files_are_gone);
 	RUN(lookups_miss_until_the_rebuild_reaches_the_files_then_hit);
 	RUN(a_conditional_write_enters_the_index_only_if_still_wanted);
+	RUN(a_newer_response_not_written_retires_the_stored_one_unless_invalidated_since);
 	RUN(what_is_purged_or_written_before_the_rebuild_wins_over_the_files);
 	RUN(a_name_written_and_evicted_during_the_rebuild_is_not_brought_back);
 	RUN(a_read_short_of_descriptors_misses_and_keeps_the_file);
