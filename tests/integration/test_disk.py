@@ -41,6 +41,20 @@ def start_rebuilt(p):
                "the disk index rebuilt")
 
 
+def tmpfs(t, name, size):
+    """A tmpfs of size mounted at a fresh directory (unmounted at the end),
+    or None, with a note, where mounting is not allowed."""
+    d = t.path(name)
+    os.makedirs(d)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", d],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        print(f"    (skipped: cannot mount a tmpfs here: {r.stderr.strip()})")
+        return None
+    t.defer(lambda: subprocess.run(["umount", "-l", d], capture_output=True))
+    return d
+
+
 def test_disk001_objects_survive_a_restart(t):
     d = t.path("cache")
     o = t.origin(counting())
@@ -141,14 +155,9 @@ def test_disk006_unusable_directory_runs_with_memory_only(t):
 
 
 def test_disk007_full_disk_degrades_to_memory_with_one_log_line(t):
-    d = t.path("small")
-    os.makedirs(d)
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", d],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        print(f"    (skipped: cannot mount a small tmpfs here: {r.stderr.strip()})")
+    d = tmpfs(t, "small", "256k")
+    if d is None:
         return
-    t.defer(lambda: subprocess.run(["umount", "-l", d], capture_output=True))
     o = t.origin(counting(size=60000))
     p = t.sluice(f"cache_dir {d} 64M\n")
     for i in range(8):  # 480 KB into 256 KB
@@ -277,14 +286,9 @@ def test_disk012_a_purge_whose_file_cannot_be_deleted_says_so(t):
     # The directory turns read-only under the proxy: a PURGE takes the
     # object out of both tiers but its file stays, and a restart would read
     # it back. The answer says so, not 200; the store stops using the disk.
-    d = t.path("ro")
-    os.makedirs(d)
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", d],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        print(f"    (skipped: cannot mount a tmpfs here: {r.stderr.strip()})")
+    d = tmpfs(t, "ro", "4m")
+    if d is None:
         return
-    t.defer(lambda: subprocess.run(["umount", "-l", d], capture_output=True))
     o = t.origin(counting())
     p = t.sluice(f"cache_dir {d} 2M\ncache_purge_allow 127.0.0.1\n")
     t.get(p, o.url("/a"))
