@@ -1446,7 +1446,12 @@ bool disk_write_if(struct disk_store *d, struct cache_obj *o, bool (*still)(void
 	index_add(d, e);
 	j->gen = e->gen;
 	enqueue(d, j);
-	evict(d);
+	/* Until the rebuild is done it may have many to evict (SIZE made
+	 * smaller), in batches of its own: a worker takes no more than one. */
+	if (atomic_load(&d->rebuilt))
+		evict(d);
+	else
+		(void)evict_some(d, MERGE_BATCH);
 	pthread_mutex_unlock(&d->mu);
 	return true;
 }
