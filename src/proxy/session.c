@@ -152,6 +152,7 @@ struct txn {
 	struct conf_backend *be;
 	struct conf_server *srv;
 	bool srv_busy;	   /* counted in srv->active (leastconn) */
+	bool srv_named;	   /* the error log named srv's failure already */
 	uint64_t tried;	   /* servers of be tried so far (bit i = server i) */
 	uint64_t url_hash; /* for balance hash */
 
@@ -560,6 +561,10 @@ static void txn_local(struct txn *t, int status, const char *detail, const char 
 
 	if (status >= 500 && serve_stale(t, 0))
 		return;
+	/* The page names the backend only (origin_name): the log names the
+	 * server, if nothing did yet. */
+	if ((status == 502 || status == 504) && t->srv && !t->srv_named)
+		log_info("backend %s: server %s: %s", t->be->name, t->srv->text, detail);
 	int blen = snprintf(body, sizeof(body), "%d %s: %s\n", status, reason, detail);
 	if (blen < 0)
 		blen = 0;
@@ -1407,6 +1412,7 @@ static bool pick_server(struct txn *t)
 		return false;
 	srv_idle(t);
 	t->srv = &t->be->servers[i];
+	t->srv_named = false;
 	t->tried |= 1ull << i;
 	atomic_fetch_add_explicit(&t->srv->active, 1, memory_order_relaxed);
 	t->srv_busy = true;
@@ -1425,6 +1431,7 @@ static bool next_server(struct txn *t, const char *why)
 	backend_failed(t->srv, now_ms(t->s), t->conf->backend_fail_timeout_ms);
 	log_warn("backend %s: server %s failed (%s); skipped for %ums", t->be->name, t->srv->text,
 		 why, t->conf->backend_fail_timeout_ms);
+	t->srv_named = true;
 	bool unsent = t->state == TS_RESOLVE || t->state == TS_CONNECT;
 	bool again = t->idempotent && t->reqb.kind == H1_BODY_NONE && !t->resp_started;
 	if (t->head_sent || !(unsent || again) || !pick_server(t))
@@ -2713,11 +2720,13 @@ static void upstream_failed(struct txn *t, int err)
 	if ((!t->reused || t->resp_started) &&
 	    next_server(t, err == -1 ? "closed without a response" : strerror(-err)))
 		return;
-	if (t->srv && t->reused && !t->resp_started) /* (next_server names the others) */
+	if (t->srv && t->reused && !t->resp_started) { /* (next_server names the others) */
+		t->srv_named = true;
 		log_info("backend %s: server %s: a kept connection ended before the answer (%s); "
 			 "not held against it",
 			 t->be->name, t->srv->text,
 			 err == -1 ? "closed without a response" : strerror(-err));
+	}
 	char who[HOST_NAME_MAX_LEN + 16];
 	origin_name(t, who, sizeof(who));
 	if (err == -1) {
@@ -3819,6 +3828,7 @@ static void timer_cb(struct ev_loop *loop, struct ev_timer *tm)
 			 * hold against it, nor a request to retry. */
 			snprintf(d, sizeof(d), "no 100 Continue or response from %s in time",
 				 origin_name(t, who, sizeof(who)));
+			t->srv_named = true;
 			if (t->srv)
 				log_info("backend %s: server %s: no 100 Continue or response in "
 					 "time (not held against it)",

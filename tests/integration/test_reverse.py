@@ -731,6 +731,20 @@ def test_reverse037_error_pages_name_the_backend_not_its_servers(t):
                   proxy_status="connection_refused")
     A.not_contains(r.body.decode(), str(port), "the error page")
     A.contains(p.stderr_text(), f"server 127.0.0.1:{port} failed", "the error log names it")
+    A.eq(p.stderr_text().count(f"server 127.0.0.1:{port}"), 1, "once")
+
+
+def test_reverse040_an_invalid_answer_names_its_server_in_the_error_log(t):
+    # Not a failure held against the server (it answered), but the page
+    # names only the backend: the log says which server it was.
+    from lib import origin as O
+    o = t.origin(O.garbage())
+    p = t.sluice(f"backend web {o.hostport}\nroute / web\n")
+    r = rget(t, p, "/g")
+    A.proxy_error(r, 502, detail="invalid response from origin")
+    A.not_contains(r.body.decode(), str(o.port), "the error page")
+    wait_until(lambda: f"backend web: server {o.hostport}: invalid response" in p.stderr_text(),
+               3, "the error log line naming the server")
 
 
 def test_reverse038_trailing_dot_and_ipv6_literal_hosts_match_their_routes(t):
