@@ -1005,19 +1005,6 @@ static int p_backend(struct loader *l, const struct directive *d, size_t argc, c
 	return 0;
 }
 
-/* An IPv6 literal (without brackets) in its one text form (RFC 5952, as
- * inet_ntop writes it), so that "0:0::1" and "::1" name one host. */
-static bool v6_canonical(const char *in, size_t len, char *out, size_t cap)
-{
-	char tmp[INET6_ADDRSTRLEN];
-	struct in6_addr a6;
-	if (len >= sizeof(tmp))
-		return false;
-	memcpy(tmp, in, len);
-	tmp[len] = '\0';
-	return inet_pton(AF_INET6, tmp, &a6) == 1 && inet_ntop(AF_INET6, &a6, out, cap) != NULL;
-}
-
 /* route [HOST[:PORT]][/PREFIX] BACKEND. The backend may be defined later in
  * the load: names are resolved in finish(). */
 static int p_route(struct loader *l, const struct directive *d, size_t argc, char **argv)
@@ -1037,11 +1024,11 @@ static int p_route(struct loader *l, const struct directive *d, size_t argc, cha
 		tmp[hl] = '\0';
 		if (parse_server(tmp, &hp) == 0) {
 			if (tmp[0] != '[' ||
-			    !v6_canonical(hp.host, strlen(hp.host), r.host, sizeof(r.host)))
+			    !uri_ipv6_canonical(sv_from_cstr(hp.host), r.host, sizeof(r.host)))
 				snprintf(r.host, sizeof(r.host), "%s", hp.host);
 			r.port = hp.port;
 		} else if (tmp[0] == '[' && tmp[hl - 1] == ']' &&
-			   v6_canonical(tmp + 1, hl - 2, r.host, sizeof(r.host))) {
+			   uri_ipv6_canonical(sv_make(tmp + 1, hl - 2), r.host, sizeof(r.host))) {
 			/* An IPv6 literal, any port. */
 		} else if (tmp[0] != '[' && valid_hostname(tmp, HOST_NAME_MAX_LEN)) {
 			for (size_t i = 0; i < hl; i++)

@@ -283,6 +283,18 @@ long uri_route_path(struct sv path, char *out, size_t cap)
 	return (long)n;
 }
 
+bool uri_ipv6_canonical(struct sv host, char *out, size_t cap)
+{
+	char tmp[INET6_ADDRSTRLEN];
+	struct in6_addr a6;
+	if (host.len >= sizeof(tmp))
+		return false;
+	memcpy(tmp, host.p, host.len);
+	tmp[host.len] = '\0';
+	return inet_pton(AF_INET6, tmp, &a6) == 1 &&
+	       inet_ntop(AF_INET6, &a6, out, (socklen_t)cap) != NULL;
+}
+
 bool uri_host_eq(struct sv a, struct sv b)
 {
 	return sv_ieq(a, b);

@@ -62,6 +62,12 @@ int uri_parse_origin(struct sv target, struct sv host, struct uri *out) SL_WUR;
  * have them). Pure. */
 long uri_route_path(struct sv path, char *out, size_t cap) SL_WUR;
 
+/* An IPv6 literal (without brackets) in its one text form (RFC 5952, as
+ * inet_ntop writes it), so that "0:0::1" and "::1" name one host. Writes a
+ * NUL-terminated string into out (INET6_ADDRSTRLEN bytes will do); false if
+ * host is no IPv6 address or out too small. Pure. */
+bool uri_ipv6_canonical(struct sv host, char *out, size_t cap);
+
 /* True if two hosts name the same thing: case-insensitive comparison. */
 bool uri_host_eq(struct sv a, struct sv b);
 

@@ -1,6 +1,5 @@
 #include "proxy/session.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1476,10 +1475,12 @@ static bool reverse_route(struct txn *t, const struct uri *u)
 	int status = 0;
 	/* Routed by the path a server behind would read (uri_route_path),
 	 * forwarded as it came. */
-	char *rp = sl_malloc(u->path.len + 1);
+	char small[512]; /* most paths: no allocation on this path */
+	char *rp = u->path.len <= sizeof(small) ? small : sl_malloc(u->path.len);
 	long rl = uri_route_path(u->path, rp, u->path.len);
 	if (rl < 0) {
-		free(rp);
+		if (rp != small)
+			free(rp);
 		counter_add(&t->s->w->cnt, CNT_REQUESTS_BAD, 1);
 		txn_local(t, 400, "dot segment (\".\" or \"..\") in the path", NULL, true);
 		return false;
@@ -1489,16 +1490,12 @@ static bool reverse_route(struct txn *t, const struct uri *u)
 	if (host.len > 1 && host.p[host.len - 1] == '.')
 		host.len--;
 	char v6[INET6_ADDRSTRLEN]; /* "0:0::1" is "::1", as routes hold it */
-	struct in6_addr a6;
-	if (u->host_is_ipv6 && u->host.len < sizeof(v6)) {
-		memcpy(v6, u->host.p, u->host.len);
-		v6[u->host.len] = '\0';
-		if (inet_pton(AF_INET6, v6, &a6) == 1 && inet_ntop(AF_INET6, &a6, v6, sizeof(v6)))
-			host = sv_from_cstr(v6);
-	}
+	if (u->host_is_ipv6 && uri_ipv6_canonical(u->host, v6, sizeof(v6)))
+		host = sv_from_cstr(v6);
 	const struct conf_route *r = backend_route(t->conf, host, u->port, path, &status);
 	if (r == NULL) {
-		free(rp);
+		if (rp != small)
+			free(rp);
 		counter_add(&t->s->w->cnt, CNT_REQUESTS_DENIED, 1);
 		txn_local(t, status,
 			  status == 421 ? "this server does not serve that host"
@@ -1512,7 +1509,8 @@ static bool reverse_route(struct txn *t, const struct uri *u)
 	for (size_t i = 0; i < hl; i++)
 		lh[i] = (char)tolower((unsigned char)host.p[i]);
 	t->url_hash = cache_key_hash(lh, hl) ^ (cache_key_hash(path.p, path.len) * 31);
-	free(rp);
+	if (rp != small)
+		free(rp);
 	/* The server is picked when the request goes to one (step_resolve):
 	 * a hit, a PURGE or a request collapsed on another's fetch moves no
 	 * round robin and is no connection in flight for leastconn. */
@@ -3818,9 +3816,8 @@ static void timer_cb(struct ev_loop *loop, struct ev_timer *tm)
 		if (!t->req_framed && t->cin_ready == 0 && t->up_off == t->up_out.len &&
 		    !t->req_abandoned &&
 		    !(t->expect_continue && !t->resp_started && !t->body_begun)) {
-			/* (A client waiting for a 100 Continue that never
-			 * came is not late: the origin is.) */
-			/* Everything the client sent is out: it is the one late. */
+			/* Everything the client sent is out: it is the one late
+			 * (unless it waits for a 100 Continue: below). */
 			txn_local(t, 408, "request body not received in time", NULL, true);
 		} else if (t->expect_continue && !t->resp_started && !t->body_begun) {
 			/* The client waits for a 100 Continue, the origin
@@ -3828,12 +3825,7 @@ static void timer_cb(struct ev_loop *loop, struct ev_timer *tm)
 			 * hold against it, nor a request to retry. */
 			snprintf(d, sizeof(d), "no 100 Continue or response from %s in time",
 				 origin_name(t, who, sizeof(who)));
-			t->srv_named = true;
-			if (t->srv)
-				log_info("backend %s: server %s: no 100 Continue or response in "
-					 "time (not held against it)",
-					 t->be->name, t->srv->text);
-			txn_local(t, 504, d, PS_RESP_TIMEOUT, false);
+			txn_local(t, 504, d, PS_RESP_TIMEOUT, false); /* it logs the server */
 		} else if (!next_server(t, "no response in time")) {
 			snprintf(d, sizeof(d), "no response from %s in time",
 				 origin_name(t, who, sizeof(who)));

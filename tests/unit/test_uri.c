@@ -282,6 +282,18 @@ TEST(rfc3986_6_2_2_route_path_normalised_and_dot_segments_refused)
 		CHECK_STR(route_path(cases[i].in), cases[i].want);
 }
 
+TEST(rfc5952_ipv6_literal_has_one_text_form)
+{
+	char out[64];
+	CHECK(uri_ipv6_canonical(SV_LIT("0:0:0::1"), out, sizeof(out)));
+	CHECK_STR(out, "::1");
+	CHECK(uri_ipv6_canonical(SV_LIT("2001:DB8:0:0::1"), out, sizeof(out)));
+	CHECK_STR(out, "2001:db8::1");
+	CHECK(!uri_ipv6_canonical(SV_LIT("www.example"), out, sizeof(out)));
+	CHECK(!uri_ipv6_canonical(SV_LIT("1.2.3.4"), out, sizeof(out)));
+	CHECK(!uri_ipv6_canonical(SV_LIT("::1"), out, 2)); /* no room */
+}
+
 int main(void)
 {
 	RUN(rfc9112_3_2_2_absolute_form_parts);
@@ -302,5 +314,6 @@ int main(void)
 	RUN(rfc9110_7_2_host_header);
 	RUN(uri_host_eq_case_insensitive);
 	RUN(rfc3986_6_2_2_route_path_normalised_and_dot_segments_refused);
+	RUN(rfc5952_ipv6_literal_has_one_text_form);
 	return unit_done();
 }
