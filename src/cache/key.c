@@ -41,6 +41,8 @@ long cache_key_make(struct sv host, bool ipv6, uint16_t port, struct sv path, ch
 	puts_(&o, "http://");
 	if (ipv6)
 		put(&o, '[');
+	else if (host.len > 1 && host.p[host.len - 1] == '.')
+		host.len--; /* the root label: "example.com." names example.com */
 	for (size_t i = 0; i < host.len; i++) {
 		char c = host.p[i];
 		put(&o, (char)(c >= 'A' && c <= 'Z' ? c + 32 : c));

@@ -12,7 +12,8 @@
 #include "base/sv.h"
 
 /* Write the key of http://host:port/path into out[cap]: "http://", the host
- * lower-cased (an IPv6 literal in brackets), ":" and the port always, then
+ * lower-cased without a trailing dot (an IPv6 literal in brackets), ":" and
+ * the port always, then
  * the path and query ("/" for an empty path) with each %XX that encodes an
  * unreserved character decoded and the hex digits of the others upper-cased.
  * Returns the length, or -1 if the key does not fit or a '%' is not followed

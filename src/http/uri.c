@@ -295,7 +295,14 @@ bool uri_ipv6_canonical(struct sv host, char *out, size_t cap)
 	       inet_ntop(AF_INET6, &a6, out, (socklen_t)cap) != NULL;
 }
 
+static struct sv host_no_root(struct sv h)
+{
+	if (h.len > 1 && h.p[h.len - 1] == '.')
+		h.len--;
+	return h;
+}
+
 bool uri_host_eq(struct sv a, struct sv b)
 {
-	return sv_ieq(a, b);
+	return sv_ieq(host_no_root(a), host_no_root(b));
 }

@@ -68,7 +68,8 @@ long uri_route_path(struct sv path, char *out, size_t cap) SL_WUR;
  * host is no IPv6 address or out too small. Pure. */
 bool uri_ipv6_canonical(struct sv host, char *out, size_t cap);
 
-/* True if two hosts name the same thing: case-insensitive comparison. */
+/* True if two hosts name the same thing: case-insensitive comparison, a
+ * trailing dot (the DNS root) ignored. */
 bool uri_host_eq(struct sv a, struct sv b);
 
 #endif

@@ -763,3 +763,28 @@ def test_reverse039_a_client_that_stops_mid_body_after_expect_gets_408(t):
     p, r = expect_then(t, b"abc")
     A.proxy_error(r, 408, detail="request body not received in time")
     A.not_contains(p.stderr_text(), "skipped for", "error log: no server marked down")
+
+
+def test_reverse041_a_trailing_dot_host_is_one_cache_entry_for_hits_and_purge(t):
+    def h(req, c):
+        c.respond(200, f"#{len(c.origin.requests)} {req.header('Host')}".encode(),
+                  [("Cache-Control", "max-age=60")])
+    o = t.origin(h)
+    p = t.sluice(f"backend web {o.hostport}\nroute www.example web\n"
+                 "cache_purge_allow 127.0.0.1\n")
+    A.eq(rget(t, p, "/a", host="www.example.").body, b"#1 www.example.", "miss")
+    r = rget(t, p, "/a", host="WWW.example")
+    A.eq(r.body, b"#1 www.example.", "the same URL without the root's dot is a hit")
+    A.contains(r.header("Cache-Status"), "; hit", "Cache-Status")
+    r = rget(t, p, "/a", host="www.example", method="PURGE")
+    A.status(r, 200)
+    A.contains(r.body.decode(), "purged 1 stored response", "PURGE answer")
+    A.eq(rget(t, p, "/a", host="www.example.").body, b"#2 www.example.",
+         "the spelling with the dot was purged too")
+    # A POST invalidates the URL however the Location spells its host.
+    def post(req, c):
+        c.respond(201, b"made", [("Location", f"http://www.example./a")])
+    o.handler = post
+    A.status(rget(t, p, "/new", method="POST", body=b"x"), 201)
+    o.handler = h
+    A.eq(rget(t, p, "/a", host="www.example").body, b"#4 www.example", "invalidated")

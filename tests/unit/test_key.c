@@ -21,6 +21,9 @@ TEST(rfc9110_4_2_3_host_case_and_port_normalised)
 	CHECK_STR(key("h", false, 80, ""), "http://h:80/"); /* empty path is "/" */
 	/* The path is case-sensitive. */
 	CHECK(strcmp(key("h", false, 80, "/A"), "http://h:80/a") != 0);
+	/* A trailing dot names the same host (the DNS root). */
+	CHECK_STR(key("Example.com.", false, 80, "/a"), "http://example.com:80/a");
+	CHECK_STR(key(".", false, 80, "/"), "http://.:80/");
 }
 
 TEST(rfc3986_6_2_2_percent_encoding_normalised)

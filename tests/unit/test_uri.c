@@ -234,7 +234,9 @@ TEST(uri_host_eq_case_insensitive)
 {
 	CHECK(uri_host_eq(SV_LIT("Example.COM"), SV_LIT("example.com")));
 	CHECK(!uri_host_eq(SV_LIT("example.com"), SV_LIT("example.co")));
-	CHECK(!uri_host_eq(SV_LIT("example.com"), SV_LIT("example.com.")));
+	CHECK(uri_host_eq(SV_LIT("example.com"), SV_LIT("Example.com.")));
+	CHECK(!uri_host_eq(SV_LIT("example.com"), SV_LIT("example.com..")));
+	CHECK(!uri_host_eq(SV_LIT("."), SV_LIT("")));
 	CHECK(uri_host_eq(SV_LIT(""), SV_LIT("")));
 }
 
