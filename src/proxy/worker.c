@@ -431,8 +431,10 @@ void worker_post(struct worker *w, struct worker_post *post)
 	/* A post not yet picked up is replaced: only the newest matters, but
 	 * its new listening fds must not leak. A replaced post's fds would be
 	 * made again by the main thread only for addresses still new, so a
-	 * replaced post's new fds are handed to the new post where missing. */
-	struct worker_post *old = atomic_exchange(&w->post, post);
+	 * replaced post's new fds are handed to the new post where missing.
+	 * The old post is taken first and the new one published only once it
+	 * is whole: the worker may take and free a published post at once. */
+	struct worker_post *old = atomic_exchange(&w->post, NULL);
 	if (old) {
 		for (size_t i = 0; i < post->nfds; i++) {
 			if (post->fds[i] >= 0)
@@ -448,6 +450,7 @@ void worker_post(struct worker *w, struct worker_post *post)
 		}
 		free_post(old);
 	}
+	atomic_store(&w->post, post);
 	ev_wake(w->loop);
 }
 
