@@ -37,14 +37,17 @@ int alog_configure(const char *path, enum alog_format fmt)
 {
 	int old = atomic_load(&log_fd);
 
-	atomic_store(&log_format, (int)fmt);
+	/* The format changes only with the file, never for a file kept
+	 * because the new one would not open: one file, one format. */
 	if (path == NULL) {
+		atomic_store(&log_format, (int)fmt);
 		atomic_store(&log_on, false);
 		free(log_path);
 		log_path = NULL;
 		return 0;
 	}
 	if (log_path && strcmp(log_path, path) == 0 && old >= 0) {
+		atomic_store(&log_format, (int)fmt);
 		atomic_store(&log_on, true);
 		return 0;
 	}
@@ -62,6 +65,7 @@ int alog_configure(const char *path, enum alog_format fmt)
 	} else {
 		atomic_store(&log_fd, fd);
 	}
+	atomic_store(&log_format, (int)fmt);
 	free(log_path);
 	log_path = sl_strndup(path, strlen(path));
 	atomic_store(&log_on, true);

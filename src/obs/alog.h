@@ -42,7 +42,7 @@ struct alog_rec {
 
 /* Set the target from a config (main thread). path NULL: off; "stderr";
  * else a file opened O_APPEND|O_CREAT. Returns 0, or -errno (the old target
- * is kept). */
+ * and its format are kept). */
 int alog_configure(const char *path, enum alog_format fmt) SL_WUR;
 /* Reopen the current file (SIGUSR1). Returns 0 or -errno. */
 int alog_reopen(void) SL_WUR;

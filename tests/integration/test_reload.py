@@ -125,3 +125,17 @@ def test_reload004_with_cache_off_an_invalidation_still_reaches_the_kept_store(t
     A.eq(r.body.startswith(b"version #"), True, "a body from the origin")
     A.eq(r.body != b"version #1", True, "not the copy stored before the POST")
     A.contains(r.header("Cache-Status"), "fwd=uri-miss", "a miss")
+
+
+def test_reload005_an_access_log_that_cannot_open_keeps_the_old_file_and_format(t):
+    p = t.sluice()  # access_log FILE squid
+    o = t.origin(path_echo)
+    A.status(t.get(p, o.url("/before")), 200)
+    p.wait_log("/before")
+    p.reload(f"access_log {t.path('no-such-dir')}/access.log combined")
+    wait_until(lambda: "access log unchanged" in p.stderr_text(), 3,
+               "the reload to report the access log unchanged")
+    A.status(t.get(p, o.url("/after")), 200)
+    line = p.wait_log("/after")
+    A.contains(line, "TCP_MISS/200", "the old file keeps its squid format")
+    A.not_contains(line, '"GET ', "no combined-format line in it")
