@@ -4,6 +4,7 @@
  * binds every listening socket and starts and stops the workers. */
 #include <ares.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -115,7 +116,31 @@ static int apply_logging(const struct conf *c)
 	return rc;
 }
 
-static void reload(struct conf **cur, const char *path, struct worker **ws, unsigned nw)
+static bool str_eq(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* Say which of next's settings a reload cannot apply: those sized or
+ * opened at start (boot is the config the process started with). */
+static void warn_start_only(const struct conf *boot, const struct conf *next, unsigned nw)
+{
+	if (thread_count(next) != nw)
+		log_warn("reload: 'threads' changes only at restart (running %u)", nw);
+	if (next->cache_mem != boot->cache_mem)
+		log_warn("reload: 'cache_mem' changes only at restart (running %" PRIu64 " bytes)",
+			 boot->cache_mem);
+	if (!str_eq(next->cache_dir, boot->cache_dir) ||
+	    (next->cache_dir && next->cache_dir_size != boot->cache_dir_size))
+		log_warn("reload: 'cache_dir' changes only at restart (running %s)",
+			 boot->cache_dir ? boot->cache_dir : "none");
+	if (next->dns_cache_size != boot->dns_cache_size)
+		log_warn("reload: 'dns_cache_size' changes only at restart (running %u)",
+			 (unsigned)boot->dns_cache_size);
+}
+
+static void reload(struct conf **cur, const struct conf *boot, const char *path, struct worker **ws,
+		   unsigned nw)
 {
 	char err[512];
 	struct conf *next = NULL;
@@ -129,8 +154,7 @@ static void reload(struct conf **cur, const char *path, struct worker **ws, unsi
 		log_error("reload failed, keeping the running config: %s", err);
 		return;
 	}
-	if (thread_count(next) != nw)
-		log_warn("reload: 'threads' changes only at restart (running %u)", nw);
+	warn_start_only(boot, next, nw);
 	if (bind_listeners(next, *cur, nw, fds) < 0) {
 		log_error("reload failed, keeping the running config");
 		conf_unref(&next);
@@ -149,7 +173,7 @@ int main(int argc, char **argv)
 {
 	const char *path = NULL;
 	bool test_only = false, verbose = false;
-	struct conf *conf = NULL;
+	struct conf *conf = NULL, *boot = NULL;
 	char err[512];
 	struct worker *ws[256];
 	int *fds[256];
@@ -194,6 +218,7 @@ int main(int argc, char **argv)
 	}
 	if (verbose)
 		conf->log_level = LOG_DEBUG;
+	boot = conf_ref(conf);
 	log_set_level(conf->log_level);
 
 	rc = ares_library_init(ARES_LIB_INIT_ALL);
@@ -277,7 +302,7 @@ int main(int argc, char **argv)
 			break;
 		}
 		if (si.ssi_signo == SIGHUP) {
-			reload(&conf, path, ws, nw);
+			reload(&conf, boot, path, ws, nw);
 		} else if (si.ssi_signo == SIGUSR1) {
 			rc = alog_reopen();
 			if (rc < 0)
@@ -329,6 +354,7 @@ int main(int argc, char **argv)
 	log_info("stopped");
 	alog_shutdown();
 	conf_unref(&conf);
+	conf_unref(&boot);
 	close(sfd);
 	dns_cache_free();
 	disk_close(&disk); /* writes still queued finish first */

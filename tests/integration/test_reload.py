@@ -139,3 +139,19 @@ def test_reload005_an_access_log_that_cannot_open_keeps_the_old_file_and_format(
     line = p.wait_log("/after")
     A.contains(line, "TCP_MISS/200", "the old file keeps its squid format")
     A.not_contains(line, '"GET ', "no combined-format line in it")
+
+
+def test_reload006_settings_taken_only_at_start_are_named_when_a_reload_changes_them(t):
+    p = t.sluice("cache_mem 8M\n")
+    p.reload(f"cache_mem 64M\ndns_cache_size 10\ncache_dir {t.path('d')} 10M\n")
+    wait_until(lambda: "reloaded" in p.stderr_text(), 3, "the reload")
+    err = p.stderr_text()
+    A.contains(err, "'cache_mem' changes only at restart (running 8388608 bytes)", "cache_mem")
+    A.contains(err, "'dns_cache_size' changes only at restart (running 4096)", "dns_cache_size")
+    A.contains(err, "'cache_dir' changes only at restart (running none)", "cache_dir")
+    A.not_contains(err, "'threads'", "threads unchanged")
+    # Reloading to what runs says nothing more.
+    k = err.count("reloaded")
+    p.reload("cache_mem 8M\n")
+    wait_until(lambda: p.stderr_text().count("reloaded") > k, 3, "the second reload")
+    A.eq(p.stderr_text().count("changes only at restart"), 3, "no new warning")
