@@ -930,8 +930,9 @@ static int parse_server(const char *s, struct conf_server *out)
 		if (hl == 0 || !copy_host(out->host, sizeof(out->host), s + 1, hl))
 			return -1;
 		struct in6_addr a6;
-		if (inet_pton(AF_INET6, out->host, &a6) != 1)
-			return -1;
+		if (inet_pton(AF_INET6, out->host, &a6) != 1 ||
+		    inet_ntop(AF_INET6, &a6, out->host, sizeof(out->host)) == NULL)
+			return -1; /* one spelling per address: [0::1] is [::1] */
 	} else {
 		colon = strrchr(s, ':');
 		if (colon == NULL)

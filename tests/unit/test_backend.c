@@ -255,6 +255,19 @@ TEST(servers_parsed_as_ipv4_bracketed_ipv6_or_name)
 	conf_unref(&c);
 }
 
+TEST(server_ipv6_literals_have_one_spelling)
+{
+	struct conf *c = load("backend a [0:0::1]:80 [2001:DB8:0::5]:8080\n");
+	CHECK(c != NULL);
+	if (!c)
+		return;
+	CHECK_STR(c->backends[0].servers[0].text, "[::1]:80");
+	CHECK_STR(c->backends[0].servers[1].host, "2001:db8::5");
+	conf_unref(&c);
+	CHECK(load("backend a [::1]:80 [0::1]:80\n") == NULL);
+	CHECK(strstr(err, "server [0::1]:80 is given twice") != NULL);
+}
+
 int main(void)
 {
 	RUN(servers_parsed_as_ipv4_bracketed_ipv6_or_name);
@@ -267,5 +280,6 @@ int main(void)
 	RUN(pick_hash_is_stable_spread_and_moves_only_a_down_servers_urls);
 	RUN(pick_roundrobin_shares_a_down_servers_turns_evenly);
 	RUN(pick_hash_follows_the_server_not_its_place_in_the_list);
+	RUN(server_ipv6_literals_have_one_spelling);
 	return unit_done();
 }
