@@ -68,3 +68,15 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 	ssize_t w = write(STDERR_FILENO, line, n);
 	(void)w;
 }
+
+bool log_gate_pass(struct log_gate *g, uint64_t now_ms, unsigned *held)
+{
+	if (now_ms < g->next_ms) {
+		g->held++;
+		return false;
+	}
+	*held = g->held;
+	g->held = 0;
+	g->next_ms = now_ms + 1000;
+	return true;
+}

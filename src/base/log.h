@@ -5,6 +5,9 @@
 #ifndef SLUICE_LOG_H
 #define SLUICE_LOG_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "base/base.h"
 
 #define LOG_LEVELS(X)     \
@@ -26,6 +29,17 @@ int log_level_parse(const char *s, enum log_level *out) SL_WUR;
 const char *log_level_str(enum log_level lvl);
 
 void log_msg(enum log_level lvl, const char *fmt, ...) SL_PRINTF(2, 3);
+
+/* At most one line a second from one place that a client can set off at
+ * will (refused connections, denied requests), so that a flood of them is
+ * not a flood of writes. One gate per thread: no locking. */
+struct log_gate {
+	uint64_t next_ms;
+	unsigned held; /* lines held back since the last one out */
+};
+/* True if a line may go out at now_ms; *held then says how many were held
+ * back since the one before. */
+bool log_gate_pass(struct log_gate *g, uint64_t now_ms, unsigned *held);
 
 #define log_enabled(lvl) ((lvl) <= log_get_level())
 #define log_error(...)	 log_msg(LOG_ERROR, __VA_ARGS__)

@@ -95,6 +95,13 @@
 #define MAX_CONNECTIONS_DEFAULT		   10000
 #define MAX_CONNECTIONS_PER_CLIENT_DEFAULT 0 /* 0: unlimited */
 
+/* A forward proxy's connections from clients outside `allow` (outsiders)
+ * are let in only to be told so with a 403: they take none of the slots of
+ * max_connections, but at most this many are open on a worker at once, and
+ * each has this long to send its request head. */
+#define OUTSIDERS_MAX	 64
+#define OUTSIDER_WAIT_MS 5000
+
 /* Lingering close: after answering a request whose body we did not read
  * (an early 413, a 400), the client may still be sending. Closing with
  * unread bytes makes the kernel send a reset that can destroy the answer in

@@ -259,6 +259,7 @@ struct session {
 	 * refresh holds. */
 	unsigned *budget;
 	struct cache_obj *refresh_of;
+	bool outsider; /* see session_accept */
 };
 
 static void session_run(struct session *s);
@@ -302,11 +303,15 @@ static void arm_for_state(struct session *s)
 	s->timer_txn = s->txn;
 	s->timer_state = s->txn ? (int)s->txn->state : -1;
 	if (s->txn == NULL) {
+		uint64_t head = c->read_timeout_ms, idle = c->client_idle_timeout_ms;
+		if (s->outsider) {
+			head = SL_MIN(head, OUTSIDER_WAIT_MS);
+			idle = SL_MIN(idle, OUTSIDER_WAIT_MS);
+		}
 		if (s->head_t0 != 0)
-			ev_timer_at(s->w->loop, &s->timer, s->head_t0 + c->read_timeout_ms,
-				    timer_cb);
+			ev_timer_at(s->w->loop, &s->timer, s->head_t0 + head, timer_cb);
 		else
-			arm(s, c->client_idle_timeout_ms);
+			arm(s, idle);
 		return;
 	}
 	switch (s->txn->state) {
@@ -519,7 +524,10 @@ static void session_close(struct session *s, bool abort)
 	}
 	if (s->budget == NULL) {
 		counter_add(&w->cnt, CNT_CLIENT_ACTIVE, -1);
-		worker_conn_release(&s->peer.sa);
+		if (s->outsider)
+			w->noutsiders--;
+		else
+			worker_conn_release(&s->peer.sa);
 	}
 	ev_defer(w->loop, free_session, s);
 	worker_session_gone(w);
@@ -928,7 +936,7 @@ static void serve_hit(struct txn *t, struct cache_obj *o, bool not_mod, int64_t 
 				     : atomic_load_explicit(&o->published, memory_order_acquire);
 
 	t->hit = o;
-	t->close_after = !t->client_keepalive || atomic_load(&s->w->drain);
+	t->close_after = !t->client_keepalive || s->outsider || atomic_load(&s->w->drain);
 	sbuf_reset(&t->cl_out);
 	t->cl_off = 0;
 	sbuf_printf(&t->cl_out, "HTTP/1.1 %d %s\r\n", status, h1_status_reason(status));
@@ -1652,7 +1660,15 @@ static void txn_begin(struct session *s, const struct h1_request *req)
 		counter_add(&w->cnt, CNT_REQUESTS_DENIED, 1);
 		t->tag = "TCP_DENIED";
 		txn_local(t, 403, "client address not allowed", NULL, true);
-		log_info("denied client %s", addr);
+		unsigned held;
+		if (log_enabled(LOG_INFO) && log_gate_pass(&w->denied_gate, now_ms(s), &held)) {
+			if (held)
+				log_info("denied client %s (and %u more denied requests since the "
+					 "last such line)",
+					 addr, held);
+			else
+				log_info("denied client %s", addr);
+		}
 		return;
 	}
 	if (u.host.len > HOST_NAME_MAX_LEN) {
@@ -3869,7 +3885,7 @@ static void timer_cb(struct ev_loop *loop, struct ev_timer *tm)
  * background refresh), the worker's count it is one of, already counted
  * up, and counted down as the session closes. */
 static struct session *session_new(struct worker *w, int fd, const struct sockaddr *peer,
-				   socklen_t len, unsigned *budget)
+				   socklen_t len, unsigned *budget, bool outsider)
 {
 	struct session *s = sl_calloc(1, sizeof(*s));
 
@@ -3888,6 +3904,8 @@ static struct session *session_new(struct worker *w, int fd, const struct sockad
 		counter_add(&w->cnt, CNT_CLIENT_ACCEPTED, 1);
 		counter_add(&w->cnt, CNT_CLIENT_ACTIVE, 1);
 		net_set_nodelay(fd);
+		s->outsider = outsider;
+		w->noutsiders += outsider;
 	}
 	if (ev_io_add(w->loop, &s->io, fd, EV_READ | EV_WRITE | EV_RDHUP, session_io_cb) < 0) {
 		log_error("cannot register client socket: %s", strerror(errno));
@@ -3898,9 +3916,10 @@ static struct session *session_new(struct worker *w, int fd, const struct sockad
 	return s;
 }
 
-void session_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t len)
+void session_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t len,
+		    bool outsider)
 {
-	struct session *s = session_new(w, fd, peer, len, NULL);
+	struct session *s = session_new(w, fd, peer, len, NULL, outsider);
 	/* Data may already be waiting (accept after the first segment). */
 	if (s)
 		session_run(s);
@@ -3975,7 +3994,8 @@ static struct session *session_pair(struct worker *w, int sv[2], const struct so
 		d->next->prev = d;
 	w->drains = d;
 	(*budget)++; /* (session_close counts it off, even on failure) */
-	return session_new(w, sv[0], peer, len, budget); /* if NULL, the drain sees the end */
+	return session_new(w, sv[0], peer, len, budget,
+			   false); /* if NULL, the drain sees the end */
 }
 
 static struct session *session_aside(struct worker *w, const struct sockaddr *peer, socklen_t len,

@@ -22,8 +22,12 @@ struct worker;
 struct session;
 
 /* Take over an accepted client socket. The session registers itself with
- * the worker and frees itself when the connection ends. */
-void session_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t len);
+ * the worker and frees itself when the connection ends. An outsider (a
+ * client outside `allow` of a forward proxy) has OUTSIDER_WAIT_MS to send
+ * one request, is counted in w->noutsiders instead of max_connections, and
+ * is closed after its answer. */
+void session_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t len,
+		    bool outsider);
 
 /* Close sessions that are idle between requests (drain). */
 /* Run the transaction waiting as w (request collapsing): its fetch in

@@ -127,6 +127,23 @@ void worker_conn_release(const struct sockaddr *peer)
 
 /* ---- listeners ---- */
 
+/* The error log's line for a refused connection, at most one a second. */
+static void refused(struct worker *w, const struct sockaddr *sa, const char *why)
+{
+	char a[NET_ADDRSTRLEN];
+	unsigned held;
+
+	if (!log_gate_pass(&w->refused_gate, ev_now(w->loop), &held))
+		return;
+	net_addr_str(sa, a, sizeof(a), false);
+	if (held)
+		log_warn("connection from %s refused: %s (and %u more refused since the last "
+			 "such line)",
+			 a, why, held);
+	else
+		log_warn("connection from %s refused: %s", a, why);
+}
+
 static void accept_cb(struct ev_loop *loop, struct ev_io *io, uint32_t revents);
 
 static void resume_accept(struct ev_loop *loop, struct ev_timer *t)
@@ -175,15 +192,20 @@ static void accept_cb(struct ev_loop *loop, struct ev_io *io, uint32_t revents)
 			ev_timer_at(loop, &l->pause, ev_now(loop) + ACCEPT_PAUSE_MS, resume_accept);
 			return;
 		}
-		if (!worker_conn_admit(w->conf, (struct sockaddr *)&peer)) {
-			char a[NET_ADDRSTRLEN];
-			net_addr_str((struct sockaddr *)&peer, a, sizeof(a), false);
+		struct sockaddr *sa = (struct sockaddr *)&peer;
+		/* A forward proxy (no routes) serves only the clients in
+		 * `allow`: one outside is let in to be told so (403) but
+		 * takes none of the slots the others are served in. */
+		bool outsider = w->conf->nroutes == 0 && !conf_client_allowed(w->conf, sa);
+		if (outsider ? w->noutsiders >= OUTSIDERS_MAX : !worker_conn_admit(w->conf, sa)) {
 			counter_add(&w->cnt, CNT_CLIENT_REFUSED, 1);
-			log_warn("connection from %s refused: connection limit reached", a);
+			refused(w, sa,
+				outsider ? "not allowed, and too many such connections open"
+					 : "connection limit reached");
 			close(fd);
 			continue;
 		}
-		session_accept(w, fd, (struct sockaddr *)&peer, plen);
+		session_accept(w, fd, sa, plen, outsider);
 	}
 }
 

@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "base/log.h"
 #include "conf/conf.h"
 #include "ev/ev.h"
 #include "obs/counters.h"
@@ -51,9 +52,12 @@ struct worker {
 	struct listener *listeners;
 	struct session *sessions; /* every open client connection */
 	unsigned nsessions;
-	unsigned nrefresh;    /* of which the proxy's own: background refreshes
+	unsigned nrefresh;   /* of which the proxy's own: background refreshes
 			       * (stale-while-revalidate) */
-	unsigned ndetached;   /* and fetches carried on without their clients */
+	unsigned ndetached;  /* and fetches carried on without their clients */
+	unsigned noutsiders; /* clients outside `allow` (OUTSIDERS_MAX) */
+	/* Lines a client can set off, at most one a second each. */
+	struct log_gate refused_gate, denied_gate;
 	struct drain *drains; /* the far ends of their socket pairs */
 
 	/* Idle upstream connections: hash buckets by origin key, plus an LRU

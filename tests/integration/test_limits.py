@@ -196,3 +196,57 @@ def test_limits006_client_chatter_does_not_extend_response_timeout(t):
         raise AssertionError(f"504 after {dt:.2f}s with the client sending, read_timeout is 1s")
     th.join(10)
     assert done, "the chattering client thread failed"
+
+
+def test_limits007_clients_outside_allow_take_no_slots_and_get_their_403_soon(t):
+    # A forward proxy (no routes): 127.0.0.2 is not allowed. Its idle
+    # connections do not take the slots of max_connections, each is closed
+    # within OUTSIDER_WAIT_MS (5 s) of saying nothing, and one that asks
+    # still gets its 403 with the reason, and a closed connection.
+    p = t.sluice("max_connections 4\nallow 127.0.0.1\nclient_idle_timeout 60s")
+    o = t.origin(path_echo)
+    idle = [t.client(p, source="127.0.0.2", timeout=10) for _ in range(6)]
+    time.sleep(0.3)
+    c = try_request(t, p, o, "/allowed", source="127.0.0.1")
+    A.eq(c is not None, True, "an allowed client served beside 6 idle outsiders")
+    asking = t.client(p, source="127.0.0.2")
+    r = asking.request(build_request("GET", o.url("/not-for-you")))
+    A.proxy_error(r, 403, detail="client address not allowed", close=True)
+    p.wait_log(o.url("/not-for-you"))
+    t0 = time.monotonic()
+    for k in idle:
+        A.eq(k.read_until_close(timeout=8 * scale()), b"", "an idle outsider gets no bytes")
+    A.eq(time.monotonic() - t0 < 7 * scale(), True, "idle outsiders closed within ~5 s")
+
+
+def test_limits008_outsiders_are_bounded_per_worker(t):
+    p = t.sluice("threads 1\nallow 127.0.0.1")
+    o = t.origin(path_echo)
+    idle = [t.client(p, source="127.0.0.2", timeout=5) for _ in range(64)]
+    time.sleep(0.3)
+    rejected(t, p, o, source="127.0.0.2")
+    wait_until(lambda: "refused: not allowed, and too many such connections open"
+               in p.stderr_text(), 3, "the error log line")
+    A.eq(try_request(t, p, o, "/allowed", source="127.0.0.1") is not None, True,
+         "an allowed client is served")
+    del idle
+
+
+def test_limits009_a_flood_of_refused_connections_is_one_error_line_a_second(t):
+    p = t.sluice("max_connections 1")
+    o = t.origin(path_echo)
+    held = try_request(t, p, o, "/held")
+    A.eq(held is not None, True, "first connection served")
+    t0 = time.monotonic()
+    for _ in range(300):
+        try:
+            socket.create_connection(("127.0.0.1", p.port), timeout=2).close()
+        except OSError:
+            pass
+    took = time.monotonic() - t0
+    time.sleep(1.1)
+    rejected(t, p, o)  # one more, a second later: its line counts the rest
+    err = p.stderr_text()
+    n = err.count("refused: connection limit reached")
+    A.eq(1 <= n <= took + 3, True, f"lines for 301 refused connections in {took:.1f}s: {n}")
+    A.contains(err, "more refused since the last such line)", "the count of those held back")
