@@ -145,6 +145,7 @@ access_log off
 cache off
 connect_ports 1-65535
 max_connections 20000
+max_connections_per_client 0
 client_idle_timeout 5m
 EOF
 }

@@ -93,7 +93,7 @@
 
 /* Connections. */
 #define MAX_CONNECTIONS_DEFAULT		   10000
-#define MAX_CONNECTIONS_PER_CLIENT_DEFAULT 0 /* 0: unlimited */
+#define MAX_CONNECTIONS_PER_CLIENT_DEFAULT (MAX_CONNECTIONS_DEFAULT / 4) /* auto */
 
 /* A forward proxy's connections from clients outside `allow` (outsiders)
  * are let in only to be told so with a 403: they take none of the slots of

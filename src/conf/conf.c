@@ -44,6 +44,7 @@ typedef int parse_fn(struct loader *l, const struct directive *d, size_t argc, c
 static parse_fn p_bool, p_count, p_size, p_duration, p_string, p_hostname;
 static parse_fn p_listen, p_threads, p_allow, p_connect_ports, p_access_log, p_log_level;
 static parse_fn p_dns_servers, p_include, p_backend, p_route, p_cache_dir, p_busy_poll;
+static parse_fn p_count_auto;
 
 #define F(field) offsetof(struct conf, field)
 #define NOFIELD	 0
@@ -92,8 +93,9 @@ static parse_fn p_dns_servers, p_include, p_backend, p_route, p_cache_dir, p_bus
 	  "10s", "time in-flight requests get after SIGTERM")                                      \
 	X(max_connections, p_count, F(max_connections), 1, 1, 1, MAX_CONN_LIMIT, "N", "10000",     \
 	  "client connections open at once, whole process")                                        \
-	X(max_connections_per_client, p_count, F(max_connections_per_client), 1, 1, 0,             \
-	  MAX_CONN_LIMIT, "N", "0", "client connections per client address; 0 = no limit")         \
+	X(max_connections_per_client, p_count_auto, F(max_connections_per_client), 1, 1, 0,        \
+	  MAX_CONN_LIMIT, "N|auto", "auto",                                                        \
+	  "client connections per client address; 0 = no limit, auto = max_connections / 4")       \
 	X(max_header_size, p_size, F(max_header_size), 1, 1, 1024, MAX_HEADER_SIZE_CEIL, "SIZE",   \
 	  "32K", "largest request head")                                                           \
 	X(max_headers, p_count, F(max_headers), 1, 1, 1, MAX_HEADERS_CEIL, "N", "100",             \
@@ -711,6 +713,23 @@ static int p_count(struct loader *l, const struct directive *d, size_t argc, cha
 	if (parse_u64(argv[0], UINT64_MAX, &v) < 0 || v < d->lo || v > d->hi)
 		return fail(l, "%s: expected a number %" PRIu64 "..%" PRIu64 ", got %s", d->name,
 			    d->lo, d->hi, quote(argv[0]).s);
+	set_u32(l, d, v);
+	return 0;
+}
+
+/* A count, or "auto" for one worked out in finish(). */
+static int p_count_auto(struct loader *l, const struct directive *d, size_t argc, char **argv)
+{
+	uint64_t v;
+
+	(void)argc;
+	if (strcmp(argv[0], "auto") == 0) {
+		*(uint32_t *)field(l, d) = CONF_AUTO; /* above every bound */
+		return 0;
+	}
+	if (parse_u64(argv[0], UINT64_MAX, &v) < 0 || v < d->lo || v > d->hi)
+		return fail(l, "%s: expected a number %" PRIu64 "..%" PRIu64 " or auto, got %s",
+			    d->name, d->lo, d->hi, quote(argv[0]).s);
 	set_u32(l, d, v);
 	return 0;
 }
@@ -1650,6 +1669,11 @@ static int finish(struct loader *l)
 				       quote(r->backend_name).s);
 		r->backend = j;
 	}
+
+	/* One address may hold a quarter of the slots unless told otherwise,
+	 * so that no one client can take them all. */
+	if (!l->seen[D_max_connections_per_client] || c->max_connections_per_client == CONF_AUTO)
+		c->max_connections_per_client = SL_MAX(1u, c->max_connections / 4);
 
 	if (!l->seen[D_max_request_line]) {
 		/* Only the default is in the way: shrink it with max_header_size

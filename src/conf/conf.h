@@ -30,6 +30,8 @@
 /* A config file (or included file) larger than this is refused: a config is
  * read whole, and nothing legitimate comes near this. */
 #define CONF_FILE_MAX (16 * 1024 * 1024)
+/* A count given as "auto": worked out from others when the load ends. */
+#define CONF_AUTO UINT32_MAX
 
 struct conf_addr {
 	struct sockaddr_storage ss; /* AF_INET or AF_INET6, port set */
@@ -127,8 +129,9 @@ struct conf {
 	bool half_closed_clients;	   /* half_closed_clients on|off; default off */
 
 	uint32_t max_connections;	     /* max_connections N; default 10000 (whole process) */
-	uint32_t max_connections_per_client; /* max_connections_per_client N; 0 = unlimited
-	                                        (default) */
+	uint32_t max_connections_per_client; /* max_connections_per_client N|auto; 0 =
+	                                        unlimited; auto (default) = max_connections
+	                                        / 4 */
 	uint32_t max_header_size;	     /* max_header_size SIZE; default 32K, ceiling 64K */
 	uint32_t max_headers;		     /* max_headers N; default 100, ceiling 1000 */
 	uint32_t max_request_line; /* max_request_line SIZE; default 8K, <= max_header_size

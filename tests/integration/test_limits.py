@@ -53,7 +53,7 @@ def rejected(t, p, o, source=None):
 
 
 def test_limits001_max_connections(t):
-    p = t.sluice("max_connections 5")
+    p = t.sluice("max_connections 5\nmax_connections_per_client 0")
     o = t.origin(path_echo)
     held = [served(t, p, o, f"/held{i}") for i in range(5)]
     rejected(t, p, o)
@@ -203,7 +203,8 @@ def test_limits007_clients_outside_allow_take_no_slots_and_get_their_403_soon(t)
     # connections do not take the slots of max_connections, each is closed
     # within OUTSIDER_WAIT_MS (5 s) of saying nothing, and one that asks
     # still gets its 403 with the reason, and a closed connection.
-    p = t.sluice("max_connections 4\nallow 127.0.0.1\nclient_idle_timeout 60s")
+    p = t.sluice("max_connections 4\nmax_connections_per_client 0\nallow 127.0.0.1\n"
+                 "client_idle_timeout 60s")
     o = t.origin(path_echo)
     idle = [t.client(p, source="127.0.0.2", timeout=10) for _ in range(6)]
     time.sleep(0.3)
@@ -250,3 +251,13 @@ def test_limits009_a_flood_of_refused_connections_is_one_error_line_a_second(t):
     n = err.count("refused: connection limit reached")
     A.eq(1 <= n <= took + 3, True, f"lines for 301 refused connections in {took:.1f}s: {n}")
     A.contains(err, "more refused since the last such line)", "the count of those held back")
+
+
+def test_limits010_one_address_holds_at_most_a_quarter_of_the_slots_by_default(t):
+    p = t.sluice("max_connections 16\nallow 127.0.0.0/8")
+    o = t.origin(path_echo)
+    held = [served(t, p, o, f"/one{i}", source="127.0.0.2") for i in range(4)]
+    rejected(t, p, o, source="127.0.0.2")
+    A.eq(try_request(t, p, o, "/other", source="127.0.0.1") is not None, True,
+         "another address is served")
+    del held

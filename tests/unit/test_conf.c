@@ -171,7 +171,7 @@ TEST(defaults_are_safe_and_documented)
 	CHECK_INT(c->tunnel_idle_timeout_ms, 600000);
 	CHECK_INT(c->shutdown_timeout_ms, 10000);
 	CHECK_INT(c->max_connections, MAX_CONNECTIONS_DEFAULT);
-	CHECK_INT(c->max_connections_per_client, 0);
+	CHECK_INT(c->max_connections_per_client, MAX_CONNECTIONS_DEFAULT / 4);
 	CHECK_INT(c->max_header_size, MAX_HEADER_SIZE_DEFAULT);
 	CHECK_INT(c->max_headers, MAX_HEADERS_DEFAULT);
 	CHECK_INT(c->max_request_line, MAX_REQUEST_LINE_DEFAULT);
@@ -695,6 +695,7 @@ TEST(count_and_size_directives)
 	CHECK(c != NULL);
 	if (c) {
 		CHECK_INT(c->max_connections, 1000000);
+		CHECK_INT(c->max_connections_per_client, 0);
 		CHECK_INT(c->max_header_size, 65536);
 		CHECK_INT(c->max_headers, 1000);
 		CHECK_INT(c->max_request_line, 65536);
@@ -713,7 +714,17 @@ TEST(count_and_size_directives)
 		  "max_connections: expected a number 1..1000000, got \"99999999999999999999999\"");
 	CHECK_STR(load_err("max_connections_per_client 1e3\n"),
 		  "t.conf:1: "
-		  "max_connections_per_client: expected a number 0..1000000, got \"1e3\"");
+		  "max_connections_per_client: expected a number 0..1000000 or auto, got \"1e3\"");
+	/* auto, said or not: a quarter of max_connections, in any order. */
+	c = load("max_connections 16\n");
+	CHECK(c && c->max_connections_per_client == 4);
+	conf_unref(&c);
+	c = load("max_connections_per_client auto\nmax_connections 3\n");
+	CHECK(c && c->max_connections_per_client == 1);
+	conf_unref(&c);
+	c = load("max_connections_per_client 7\nmax_connections 16\n");
+	CHECK(c && c->max_connections_per_client == 7);
+	conf_unref(&c);
 	CHECK_STR(load_err("max_headers 0\n"),
 		  "t.conf:1: max_headers: expected a number 1..1000, got \"0\"");
 	CHECK_STR(load_err("dns_cache_size 1000001\n"),
