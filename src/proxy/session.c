@@ -193,9 +193,13 @@ struct txn {
 	 * answer is stored (head_to_get); its client has had all it gets
 	 * once the head is out, and the fetch goes on without it. */
 	bool head_get, head_done;
-	bool miss_counted;	    /* counted a miss already (collapse_rejoin) */
-	bool collapsed_counted;	    /* and a wait on another request's fetch */
-	uint64_t collapse_t0;	    /* when it began to wait on one (ms) */
+	bool miss_counted;	/* counted a miss already (collapse_rejoin) */
+	bool collapsed_counted; /* and a wait on another request's fetch */
+	uint64_t collapse_t0;	/* when it began to wait on one (ms) */
+	/* When the first byte of the response head now being read came (ms),
+	 * 0 before: the head must be whole within read_timeout of it, as a
+	 * request head must, however slowly it trickles in. */
+	uint64_t rhead_t0;
 	struct cache_waiter waiter; /* while waiting on pend */
 	uint64_t hit_pos;	    /* body offset of the hit cursor */
 	/* Streaming a growing object of unknown length: chunked framing, the
@@ -325,6 +329,13 @@ static void arm_for_state(struct session *s)
 	case TS_COLLAPSED: /* read_timeout in all, whatever fetches it waits on */
 		ev_timer_at(s->w->loop, &s->timer, s->txn->collapse_t0 + c->read_timeout_ms,
 			    timer_cb);
+		break;
+	case TS_EXCHANGE:
+		if (s->txn->rhead_t0 != 0)
+			ev_timer_at(s->w->loop, &s->timer, s->txn->rhead_t0 + c->read_timeout_ms,
+				    timer_cb);
+		else
+			arm(s, c->read_timeout_ms);
 		break;
 	default:
 		arm(s, c->read_timeout_ms);
@@ -1842,6 +1853,7 @@ static void got_upstream(struct txn *t, struct upstream *up)
 		return;
 	}
 	t->up_off = 0;
+	t->rhead_t0 = 0;
 	go_state(t, TS_EXCHANGE);
 }
 
@@ -2521,10 +2533,13 @@ static int handle_response_head(struct txn *t)
 	rc = h1_parse_response(iobuf_head(t->uin), iobuf_len(t->uin), &lim, &resp, hdrs,
 			       SL_ARRAY_LEN(hdrs), &herr);
 	if (rc == H1_INCOMPLETE) {
+		if (t->rhead_t0 == 0)
+			t->rhead_t0 = now_ms(s);
 		if (iobuf_room(t->uin) == 0 && t->uin->start == 0 && t->uin->cap < IOBUF_LARGE_SIZE)
 			t->uin = iobuf_grow(&t->uin, IOBUF_LARGE_SIZE);
 		return 0;
 	}
+	t->rhead_t0 = 0;
 	if (rc == H1_ERROR) {
 		char d[128];
 		snprintf(d, sizeof(d), "invalid response from origin (%s)", herr.reason);

@@ -222,3 +222,26 @@ def test_origin018_origin_silent_after_expect_continue_is_504(t):
                                                  ("Content-Length", "5")]))
     r = c.read_response(timeout=10)
     A.status(r, 504)
+
+
+def test_origin019_a_trickled_response_head_must_be_whole_within_read_timeout(t):
+    # One header line each half read_timeout would keep the answer (and a
+    # fetch others wait on) going for ever: the head as a whole gets
+    # read_timeout from its first byte, as a request head does.
+    def trickle(req, c):
+        c.send(b"HTTP/1.1 200 OK\r\n")
+        for i in range(16):
+            time.sleep(0.5)
+            try:
+                c.send(f"X-Slow-{i}: x\r\n".encode())
+            except OSError:
+                return
+        c.send(b"Content-Length: 2\r\n\r\nok")
+    p = t.sluice("read_timeout 1s")
+    o = t.origin(trickle)
+    c = t.client(p, timeout=15)
+    t0 = time.monotonic()
+    r = c.request(build_request("GET", o.url("/slow-head")))
+    took = time.monotonic() - t0
+    A.proxy_error(r, 504, detail="in time")
+    A.eq(took < 1 + 2 * scale(), True, f"answered {took:.1f} s after the head's first byte")
