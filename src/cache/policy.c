@@ -248,7 +248,9 @@ enum policy_store policy_storable(struct sv method, const struct h1_header *req,
 /* ---- freshness and age ---- */
 
 /* A single-valued date field: -1 if absent, -2 if invalid or given twice
- * with different values. */
+ * with different values. A date before 1970 is read as 1970: as far in the
+ * past as every use here needs (an Expires then is expired, RFC 9111 §5.3),
+ * and never taken for absent. */
 static int64_t date_field(const struct h1_header *h, unsigned n, const char *name, int64_t now)
 {
 	int64_t v = -1;
@@ -256,7 +258,10 @@ static int64_t date_field(const struct h1_header *h, unsigned n, const char *nam
 		if (!sv_ieq_cstr(h[i].name, name))
 			continue;
 		int64_t t;
-		if (http_date_parse(h[i].value, now, &t) < 0 || (v != -1 && v != t))
+		if (http_date_parse(h[i].value, now, &t) < 0)
+			return -2;
+		t = SL_MAX(t, 0);
+		if (v != -1 && v != t)
 			return -2;
 		v = t;
 	}
@@ -420,8 +425,9 @@ bool etag_weak_eq(const struct etag *a, const struct etag *b)
 	return sv_eq(a->opaque, b->opaque);
 }
 
-/* If-None-Match: 1 if some listed tag (or "*") matches, 0 if none does, -1
- * if the field is absent or malformed. */
+/* If-None-Match: 1 if some listed tag (or "*") matches, 0 if none does or
+ * the field is malformed, -1 if it is absent (If-Modified-Since counts only
+ * then, RFC 9110 §13.1.3). */
 static int inm_matches(const struct h1_header *req, unsigned nreq, const struct etag *have)
 {
 	bool seen = false, match = false;
@@ -438,7 +444,7 @@ static int inm_matches(const struct h1_header *req, unsigned nreq, const struct 
 		while (sv_next_list_elem(&rest, &el)) {
 			struct etag t;
 			if (etag_parse(el, &t) < 0)
-				return -1;
+				return 0;
 			if (have && etag_weak_eq(&t, have))
 				match = true;
 		}
@@ -478,15 +484,19 @@ bool policy_if_range(const struct h1_header *req, unsigned nreq, const struct h1
 	if (ir == NULL)
 		return true;
 	struct sv v = sv_trim_ows(ir->value);
-	if (v.len > 0 && (v.p[0] == '"' || v.p[0] == 'W')) {
+	if ((v.len > 0 && v.p[0] == '"') || (v.len > 1 && v.p[0] == 'W' && v.p[1] == '/')) {
+		/* (else a date, which may start "Wed, ") */
 		const struct h1_header *et = h1_find(stored, nstored, "etag");
 		struct etag want, have;
 		return et && etag_parse(v, &want) == 0 && etag_parse(et->value, &have) == 0 &&
 		       etag_strong_eq(&want, &have);
 	}
+	/* A date matches only a strong Last-Modified: for a cache, one at
+	 * least a second before the stored Date (RFC 9110 §8.8.2.2). */
 	int64_t when = date_field(req, nreq, "if-range", now);
 	int64_t lm = date_field(stored, nstored, "last-modified", now);
-	return when >= 0 && lm >= 0 && when == lm;
+	int64_t date = date_field(stored, nstored, "date", now);
+	return when >= 0 && lm >= 0 && when == lm && date >= 0 && lm < date;
 }
 
 bool policy_head_freshens(int stored_status, const struct h1_header *stored, unsigned nstored,

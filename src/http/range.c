@@ -47,8 +47,10 @@ enum range_result range_parse(struct sv value, uint64_t len, uint64_t *first, ui
 	if (!have_a && !have_b)
 		return RANGE_IGNORE;
 	if (!have_a) { /* suffix: the last b bytes */
-		if (b == 0 || len == 0)
+		if (b == 0)
 			return RANGE_UNSATISFIABLE;
+		if (len == 0) /* satisfiable, but no 206 can say so: the whole */
+			return RANGE_IGNORE;
 		*first = b >= len ? 0 : len - b;
 		*last = len - 1;
 		return RANGE_OK;

@@ -196,6 +196,15 @@ TEST(s5_3_invalid_expires_means_already_expired)
 	CHECK_INT(meta(200, HL(e1, e2), NOW, NOW).lifetime, 0);
 	/* Without Date, the time of receipt stands in (RFC 9110 §6.6.1). */
 	CHECK_INT(meta(200, HL(e1), NOW, NOW).lifetime, 100);
+	/* A valid date before 1970 is in the past, not absent: no heuristic
+	 * freshness from Last-Modified (§4.2.2). */
+	char lm[64];
+	date_line(lm, "Last-Modified", NOW - 86400 * 365);
+	m = meta(200, HL("Expires: Wed, 31 Dec 1969 23:59:59 GMT", lm), NOW, NOW);
+	CHECK_INT(m.lifetime, 0);
+	CHECK(!m.heuristic);
+	CHECK_INT(meta(200, HL("Expires: Sat, 01 Jan 1960 00:00:00 GMT", lm), NOW, NOW).lifetime,
+		  0);
 }
 
 TEST(s4_2_2_heuristic_only_without_explicit_time_and_when_allowed)
@@ -356,6 +365,10 @@ TEST(s4_3_2_client_conditionals_answered_from_cache)
 	CHECK(!NM(r5));
 	CHECK(!NM(r6)); /* If-None-Match takes precedence (RFC 9110 §13.2.2) */
 	CHECK(!NM(r7));
+	/* ... even a malformed one: If-Modified-Since is then ignored too
+	 * (RFC 9110 §13.1.3), and no 304 comes of it. */
+	struct hl r8 = HL("If-None-Match: v1", ims_new);
+	CHECK(!NM(r8));
 	CHECK(!policy_not_modified(sv_from_cstr("POST"), r4.h, r4.n, st.h, st.n, NOW));
 #undef NM
 	CHECK(policy_has_other_conditional(HL("If-Match: \"x\"").h, 1));
