@@ -499,6 +499,23 @@ bool policy_if_range(const struct h1_header *req, unsigned nreq, const struct h1
 	return when >= 0 && lm >= 0 && when == lm && date >= 0 && lm < date;
 }
 
+bool policy_304_matches(const struct h1_header *stored, unsigned nstored,
+			const struct h1_header *resp, unsigned nresp, int64_t now)
+{
+	const struct h1_header *et = h1_find(resp, nresp, "etag");
+	if (et) {
+		const struct h1_header *set = h1_find(stored, nstored, "etag");
+		struct etag a, b;
+		if (set == NULL || etag_parse(et->value, &a) < 0 || etag_parse(set->value, &b) < 0)
+			return false;
+		return a.weak ? etag_weak_eq(&a, &b) : etag_strong_eq(&a, &b);
+	}
+	int64_t lm = date_field(resp, nresp, "last-modified", now);
+	if (lm == -1)
+		return true;
+	return lm >= 0 && lm == date_field(stored, nstored, "last-modified", now);
+}
+
 bool policy_head_freshens(int stored_status, const struct h1_header *stored, unsigned nstored,
 			  uint64_t body_len, const struct h1_header *head, unsigned nhead,
 			  int64_t now)

@@ -202,6 +202,14 @@ bool policy_head_freshens(int stored_status, const struct h1_header *stored, uns
 			  uint64_t body_len, const struct h1_header *head, unsigned nhead,
 			  int64_t now);
 
+/* A 304 to a conditional request made from a stored response (§4.3.4):
+ * true if it is for that response and may update it. Its strong ETag
+ * must equal the stored strong one, a weak ETag the stored one weakly
+ * (§8.8.3.2 of RFC 9110), a Last-Modified (with no ETag) the stored one;
+ * one with no validator is taken for the response it was asked about. */
+bool policy_304_matches(const struct h1_header *stored, unsigned nstored,
+			const struct h1_header *resp, unsigned nresp, int64_t now);
+
 /* Fields never stored or taken over from a 304: hop-by-hop fields (RFC
  * 9110 §7.6.1: Connection and what it lists, Keep-Alive, Proxy-Connection,
  * TE, Transfer-Encoding, Upgrade, Trailer), and Proxy-Authenticate and

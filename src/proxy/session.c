@@ -164,19 +164,21 @@ struct txn {
 	uint64_t hit_left;		  /* body bytes still to send */
 	bool ranged;			  /* a 206 of range_first..range_last */
 	uint64_t range_first, range_last; /* (416: range_last is the length) */
-	struct cache_obj *fill;		  /* storing the response into this */
-	struct cache_obj *reval;	  /* stale stored response being validated upstream */
-	struct cache_obj *stale;	  /* served if the origin fails (stale-if-error) */
-	struct cache_obj *head_of;	  /* stored GET a HEAD's 200 may refresh (§4.3.5) */
-	bool stale_cond;		  /* the client's conditionals make that a 304 */
-	struct cache_pend *pend;	  /* the fetch in flight this one leads or waits for */
-	struct disk_read *dread;	  /* reading from the disk tier, or a PURGE's wait */
-	unsigned purged;		  /* PURGE: how many stored responses it dropped */
-	uint64_t unlink_fail0;		  /* PURGE: disk_unlink_failures() before it */
-	bool purging;			  /* PURGE: in TS_DISK until its files are deleted */
-	size_t up_own;			  /* where this proxy\'s own fields begin in up_out */
-	bool swr;			  /* answered stale while a refresh runs */
-	size_t tgt_off, tgt_len;	  /* the request target as received */
+	/* Where add_validators put reval's validators in up_out. */
+	size_t up_cond_at;
+	struct cache_obj *fill;	   /* storing the response into this */
+	struct cache_obj *reval;   /* stale stored response being validated upstream */
+	struct cache_obj *stale;   /* served if the origin fails (stale-if-error) */
+	struct cache_obj *head_of; /* stored GET a HEAD's 200 may refresh (§4.3.5) */
+	bool stale_cond;	   /* the client's conditionals make that a 304 */
+	struct cache_pend *pend;   /* the fetch in flight this one leads or waits for */
+	struct disk_read *dread;   /* reading from the disk tier, or a PURGE's wait */
+	unsigned purged;	   /* PURGE: how many stored responses it dropped */
+	uint64_t unlink_fail0;	   /* PURGE: disk_unlink_failures() before it */
+	bool purging;		   /* PURGE: in TS_DISK until its files are deleted */
+	size_t up_own;		   /* where this proxy\'s own fields begin in up_out */
+	bool swr;		   /* answered stale while a refresh runs */
+	size_t tgt_off, tgt_len;   /* the request target as received */
 	bool from_disk;
 	bool pend_leader;
 	bool client_gone; /* the client left; the fetch goes on for the waiters */
@@ -1049,6 +1051,7 @@ static bool add_validators(struct txn *t, const struct cache_obj *o)
 	    t->up_out.len + need > t->up_out.max)
 		return false; /* (checked first: a half-written head must never go out) */
 	t->up_out.len -= 2;   /* before the head's final CRLF */
+	t->up_cond_at = t->up_out.len;
 	if (et) {
 		sbuf_add_str(&t->up_out, "If-None-Match: ");
 		sbuf_add_sv(&t->up_out, et->value);
@@ -1233,15 +1236,16 @@ static bool cache_try(struct txn *t, const struct h1_request *req, const struct 
 	struct mem_store *store = txn_store(t);
 	bool get = sv_eq(req->method, SV_LIT("GET"));
 
-	if (t->s->w->cache == NULL || t->is_connect || t->upgrade)
+	if (t->s->w->cache == NULL || t->is_connect)
 		return false;
 	if (policy_method_unsafe(req->method)) {
 		/* Even with cache off: the store is kept for a reload that
-		 * turns it back on, and must not keep what this changes. */
+		 * turns it back on, and must not keep what this changes. And
+		 * with an Upgrade offer the origin may well not take. */
 		t->cache_invalidate = txn_cache_key(t, u);
 		return false;
 	}
-	if (store == NULL)
+	if (store == NULL || t->upgrade)
 		return false;
 	if ((!get && !t->is_head) || t->reqb.kind != H1_BODY_NONE || !txn_cache_key(t, u)) {
 		t->cache_fwd = "method";
@@ -1585,10 +1589,12 @@ static void txn_begin(struct session *s, const struct h1_request *req)
 		txn_local(t, herr.status, herr.reason, NULL, true);
 		return;
 	}
+	/* "Content-Length: 0" (which some clients send with a GET) is no
+	 * body: such a request is cached, collapsed and retried as any. */
+	if (t->reqb.kind == H1_BODY_LENGTH && t->reqb.length == 0)
+		t->reqb.kind = H1_BODY_NONE;
 	t->req_left = t->reqb.length;
 	t->req_framed = t->reqb.kind == H1_BODY_NONE;
-	if (t->reqb.kind == H1_BODY_LENGTH && t->reqb.length == 0)
-		t->req_framed = true;
 	chunked_init(&t->req_ck);
 
 	if (head_via_has(req->headers, req->nheaders, t->conf->visible_hostname)) {
@@ -2345,12 +2351,39 @@ static void cache_refresh(struct txn *t, const struct h1_response *resp, int fwd
 	else
 		upstream_close(&t->up, false);
 	srv_idle(t); /* the answer is in; the client reads it from the store */
+	/* fwd=stale, or request where the client's directives sent it */
+	const char *fwd = t->cache_fwd ? t->cache_fwd : "stale";
 	if (n) {
 		cache_obj_put(&o);
-		serve_hit(t, n, false, now, "stale", fwd_status, storable, false);
+		serve_hit(t, n, false, now, fwd, fwd_status, storable, false);
 	} else {
-		serve_hit(t, o, false, now, "stale", fwd_status, false, false);
+		serve_hit(t, o, false, now, fwd, fwd_status, false, false);
 	}
+}
+
+/* The origin's 304 names another representation than the stored one,
+ * which it must then not update (RFC 9111 §4.3.4): the request goes again
+ * as it came, without the validators, for a whole answer (which replaces
+ * the stored one if it may be stored). Once: t->reval is gone after. */
+static void reval_resend(struct txn *t, const struct h1_response *resp)
+{
+	cache_obj_put(&t->reval);
+	iobuf_consume(t->uin, resp->head_len);
+	bool clean = iobuf_len(t->uin) == 0;
+	iobuf_put(&t->uin);
+	if (clean && t->up_reusable && t->req_framed && t->up_off == t->up_out.len &&
+	    upstream_clean(t))
+		upstream_pool_put(&t->up);
+	else
+		upstream_close(&t->up, false);
+	t->up_out.len = t->up_cond_at;
+	sbuf_add_str(&t->up_out, "\r\n");
+	t->up_off = 0;
+	t->status = 0;
+	t->resp_started = false;
+	t->reused = t->retried = false;
+	t->have_upaddr = false;
+	go_state(t, TS_RESOLVE);
 }
 
 /* Decide whether to store the response whose head just arrived, and if so
@@ -2580,6 +2613,13 @@ static int handle_response_head(struct txn *t)
 		txn_local(t, 502, d, PS_PROTOCOL, false);
 		return -1;
 	}
+	/* A response without Date is dated on receipt, forwarded, stored and
+	 * merged into a stored one so (RFC 9110 §6.6.1). */
+	char date[HTTP_DATE_LEN + 1];
+	if (!h1_find(resp.headers, resp.nheaders, "Date") && resp.nheaders < SL_ARRAY_LEN(hdrs)) {
+		http_date_format(wall_s(), date);
+		hdrs[resp.nheaders++] = (struct h1_header){SV_LIT("Date"), sv_from_cstr(date)};
+	}
 	t->status = resp.status;
 	if ((h = h1_find(resp.headers, resp.nheaders, "Content-Type")) != NULL) {
 		size_t n = SL_MIN(h->value.len, sizeof(t->ctype) - 1);
@@ -2595,7 +2635,11 @@ static int handle_response_head(struct txn *t)
 		t->up_reusable = true;
 
 	if (t->reval && resp.status == 304) {
-		cache_refresh(t, &resp, 304);
+		if (policy_304_matches(t->reval->hdrs, t->reval->nhdrs, resp.headers, resp.nheaders,
+				       wall_s()))
+			cache_refresh(t, &resp, 304);
+		else
+			reval_resend(t, &resp);
 		return 1;
 	}
 	/* A 200 to a HEAD says whether the stored GET response is still what

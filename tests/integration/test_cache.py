@@ -1759,3 +1759,99 @@ def test_cache069_waiters_are_not_cut_off_when_fills_have_no_room_left(t):
     A.eq(len(o.requests), 2, "requests at origin: one each")
     A.contains(cs(t.get(p, o.url("/b"))), "; hit", "/b stored")
     A.eq(t.get(p, o.url("/a")).body, b"later", "/a not stored")
+
+
+def test_cache070_a_304_naming_another_etag_does_not_relabel_the_stored_body(t):
+    # RFC 9111 §4.3.4: a 304 whose strong validator matches no stored
+    # response must not update one. The request goes again without the
+    # validators, and its whole answer replaces the stored one.
+    p = t.sluice()
+
+    def h(req, c):
+        if req.header("If-None-Match"):
+            c.send(b'HTTP/1.1 304 Not Modified\r\nETag: "b"\r\nCache-Control: no-cache\r\n\r\n')
+            return None
+        tag = '"a"' if len(c.origin.requests) == 1 else '"b"'
+        c.respond(200, b"body " + tag.encode(), [("ETag", tag), ("Cache-Control", "no-cache")])
+    o = t.origin(h)
+    A.eq(t.get(p, o.url("/e")).body, b'body "a"', "first")
+    r = t.get(p, o.url("/e"))
+    A.status(r, 200)
+    A.eq((r.body, r.header("ETag")), (b'body "b"', '"b"'), "the body its ETag names")
+    A.eq([q.header("If-None-Match") for q in o.requests], [None, '"a"', None],
+         "conditional, then again without validators")
+    A.contains(cs(r), "fwd=stale; fwd-status=200; stored", "Cache-Status")
+    r = t.get(p, o.url("/e"))  # the new copy is what is stored and revalidated now
+    A.eq((r.body, r.header("ETag")), (b'body "b"', '"b"'), "third")
+    A.eq(o.requests[3].header("If-None-Match"), '"b"', "revalidated with the new tag")
+
+
+def test_cache071_answers_without_date_are_dated_on_receipt(t):
+    # RFC 9110 §6.6.1: a proxy with a clock that forwards or caches a
+    # response without Date adds one; a 304 without Date freshens the
+    # stored copy as of its receipt (RFC 9111 §4.3.4).
+    p = t.sluice()
+
+    def h(req, c):
+        if req.header("If-None-Match") == '"a"':
+            c.send(b'HTTP/1.1 304 Not Modified\r\nETag: "a"\r\n\r\n')
+            return None
+        c.send(b'HTTP/1.1 200 OK\r\nETag: "a"\r\nCache-Control: max-age=2\r\n'
+               b'Content-Length: 1\r\n\r\nA')
+    o = t.origin(h)
+    r = t.get(p, o.url("/d"))
+    A.eq(r.header("Date") is not None, True, "a forwarded answer has a Date")
+    r = t.get(p, o.url("/d"))
+    A.contains(cs(r), "; hit", "a hit")
+    A.eq(r.header("Date") is not None, True, "so has a hit")
+    time.sleep(2.2)
+    r = t.get(p, o.url("/d"))
+    A.contains(cs(r), "fwd=stale; fwd-status=304", "revalidated")
+    A.eq(r.header("Age"), "0", "refreshed as of the 304's receipt")
+    r = t.get(p, o.url("/d"))
+    A.contains(cs(r), "; hit", "fresh again after the 304")
+    A.eq(len(o.requests), 2, "requests at the origin")
+
+
+def test_cache072_a_revalidation_the_client_asked_for_says_fwd_request(t):
+    # RFC 9211 §2.2: a fresh response the client's no-cache kept from use
+    # is fwd=request, whatever the origin's 304 then says.
+    p = t.sluice()
+
+    def h(req, c):
+        if req.header("If-None-Match") == '"a"':
+            c.send(b'HTTP/1.1 304 Not Modified\r\nETag: "a"\r\n\r\n')
+            return None
+        c.respond(200, b"A", [("ETag", '"a"'), ("Cache-Control", "max-age=60")])
+    o = t.origin(h)
+    t.get(p, o.url("/q"))
+    r = t.get(p, o.url("/q"), [("Cache-Control", "no-cache")])
+    A.eq(o.requests[1].header("If-None-Match"), '"a"', "revalidated")
+    A.contains(cs(r), "fwd=request; fwd-status=304", "Cache-Status")
+
+
+def test_cache073_a_get_with_content_length_0_is_served_from_cache(t):
+    p = t.sluice()
+    o = t.origin(counting([("Cache-Control", "max-age=60")]))
+    t.get(p, o.url("/cl0"))
+    r = t.get(p, o.url("/cl0"), [("Content-Length", "0")])
+    A.contains(cs(r), "; hit", "Cache-Status of a GET with Content-Length: 0")
+
+
+def test_cache074_an_unsafe_method_offering_an_upgrade_still_invalidates(t):
+    # RFC 9111 §4.4: the origin ignores the Upgrade offer (curl --http2
+    # sends one) and answers the DELETE; the stored copy must go.
+    p = t.sluice()
+
+    def h(req, c):
+        if req.method == "DELETE":
+            c.respond(204, b"")
+            return None
+        c.respond(200, b"doc #%d" % len(c.origin.requests), [("Cache-Control", "max-age=60")])
+    o = t.origin(h)
+    A.eq(t.get(p, o.url("/doc")).body, b"doc #1", "stored")
+    r = t.get(p, o.url("/doc"), [("Connection", "Upgrade, HTTP2-Settings"), ("Upgrade", "h2c"),
+                                 ("HTTP2-Settings", "AAMAAABkAARAAAAAAAIAAAAA")],
+              method="DELETE")
+    A.status(r, 204)
+    A.eq(t.get(p, o.url("/doc")).body, b"doc #3", "not the copy stored before the DELETE")

@@ -406,6 +406,25 @@ TEST(s3_2_304_updates_stored_fields_but_not_framing)
 	CHECK_INT(policy_merge_304(st.h, st.n, upd.h, upd.n, out, 5), -1);
 }
 
+TEST(s4_3_4_a_304_updates_only_the_stored_response_its_validator_names)
+{
+	struct hl strong = HL("ETag: \"a\"", "Last-Modified: Tue, 01 Dec 2026 10:00:00 GMT");
+	struct hl weak = HL("ETag: W/\"a\"");
+	struct hl lmonly = HL("Last-Modified: Tue, 01 Dec 2026 10:00:00 GMT");
+#define M(st, ...) policy_304_matches((st).h, (st).n, HL(__VA_ARGS__).h, HL(__VA_ARGS__).n, NOW)
+	CHECK(M(strong, "ETag: \"a\""));
+	CHECK(!M(strong, "ETag: \"b\"")); /* MUST NOT update (§4.3.4) */
+	CHECK(!M(weak, "ETag: \"a\""));	  /* a strong one needs a strong match */
+	CHECK(M(weak, "ETag: W/\"a\""));
+	CHECK(M(strong, "ETag: W/\"a\"")); /* a weak one matches weakly */
+	CHECK(!M(lmonly, "ETag: \"a\""));
+	CHECK(!M(strong, "ETag: nonsense"));
+	CHECK(M(lmonly, "Last-Modified: Tue, 01 Dec 2026 10:00:00 GMT"));
+	CHECK(!M(lmonly, "Last-Modified: Tue, 01 Dec 2026 10:00:01 GMT"));
+	CHECK(M(lmonly, "Cache-Control: max-age=5")); /* no validator: the one asked about */
+#undef M
+}
+
 TEST(s4_3_5_a_head_200_freshens_only_the_stored_response_it_matches)
 {
 	struct hl st = HL("ETag: \"a1\"", "Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT",
@@ -531,6 +550,7 @@ int main(void)
 	RUN(s4_3_2_client_conditionals_answered_from_cache);
 	RUN(s3_1_hop_by_hop_fields_are_not_stored);
 	RUN(s3_2_304_updates_stored_fields_but_not_framing);
+	RUN(s4_3_4_a_304_updates_only_the_stored_response_its_validator_names);
 	RUN(s4_3_5_a_head_200_freshens_only_the_stored_response_it_matches);
 	RUN(s4_4_unsafe_methods_with_non_error_status_invalidate);
 	RUN(s4_4_location_and_content_location_of_the_same_origin);
