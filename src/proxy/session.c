@@ -1251,6 +1251,14 @@ static bool cache_try(struct txn *t, const struct h1_request *req, const struct 
 		t->cache_fwd = "method";
 		return false;
 	}
+	/* From here on the request is read as the origin gets it, the way
+	 * its answers are stored: a Vary on a field this proxy writes
+	 * (X-Forwarded-For, Forwarded, Via) selects by what was written. */
+	struct h1_header rh[MAX_HEADERS_CEIL];
+	struct h1_request oreq;
+	if (!origin_request(t, &oreq, rh, SL_ARRAY_LEN(rh)))
+		return false;
+	req = &oreq;
 	/* Read first: a purge from here on keeps what this request gets, from
 	 * the origin or the disk, out of the store (mem_insert_gen). */
 	t->gen = mem_gen(store, t->ckey, t->ckey_len);

@@ -7,6 +7,7 @@ import threading
 import time
 
 from lib import asserts as A
+from lib.client import build_request
 from lib.origin import CLOSE
 from lib.util import bin_path, scale, wait_until
 from test_cache import outgrowing_origin
@@ -788,3 +789,24 @@ def test_reverse041_a_trailing_dot_host_is_one_cache_entry_for_hits_and_purge(t)
     A.status(rget(t, p, "/new", method="POST", body=b"x"), 201)
     o.handler = h
     A.eq(rget(t, p, "/a", host="www.example").body, b"#4 www.example", "invalidated")
+
+
+def test_reverse042_variants_are_selected_by_the_request_as_forwarded(t):
+    # Answers are stored under the request the backend got, which has the
+    # fields this proxy writes: a lookup must read those too. A Vary on
+    # X-Forwarded-Proto then hits, and a client cannot pick another
+    # client's X-Forwarded-For variant by sending its forwarded value.
+    def h(req, c):
+        vary = "X-Forwarded-Proto" if req.target == "/p" else "X-Forwarded-For"
+        c.respond(200, f"#{len(c.origin.requests)} {req.header('X-Forwarded-For')}".encode(),
+                  [("Cache-Control", "max-age=60"), ("Vary", vary)])
+    o = t.origin(h)
+    p = t.sluice(f"backend web {o.hostport}\nroute / web\n")
+    rget(t, p, "/p")
+    r = rget(t, p, "/p")
+    A.contains(r.header("Cache-Status"), "; hit", "a Vary on X-Forwarded-Proto hits")
+    A.eq(rget(t, p, "/f").body, b"#2 127.0.0.1", "the first client's variant")
+    c = t.client(p, source="127.0.0.2")
+    r = c.request(build_request("GET", "/f", [("Host", "www.example"),
+                                              ("X-Forwarded-For", "127.0.0.1")]))
+    A.eq(r.body, b"#3 127.0.0.1, 127.0.0.2", "its own variant, from the backend")
