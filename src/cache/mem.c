@@ -113,6 +113,7 @@ static void body_map(struct cache_obj *o)
 	o->body = o->tail = c;
 	o->body_mapped = true;
 	o->charge += sizeof(*c) + c->cap;
+	o->body_charge += sizeof(*c) + c->cap;
 }
 
 struct cache_obj *cache_obj_new(const char *key, size_t key_len, const char *vary, size_t vary_len,
@@ -190,6 +191,7 @@ void cache_obj_append(struct cache_obj *o, const void *p, size_t n)
 				o->body = c;
 			o->tail = c;
 			o->charge += sizeof(*c) + cap;
+			o->body_charge += sizeof(*c) + cap;
 		}
 		size_t k = SL_MIN(n, (size_t)(c->cap - c->len));
 		memcpy(c->data + c->len, src, k);
@@ -198,6 +200,25 @@ void cache_obj_append(struct cache_obj *o, const void *p, size_t n)
 		src += k;
 		n -= k;
 	}
+	atomic_store_explicit(&o->published, o->body_len, memory_order_release);
+}
+
+void cache_obj_share_body(struct cache_obj *o, struct cache_obj *from)
+{
+	SL_CHECK_OBJ(o, CACHE_OBJ_MAGIC);
+	SL_ASSERT(o->body == NULL && o->body_len == 0 && !o->complete && from->complete);
+	struct cache_obj *owner = from->body_of ? from->body_of : from;
+	o->body_of = cache_obj_ref(owner);
+	o->body = owner->body;
+	o->tail = owner->tail;
+	o->body_len = owner->body_len;
+	o->body_hint = owner->body_len;
+	o->body_mapped = owner->body_mapped;
+	o->body_fd = owner->body_fd;
+	/* Charged to each object that keeps it alive: an overcount while two
+	 * are stored, never an undercount once the first is gone. */
+	o->body_charge = owner->body_charge;
+	o->charge += owner->body_charge;
 	atomic_store_explicit(&o->published, o->body_len, memory_order_release);
 }
 
@@ -232,15 +253,19 @@ void cache_obj_put(struct cache_obj **op)
 	if (atomic_fetch_sub_explicit(&o->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	SL_ASSERT(!o->linked);
-	for (struct cache_chunk *c = o->body, *n; c; c = n) {
-		n = c->next;
-		if (o->body_mapped && c == o->body)
-			munmap(c->data, c->cap);
-		free(c);
-	}
-	if (o->body_fd >= 0) {
-		close(o->body_fd);
-		atomic_fetch_sub(&memfds, 1);
+	if (o->body_of) {
+		cache_obj_put(&o->body_of); /* the body is its */
+	} else {
+		for (struct cache_chunk *c = o->body, *n; c; c = n) {
+			n = c->next;
+			if (o->body_mapped && c == o->body)
+				munmap(c->data, c->cap);
+			free(c);
+		}
+		if (o->body_fd >= 0) {
+			close(o->body_fd);
+			atomic_fetch_sub(&memfds, 1);
+		}
 	}
 	if (o->held_in) {
 		mem_release(o->held_in, o->held);

@@ -57,6 +57,10 @@ struct cache_obj {
 	 * none), which hits may send with sendfile(). */
 	bool body_mapped;
 	int body_fd;
+	/* The body is another object's (cache_obj_share_body), which this
+	 * one holds a reference to; NULL for a body of its own. */
+	struct cache_obj *body_of;
+	uint64_t body_charge; /* of charge, what the body's chunks take */
 	bool complete;
 	/* For readers on other threads while it is filled (request
 	 * collapsing): body bytes that may be read (release-stored after
@@ -90,6 +94,10 @@ struct cache_obj *cache_obj_new(const char *key, size_t key_len, const char *var
 void cache_obj_want_fd(struct cache_obj *o);
 /* Append body bytes (before cache_obj_done()). */
 void cache_obj_append(struct cache_obj *o, const void *p, size_t n);
+/* Give o (new, no body yet) from's complete body, without a copy: o
+ * holds a reference to the object that owns it (a 304 refreshes a stored
+ * response's head, not its body). Then cache_obj_done(o). */
+void cache_obj_share_body(struct cache_obj *o, struct cache_obj *from);
 /* The body is all there: the object may now be inserted. */
 void cache_obj_done(struct cache_obj *o);
 /* The body will never be whole (the origin failed mid-body): readers that

@@ -2337,10 +2337,10 @@ static void cache_refresh(struct txn *t, const struct h1_response *resp, int fwd
 		struct policy_meta m;
 		policy_meta(o->status, merged, (unsigned)nm, (int64_t)(t->t0_wall_us / 1000000),
 			    now, &m);
-		n = stored_obj(t, o->status, merged, (unsigned)nm, vk, (size_t)vl, o->body_len, &m);
+		/* (No body hint: the body is o's, shared, not copied.) */
+		n = stored_obj(t, o->status, merged, (unsigned)nm, vk, (size_t)vl, 0, &m);
 		if (n) {
-			for (const struct cache_chunk *c = o->body; c; c = c->next)
-				cache_obj_append(n, c->data, c->len);
+			cache_obj_share_body(n, o);
 			cache_obj_done(n);
 		}
 	}

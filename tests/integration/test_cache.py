@@ -1,6 +1,7 @@
 """The shared cache in forward mode: what is stored, what is served from it,
 and what every answer says about it (Age, Cache-Status, the origin's count)."""
 import hashlib
+import socket
 import os
 import threading
 import time
@@ -1855,3 +1856,37 @@ def test_cache074_an_unsafe_method_offering_an_upgrade_still_invalidates(t):
               method="DELETE")
     A.status(r, 204)
     A.eq(t.get(p, o.url("/doc")).body, b"doc #3", "not the copy stored before the DELETE")
+
+
+def test_cache075_revalidations_share_the_stored_body_instead_of_copying_it(t):
+    # An 8 MiB response revalidated by every request (max-age=0): each 304
+    # makes a new stored head for the same body. Twenty slow readers of
+    # twenty refreshed copies hold one body between them, not twenty.
+    size = 8 << 20
+    body = bytes(range(256)) * (size // 256)
+
+    def h(req, c):
+        if req.header("If-None-Match") == '"x"':
+            c.send(b'HTTP/1.1 304 Not Modified\r\nETag: "x"\r\n'
+                   b"Cache-Control: max-age=0\r\n\r\n")
+            return None
+        c.respond(200, body, [("ETag", '"x"'), ("Cache-Control", "max-age=0")])
+    o = t.origin(h)
+    p = t.sluice("cache_mem 64M\ncache_max_object 12M\n")
+    A.eq(len(t.get(p, o.url("/big"), timeout=20).body), size, "first answer")
+    base = p.rss_kb()
+    readers = []
+    for _ in range(20):
+        c = t.client(p, timeout=20)
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        c.send(build_request("GET", o.url("/big")))
+        readers.append(c)
+    wait_until(lambda: len(o.requests) >= 21, 10, "the revalidations")
+    time.sleep(0.5)
+    grown = (p.rss_kb() - base) // 1024
+    A.eq(grown < 40, True, f"memory grown with 20 refreshed readers: {grown} MiB")
+    for c in readers:
+        c.close()
+    r = t.get(p, o.url("/big"), timeout=20)
+    A.eq((r.status, len(r.body), r.body == body), (200, size, True), "a whole refreshed body")
+    A.contains(cs(r), "fwd=stale; fwd-status=304", "Cache-Status")

@@ -292,6 +292,45 @@ TEST(large_bodies_get_a_mapping_and_on_request_a_memfd)
 	cache_obj_put(&o);
 }
 
+/* A 304 refresh makes a new head for the same body: shared, not copied,
+ * and alive as long as any object that reads it, whichever goes first. */
+TEST(a_refreshed_object_shares_its_body_with_the_one_it_replaces)
+{
+	enum { LEN = 300000 };
+	static char big[LEN];
+	for (size_t i = 0; i < LEN; i++)
+		big[i] = (char)(i * 13 + i / 7);
+	static const char head[] = "HTTP/1.1 200 OK\r\nContent-Length: 300000\r\n\r\n";
+	static const char head2[] = "HTTP/1.1 200 OK\r\nContent-Length: 300000\r\nX-New: 1\r\n\r\n";
+	struct policy_meta m = {.lifetime = 60};
+	struct mem_store *s = mem_store_new(4 << 20);
+
+	struct cache_obj *o = cache_obj_new("k", 1, "", 0, head, strlen(head), LEN, &m);
+	cache_obj_append(o, big, LEN);
+	cache_obj_done(o);
+	CHECK(mem_insert(s, o));
+	struct cache_obj *n = cache_obj_new("k", 1, "", 0, head2, strlen(head2), 0, &m);
+	cache_obj_share_body(n, o);
+	cache_obj_done(n);
+	CHECK(n->body == o->body && n->body_len == LEN && n->body_of == o);
+	/* Its charge holds the body it keeps alive. */
+	CHECK(n->charge >= LEN && n->charge - LEN < 1024);
+	struct cache_obj *n2 = cache_obj_new("k", 1, "", 0, head2, strlen(head2), 0, &m);
+	cache_obj_share_body(n2, n); /* a refresh of a refresh: the same owner */
+	cache_obj_done(n2);
+	CHECK(n2->body_of == o);
+	CHECK(mem_insert(s, n)); /* replaces o in the store */
+	cache_obj_put(&o);	 /* the first reader lets go */
+	CHECK(body_is(n, big, LEN));
+	cache_obj_put(&n);
+	CHECK(body_is(n2, big, LEN));
+	cache_obj_put(&n2);
+	struct cache_obj *h = mem_lookup(s, "k", 1, NULL, 0);
+	CHECK(h && body_is(h, big, LEN) && h->nhdrs == 2);
+	cache_obj_put(&h);
+	mem_store_free(&s);
+}
+
 TEST(a_key_keeps_a_bounded_number_of_variants)
 {
 	struct mem_store *s = mem_store_new(16 << 20);
@@ -555,6 +594,7 @@ int main(void)
 	RUN(capacity_is_kept_and_oversized_or_incomplete_refused);
 	RUN(memory_charged_per_object_beyond_its_body);
 	RUN(large_bodies_get_a_mapping_and_on_request_a_memfd);
+	RUN(a_refreshed_object_shares_its_body_with_the_one_it_replaces);
 	RUN(a_key_keeps_a_bounded_number_of_variants);
 	RUN(reservations_for_bodies_in_flight_are_bounded);
 	RUN(a_fetch_is_joined_by_requests_for_its_variant_only);
