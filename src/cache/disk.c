@@ -1346,6 +1346,19 @@ void disk_close(struct disk_store **dp)
 
 /* ---- the public operations ---- */
 
+bool disk_has_key(struct disk_store *d, const char *key, size_t key_len)
+{
+	SL_CHECK_OBJ(d, DISK_MAGIC);
+	uint64_t h = cache_key_hash(key, key_len);
+	bool found = false;
+
+	pthread_mutex_lock(&d->mu);
+	for (struct entry *e = d->tab[h & d->mask]; e && !found; e = e->chain)
+		found = same_key(e, h, key, key_len);
+	pthread_mutex_unlock(&d->mu);
+	return found;
+}
+
 struct disk_read *disk_read(struct disk_store *d, struct disk_mbox *mb, const char *key,
 			    size_t key_len, const struct h1_header *req, unsigned nreq,
 			    disk_read_cb cb, void *arg)

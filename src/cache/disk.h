@@ -128,6 +128,8 @@ typedef void (*disk_read_cb)(void *arg, struct cache_obj *o);
 struct disk_read *disk_read(struct disk_store *d, struct disk_mbox *mb, const char *key,
 			    size_t key_len, const struct h1_header *req, unsigned nreq,
 			    disk_read_cb cb, void *arg) SL_WUR;
+/* Whether the index holds any response for key, whichever variant. */
+bool disk_has_key(struct disk_store *d, const char *key, size_t key_len);
 /* On mb's loop, before the callback ran: it never will, and an object
  * already read is freed. *rp is set to NULL; a NULL *rp is ignored. */
 void disk_read_cancel(struct disk_read **rp);

@@ -467,6 +467,20 @@ struct cache_obj *mem_lookup(struct mem_store *s, const char *key, size_t key_le
 	return found;
 }
 
+bool mem_has_key(struct mem_store *s, const char *key, size_t key_len)
+{
+	uint64_t h = cache_key_hash(key, key_len);
+	struct cache_obj **head;
+	struct shard *sh = shard_of(s, h, &head);
+	bool found = false;
+
+	pthread_mutex_lock(&sh->mu);
+	for (struct cache_obj *c = *head; c && !found; c = c->chain)
+		found = same_key(c, h, key, key_len);
+	pthread_mutex_unlock(&sh->mu);
+	return found;
+}
+
 static void pend_invalidate(struct mem_store *s, uint64_t h, const char *key, size_t len);
 
 unsigned mem_purge(struct mem_store *s, const char *key, size_t key_len)

@@ -149,6 +149,10 @@ void mem_gen_bump(struct mem_store *s, const char *key, size_t key_len);
 struct cache_obj *mem_lookup(struct mem_store *s, const char *key, size_t key_len,
 			     const struct h1_header *req, unsigned nreq) SL_WUR;
 
+/* Whether any response for key is stored, whichever variant (after a
+ * miss: Cache-Status fwd=vary-miss rather than uri-miss). */
+bool mem_has_key(struct mem_store *s, const char *key, size_t key_len);
+
 /* Remove every stored response for key (all variants). Returns how many.
  * A fetch in flight for key is marked, so that it is not stored. */
 unsigned mem_purge(struct mem_store *s, const char *key, size_t key_len);

@@ -178,6 +178,7 @@ struct txn {
 	bool purging;		   /* PURGE: in TS_DISK until its files are deleted */
 	size_t up_own;		   /* where this proxy\'s own fields begin in up_out */
 	bool swr;		   /* answered stale while a refresh runs */
+	bool vary_miss;		   /* stored, but another variant (Cache-Status) */
 	size_t tgt_off, tgt_len;   /* the request target as received */
 	bool from_disk;
 	bool pend_leader;
@@ -1273,6 +1274,10 @@ static bool cache_try(struct txn *t, const struct h1_request *req, const struct 
 			return true;
 		}
 	}
+	/* The URL stored, but not the variant asked for: RFC 9211 §2.2 has
+	 * a more specific name for that miss. */
+	t->vary_miss = o == NULL && (mem_has_key(store, t->ckey, t->ckey_len) ||
+				     (w->disk && disk_has_key(w->disk, t->ckey, t->ckey_len)));
 	return cache_decide(t, req, o);
 }
 
@@ -1294,7 +1299,7 @@ static bool cache_decide(struct txn *t, const struct h1_request *req, struct cac
 	bool cond = client_conditional(req);
 	bool auth = h1_find(req->headers, req->nheaders, "Authorization") != NULL;
 	int64_t now = wall_s();
-	t->cache_fwd = "uri-miss";
+	t->cache_fwd = t->vary_miss ? "vary-miss" : "uri-miss";
 	cache_obj_put(&t->head_of); /* decided afresh (collapse_rejoin) */
 	if (o) {
 		enum policy_reuse r = policy_reuse(&o->meta, &rq, pragma, now);

@@ -1890,3 +1890,18 @@ def test_cache075_revalidations_share_the_stored_body_instead_of_copying_it(t):
     r = t.get(p, o.url("/big"), timeout=20)
     A.eq((r.status, len(r.body), r.body == body), (200, size, True), "a whole refreshed body")
     A.contains(cs(r), "fwd=stale; fwd-status=304", "Cache-Status")
+
+
+def test_cache076_another_variant_stored_is_a_vary_miss(t):
+    # RFC 9211 §2.2: the most specific reason; uri-miss only when nothing
+    # of the URL is stored.
+    p = t.sluice()
+
+    def h(req, c):
+        c.respond(200, b"v", [("Cache-Control", "max-age=60"), ("Vary", "Accept-Encoding")])
+    o = t.origin(h)
+    A.contains(cs(t.get(p, o.url("/v"), [("Accept-Encoding", "gzip")])), "fwd=uri-miss",
+               "nothing stored yet")
+    r = t.get(p, o.url("/v"), [("Accept-Encoding", "br")])
+    A.contains(cs(r), "fwd=vary-miss; fwd-status=200; stored", "another variant stored")
+    A.contains(cs(t.get(p, o.url("/v"), [("Accept-Encoding", "br")])), "; hit", "then a hit")

@@ -625,6 +625,8 @@ TEST(vary_variants_are_selected_and_replaced)
 	cache_obj_put(&h);
 	bool miss;
 	CHECK(get(d, "http://a:80/v", "deflate", &miss) == NULL && miss);
+	CHECK(disk_has_key(d, "http://a:80/v", 13)); /* but the URL is there */
+	CHECK(!disk_has_key(d, "http://a:80/w", 13));
 	/* A newer gzip variant replaces the old one in place. */
 	struct cache_obj *gz2 = make("http://a:80/v", head_vary, "gzip", "NEWGZ", 5);
 	CHECK(disk_write(d, gz2));

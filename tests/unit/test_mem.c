@@ -73,6 +73,8 @@ TEST(insert_then_hit_and_miss)
 	cache_obj_put(&h);
 	CHECK(get(s, "http://a:80/y", NULL) == NULL);
 	CHECK(get(s, "http://a:80/x?", NULL) == NULL);
+	CHECK(mem_has_key(s, "http://a:80/x", 13));
+	CHECK(!mem_has_key(s, "http://a:80/y", 13));
 	uint64_t n, bytes;
 	mem_stats(s, &n, &bytes);
 	CHECK_INT(n, 1);
