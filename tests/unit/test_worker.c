@@ -30,7 +30,8 @@ static void *grabber(void *arg)
 	struct worker_post *p;
 
 	atomic_store(&g->ready, true);
-	while (atomic_load(&g->w->post) == g->first)
+	/* (NULL in between: the main thread took the first back to merge.) */
+	while ((p = atomic_load(&g->w->post)) == g->first || p == NULL)
 		;
 	p = atomic_exchange(&g->w->post, NULL);
 	if (p == NULL)
