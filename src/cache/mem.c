@@ -30,6 +30,7 @@ struct cache_pend {
 	size_t pvary_len, pvk_len;
 	bool lone;		 /* its variant cannot be told: joined by none */
 	bool invalidated;	 /* under the store's pend_mu */
+	bool sealed;		 /* joined by none (mem_pend_seal), under both */
 	struct cache_pend *next; /* in the table, under the store's pend_mu */
 	uint64_t hash;
 	size_t key_len;
@@ -582,7 +583,7 @@ static int pend_fit(const struct cache_pend *p, const struct h1_header *req, uns
 	char vk[CACHE_VARY_KEY_MAX];
 	if (p->state != PEND_WAIT && p->obj)
 		return cache_obj_selected(p->obj, req, nreq) ? 3 : 0;
-	if (p->lone)
+	if (p->lone || p->sealed)
 		return 0;
 	if (p->pvary == NULL)
 		return 1;
@@ -804,6 +805,19 @@ bool mem_pend_waited(struct cache_pend *p)
 	bool any = p->waiters != NULL;
 	pthread_mutex_unlock(&p->mu);
 	return any;
+}
+
+bool mem_pend_seal(struct mem_store *s, struct cache_pend *p)
+{
+	/* Under the table's lock, as a join decides and adds its waiter. */
+	pthread_mutex_lock(&s->pend_mu);
+	pthread_mutex_lock(&p->mu);
+	bool none = p->waiters == NULL;
+	if (none)
+		p->sealed = true;
+	pthread_mutex_unlock(&p->mu);
+	pthread_mutex_unlock(&s->pend_mu);
+	return none;
 }
 
 void mem_pend_leave(struct cache_pend **pp, struct cache_waiter *w)

@@ -227,6 +227,11 @@ bool mem_pend_end(struct mem_store *s, struct cache_pend **pp);
 enum pend_state mem_pend_state(struct cache_pend *p, struct cache_obj **o);
 /* Whether any request is waiting on the fetch. */
 bool mem_pend_waited(struct cache_pend *p);
+/* Leader, about to give up a fetch it has begun to answer: true if no
+ * request waits on it, and then none can join it from now on (they go to
+ * the origin themselves), so that none is cut off by its end; false if
+ * some do wait (it is to go on for them). */
+bool mem_pend_seal(struct mem_store *s, struct cache_pend *p);
 /* Waiter: leave (no kick after this returns). Drops the reference. */
 void mem_pend_leave(struct cache_pend **pp, struct cache_waiter *w);
 

@@ -680,7 +680,7 @@ static void txn_abort(struct txn *t, const char *why)
 static bool leader_detach(struct txn *t, const char *why)
 {
 	if (t->client_gone || !t->pend || !t->pend_leader || !t->fill || !t->head_sent ||
-	    !mem_pend_waited(t->pend))
+	    mem_pend_seal(t->s->w->cache, t->pend))
 		return false;
 	log_info("%s for %.*s; its fetch goes on for the requests waiting on it", why,
 		 (int)t->url_len, t->strs.p + t->url_off);
@@ -2499,7 +2499,7 @@ static bool fill_room(struct txn *t, uint64_t need)
 		t->fill_reserved += more;
 		return true;
 	}
-	if (!(t->pend && mem_pend_waited(t->pend)) || !mem_reserve_transient(store, more))
+	if (!t->pend || mem_pend_seal(store, t->pend) || !mem_reserve_transient(store, more))
 		return false; /* nobody to finish it for, or no room */
 	if (!t->fill_transient)
 		log_debug("not storing %.*s (%s); finishing it for the requests that stream it",

@@ -471,6 +471,32 @@ TEST(a_fetch_is_joined_by_requests_for_its_variant_only)
 	mem_store_free(&s);
 }
 
+/* A leader giving up a fetch it answers: with nobody waiting it is sealed,
+ * so a request coming after leads its own rather than join one about to be
+ * cut off; with a waiter it is not, and goes on. */
+TEST(a_fetch_given_up_without_waiters_is_joined_by_none)
+{
+	struct mem_store *s = mem_store_new(1 << 20);
+	struct cache_waiter w1 = {.kick = count_kick}, w2 = {.kick = count_kick},
+			    w3 = {.kick = count_kick};
+	bool leader;
+	struct cache_pend *p = join(s, "gzip", &w1, &leader);
+	CHECK(p != NULL && leader);
+	CHECK(mem_pend_seal(s, p));
+	struct cache_pend *q = join(s, "gzip", &w2, &leader);
+	CHECK(q != NULL && q != p && leader);
+	struct cache_pend *r = join(s, "gzip", &w3, &leader);
+	CHECK(r == q && !leader);
+	CHECK(!mem_pend_seal(s, q)); /* w3 waits on it */
+	struct cache_pend *r2 = join(s, "gzip", &w1, &leader);
+	CHECK(r2 == q && !leader); /* and others may still join */
+	mem_pend_leave(&r, &w3);
+	mem_pend_leave(&r2, &w1);
+	CHECK(mem_pend_end(s, &p));
+	CHECK(mem_pend_end(s, &q));
+	mem_store_free(&s);
+}
+
 TEST(a_request_waits_on_the_fetch_that_fits_its_variant_best)
 {
 	struct mem_store *s = mem_store_new(1 << 20);
@@ -600,6 +626,7 @@ int main(void)
 	RUN(a_key_keeps_a_bounded_number_of_variants);
 	RUN(reservations_for_bodies_in_flight_are_bounded);
 	RUN(a_fetch_is_joined_by_requests_for_its_variant_only);
+	RUN(a_fetch_given_up_without_waiters_is_joined_by_none);
 	RUN(a_request_waits_on_the_fetch_that_fits_its_variant_best);
 	RUN(a_fetch_takes_the_vary_of_a_stored_variant_as_its_guess);
 	RUN(a_key_has_a_bounded_number_of_fetches_in_flight);
