@@ -247,22 +247,28 @@ enum policy_store policy_storable(struct sv method, const struct h1_header *req,
 
 /* ---- freshness and age ---- */
 
-/* A single-valued date field: -1 if absent, -2 if invalid or given twice
- * with different values. A date before 1970 is read as 1970: as far in the
- * past as every use here needs (an Expires then is expired, RFC 9111 §5.3),
- * and never taken for absent. */
+/* What date_field() returns for a field that is not there, or that is
+ * invalid or given twice with different values; any other value is the
+ * date (seconds since 1970, negative before). */
+#define DATE_ABSENT INT64_MIN
+#define DATE_BAD    (INT64_MIN + 1)
+
+static bool date_ok(int64_t v)
+{
+	return v > DATE_BAD;
+}
+
+/* A single-valued date field. */
 static int64_t date_field(const struct h1_header *h, unsigned n, const char *name, int64_t now)
 {
-	int64_t v = -1;
+	int64_t v = DATE_ABSENT;
 	for (unsigned i = 0; i < n; i++) {
 		if (!sv_ieq_cstr(h[i].name, name))
 			continue;
 		int64_t t;
-		if (http_date_parse(h[i].value, now, &t) < 0)
-			return -2;
-		t = SL_MAX(t, 0);
-		if (v != -1 && v != t)
-			return -2;
+		if (http_date_parse(h[i].value, now, &t) < 0 || !date_ok(t) ||
+		    (v != DATE_ABSENT && v != t))
+			return DATE_BAD;
 		v = t;
 	}
 	return v;
@@ -279,14 +285,14 @@ int64_t policy_lifetime(int status, const struct cc *cc, const struct h1_header 
 	if (cc->max_age >= 0)
 		return cc->max_age;
 	int64_t exp = date_field(resp, nresp, "expires", now);
-	if (exp == -2)
-		return 0; /* §5.3: an invalid Expires is in the past */
-	if (exp >= 0)
+	if (exp == DATE_BAD)
+		return 0;	/* §5.3: an invalid Expires is in the past */
+	if (exp != DATE_ABSENT) /* (one before 1970 too: no heuristic then) */
 		return exp > date ? exp - date : 0;
 	if (!policy_status_heuristic(status) && !(cc->flags & CC_PUBLIC))
 		return 0;
 	int64_t lm = date_field(resp, nresp, "last-modified", now);
-	if (lm < 0 || lm >= date)
+	if (!date_ok(lm) || lm >= date)
 		return 0;
 	*heuristic = true;
 	int64_t h = (date - lm) * HEURISTIC_PERCENT / 100;
@@ -300,10 +306,9 @@ void policy_meta(int status, const struct h1_header *resp, unsigned nresp, int64
 	m->request_time = request_time;
 	m->response_time = response_time;
 	int64_t d = date_field(resp, nresp, "date", response_time);
-	m->date = d >= 0 ? d : response_time;
-	m->last_modified = date_field(resp, nresp, "last-modified", response_time);
-	if (m->last_modified < 0)
-		m->last_modified = -1;
+	m->date = date_ok(d) ? d : response_time;
+	int64_t lm = date_field(resp, nresp, "last-modified", response_time);
+	m->last_modified = date_ok(lm) ? SL_MAX(lm, 0) : -1;
 	const struct h1_header *age = h1_find(resp, nresp, "age");
 	int64_t av = age ? delta_seconds(age->value) : -1;
 	m->age_value = av > 0 ? av : 0;
@@ -464,12 +469,12 @@ bool policy_not_modified(struct sv method, const struct h1_header *req, unsigned
 	if (!sv_eq(method, sv_from_cstr("GET")) && !sv_eq(method, sv_from_cstr("HEAD")))
 		return false;
 	int64_t ims = date_field(req, nreq, "if-modified-since", now);
-	if (ims < 0)
+	if (!date_ok(ims))
 		return false;
 	int64_t lm = date_field(stored, nstored, "last-modified", now);
-	if (lm < 0)
+	if (!date_ok(lm))
 		lm = date_field(stored, nstored, "date", now);
-	return lm >= 0 && lm <= ims;
+	return date_ok(lm) && lm <= ims;
 }
 
 bool policy_has_other_conditional(const struct h1_header *req, unsigned nreq)
@@ -496,7 +501,7 @@ bool policy_if_range(const struct h1_header *req, unsigned nreq, const struct h1
 	int64_t when = date_field(req, nreq, "if-range", now);
 	int64_t lm = date_field(stored, nstored, "last-modified", now);
 	int64_t date = date_field(stored, nstored, "date", now);
-	return when >= 0 && lm >= 0 && when == lm && date >= 0 && lm < date;
+	return date_ok(when) && date_ok(lm) && when == lm && date_ok(date) && lm < date;
 }
 
 bool policy_304_matches(const struct h1_header *stored, unsigned nstored,
@@ -511,9 +516,9 @@ bool policy_304_matches(const struct h1_header *stored, unsigned nstored,
 		return a.weak ? etag_weak_eq(&a, &b) : etag_strong_eq(&a, &b);
 	}
 	int64_t lm = date_field(resp, nresp, "last-modified", now);
-	if (lm == -1)
+	if (lm == DATE_ABSENT)
 		return true;
-	return lm >= 0 && lm == date_field(stored, nstored, "last-modified", now);
+	return date_ok(lm) && lm == date_field(stored, nstored, "last-modified", now);
 }
 
 bool policy_head_freshens(int stored_status, const struct h1_header *stored, unsigned nstored,
@@ -535,7 +540,7 @@ bool policy_head_freshens(int stored_status, const struct h1_header *stored, uns
 	}
 	if (lm) {
 		int64_t when = date_field(head, nhead, "last-modified", now);
-		if (when < 0 || when != date_field(stored, nstored, "last-modified", now))
+		if (!date_ok(when) || when != date_field(stored, nstored, "last-modified", now))
 			return false;
 	}
 	uint64_t n;

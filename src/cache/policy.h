@@ -101,7 +101,7 @@ struct policy_meta {
 	int64_t response_time; /* when the response was received */
 	int64_t date;	       /* Date, or response_time if absent or invalid */
 	int64_t age_value;     /* Age, 0 if absent or invalid */
-	int64_t last_modified; /* Last-Modified, -1 if absent or invalid */
+	int64_t last_modified; /* Last-Modified (0 for one before 1970), -1 if absent or invalid */
 	int64_t lifetime;      /* freshness lifetime (§4.2.1) */
 	bool heuristic;	       /* lifetime is heuristic (§4.2.2) */
 	struct cc cc;	       /* the response's Cache-Control */
@@ -205,8 +205,10 @@ bool policy_head_freshens(int stored_status, const struct h1_header *stored, uns
 /* A 304 to a conditional request made from a stored response (§4.3.4):
  * true if it is for that response and may update it. Its strong ETag
  * must equal the stored strong one, a weak ETag the stored one weakly
- * (§8.8.3.2 of RFC 9110), a Last-Modified (with no ETag) the stored one;
- * one with no validator is taken for the response it was asked about. */
+ * (§8.8.3.2 of RFC 9110), a Last-Modified (with no ETag) the stored one.
+ * One with no validator at all is taken for the response it was asked
+ * about: §4.3.4 names only a stored response without validators for it,
+ * but many origins send their 304s bare, and the request named this one. */
 bool policy_304_matches(const struct h1_header *stored, unsigned nstored,
 			const struct h1_header *resp, unsigned nresp, int64_t now);
 

@@ -619,7 +619,7 @@ static void txn_local(struct txn *t, int status, const char *detail, const char 
 	/* The request body may be unread: the connection cannot carry another
 	 * request unless the body was fully consumed. */
 	t->close_after = close || t->close_after || !t->client_keepalive || !t->req_framed ||
-			 s->rd_eof || t->cin_ready > 0;
+			 s->rd_eof || t->cin_ready > 0 || s->outsider;
 	sbuf_add_str(&t->cl_out, t->close_after ? "Connection: close\r\n\r\n" : "\r\n");
 	if (!t->is_head)
 		sbuf_add(&t->cl_out, body, (size_t)blen);
@@ -747,7 +747,7 @@ static bool txn_client_keep(struct txn *t)
 	struct session *s = t->s;
 	/* (A fetch carried on without its client ends its session.) */
 	bool keep = !t->close_after && !t->client_gone && t->client_keepalive && t->req_framed &&
-		    t->cin_ready == 0 && !s->rd_eof;
+		    t->cin_ready == 0 && !s->rd_eof && !s->outsider;
 	if (!keep && (!t->req_framed || t->cin_ready > 0 || t->req_abandoned ||
 		      (s->in && iobuf_len(s->in) > 0)))
 		s->linger = true;
@@ -2395,6 +2395,8 @@ static void reval_resend(struct txn *t, const struct h1_response *resp)
 	t->status = 0;
 	t->resp_started = false;
 	t->reused = t->retried = false;
+	t->req_abandoned = false;
+	t->close_after = !t->client_keepalive || t->s->outsider || atomic_load(&t->s->w->drain);
 	t->have_upaddr = false;
 	go_state(t, TS_RESOLVE);
 }

@@ -261,3 +261,47 @@ def test_limits010_one_address_holds_at_most_a_quarter_of_the_slots_by_default(t
     A.eq(try_request(t, p, o, "/other", source="127.0.0.1") is not None, True,
          "another address is served")
     del held
+
+
+def test_limits011_an_outsider_is_closed_after_any_answer(t):
+    # Answers given before the allow check (OPTIONS *, a CONNECT to a port
+    # not allowed, an unsupported scheme) close an outsider's connection
+    # too: it cannot keep one open outside max_connections by asking again.
+    p = t.sluice("max_connections 4\nmax_connections_per_client 0\nallow 127.0.0.1")
+    reqs = [b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"CONNECT example.com:25 HTTP/1.1\r\nHost: example.com:25\r\n\r\n",
+            b"GET ftp://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n"]
+    kept = []
+    for raw in reqs:
+        c = t.client(p, source="127.0.0.2", timeout=5)
+        r = c.request(raw)
+        if "close" not in r.connection_tokens() or not c.is_closed(timeout=2):
+            kept.append(f"{raw.split(b' ')[0].decode()} -> {r.status}")
+    A.eq(kept, [], "answers after which an outsider's connection stays open")
+
+
+def test_limits012_outsiders_from_before_a_reload_that_adds_routes_are_closed_after_an_answer(t):
+    # Accepted as outsiders, they stay outside max_connections after a
+    # reload adds routes (which serve anyone): each is served once, then
+    # closed, and new connections count as any.
+    p = t.sluice("threads 1\nmax_connections 2\nmax_connections_per_client 0\n"
+                 "allow 127.0.0.1")
+    o = t.origin(path_echo)
+    outs = [t.client(p, source="127.0.0.2", timeout=5) for _ in range(6)]
+    time.sleep(0.3)
+    p.reload(f"threads 1\nmax_connections 2\nmax_connections_per_client 0\n"
+             f"allow 127.0.0.1\nbackend web {o.hostport}\nroute / web\n")
+    wait_until(lambda: "reloaded" in p.stderr_text(), 3, "the reload")
+    held = []
+    for i in range(2):
+        c = t.client(p, source="127.0.0.2", timeout=5)
+        A.status(c.request(f"GET /new{i} HTTP/1.1\r\nHost: www.example\r\n\r\n".encode()),
+                 200)
+        held.append(c)
+    rejected(t, p, o, source="127.0.0.2")
+    for i, c in enumerate(outs):
+        r = c.request(f"GET /old{i} HTTP/1.1\r\nHost: www.example\r\n\r\n".encode())
+        A.status(r, 200)
+    A.eq(sum(1 for c in outs if not c.is_closed(timeout=0.5)), 0,
+         "outsiders still open after their answer")
+    del held

@@ -406,6 +406,22 @@ TEST(s3_2_304_updates_stored_fields_but_not_framing)
 	CHECK_INT(policy_merge_304(st.h, st.n, upd.h, upd.n, out, 5), -1);
 }
 
+TEST(rfc9110_5_6_7_dates_before_1970_are_dates_each_their_own)
+{
+	/* An If-Range of 1960 is not a stored Last-Modified of 1965, nor is
+	 * a 304's; the same date is. */
+	struct hl st = HL("Last-Modified: Fri, 01 Jan 1965 00:00:00 GMT",
+			  "Date: Tue, 01 Dec 2026 10:00:00 GMT");
+	struct hl rq = HL("Range: bytes=0-1", "If-Range: Fri, 01 Jan 1960 00:00:00 GMT");
+	CHECK(!policy_if_range(rq.h, rq.n, st.h, st.n, NOW));
+	struct hl rq2 = HL("Range: bytes=0-1", "If-Range: Fri, 01 Jan 1965 00:00:00 GMT");
+	CHECK(policy_if_range(rq2.h, rq2.n, st.h, st.n, NOW));
+	struct hl up = HL("Last-Modified: Fri, 01 Jan 1960 00:00:00 GMT");
+	CHECK(!policy_304_matches(st.h, st.n, up.h, up.n, NOW));
+	struct hl ims = HL("If-Modified-Since: Fri, 01 Jan 1960 00:00:00 GMT");
+	CHECK(!policy_not_modified(sv_from_cstr("GET"), ims.h, ims.n, st.h, st.n, NOW));
+}
+
 TEST(s4_3_4_a_304_updates_only_the_stored_response_its_validator_names)
 {
 	struct hl strong = HL("ETag: \"a\"", "Last-Modified: Tue, 01 Dec 2026 10:00:00 GMT");
@@ -550,6 +566,7 @@ int main(void)
 	RUN(s4_3_2_client_conditionals_answered_from_cache);
 	RUN(s3_1_hop_by_hop_fields_are_not_stored);
 	RUN(s3_2_304_updates_stored_fields_but_not_framing);
+	RUN(rfc9110_5_6_7_dates_before_1970_are_dates_each_their_own);
 	RUN(s4_3_4_a_304_updates_only_the_stored_response_its_validator_names);
 	RUN(s4_3_5_a_head_200_freshens_only_the_stored_response_it_matches);
 	RUN(s4_4_unsafe_methods_with_non_error_status_invalidate);
