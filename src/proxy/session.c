@@ -2298,6 +2298,21 @@ static struct cache_obj *stored_obj(const struct txn *t, int status, const struc
 	return o;
 }
 
+/* The origin's answer was a head alone (a 304, a 200 to a HEAD), now
+ * used: its connection goes back to the pool if nothing else is on it and
+ * the request went out whole, else it is closed. */
+static void upstream_done_bodiless(struct txn *t, const struct h1_response *resp)
+{
+	iobuf_consume(t->uin, resp->head_len);
+	bool clean = iobuf_len(t->uin) == 0;
+	iobuf_put(&t->uin);
+	if (clean && t->up_reusable && t->req_framed && t->up_off == t->up_out.len &&
+	    upstream_clean(t))
+		upstream_pool_put(&t->up);
+	else
+		upstream_close(&t->up, false);
+}
+
 /* The origin says the stored response is still good (a 304 to our
  * conditional request, or a 200 to a HEAD that matches it, §4.3.5): store
  * it again with the answer's fields merged in (RFC 9111 §3.2, §4.3.4),
@@ -2355,14 +2370,7 @@ static void cache_refresh(struct txn *t, const struct h1_response *resp, int fwd
 		storable = cache_insert(t, n);
 	/* A 304, or a 200 to a HEAD, has no body: the origin connection is
 	 * free again. */
-	iobuf_consume(t->uin, resp->head_len);
-	bool clean = iobuf_len(t->uin) == 0;
-	iobuf_put(&t->uin);
-	if (clean && t->up_reusable && t->req_framed && t->up_off == t->up_out.len &&
-	    upstream_clean(t))
-		upstream_pool_put(&t->up);
-	else
-		upstream_close(&t->up, false);
+	upstream_done_bodiless(t, resp);
 	srv_idle(t); /* the answer is in; the client reads it from the store */
 	/* fwd=stale, or request where the client's directives sent it */
 	const char *fwd = t->cache_fwd ? t->cache_fwd : "stale";
@@ -2381,14 +2389,7 @@ static void cache_refresh(struct txn *t, const struct h1_response *resp, int fwd
 static void reval_resend(struct txn *t, const struct h1_response *resp)
 {
 	cache_obj_put(&t->reval);
-	iobuf_consume(t->uin, resp->head_len);
-	bool clean = iobuf_len(t->uin) == 0;
-	iobuf_put(&t->uin);
-	if (clean && t->up_reusable && t->req_framed && t->up_off == t->up_out.len &&
-	    upstream_clean(t))
-		upstream_pool_put(&t->up);
-	else
-		upstream_close(&t->up, false);
+	upstream_done_bodiless(t, resp);
 	t->up_out.len = t->up_cond_at;
 	sbuf_add_str(&t->up_out, "\r\n");
 	t->up_off = 0;
