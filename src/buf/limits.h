@@ -69,7 +69,13 @@
 #define DNS_NEG_TTL_S	       10
 #define DNS_MIN_TTL_S	       1
 #define DNS_MAX_TTL_S	       3600
-#define DNS_MAX_ADDRS	       8
+#define DNS_MAX_ADDRS	       8  /* kept of an answer: both families, interleaved */
+#define DNS_COLLECT_ADDRS      32 /* read of an answer to choose those from */
+/* An answer of which a query timed out (one family may be missing) is kept
+ * no longer than this. */
+#define DNS_PARTIAL_TTL_S 5
+/* The hosts file is read whole up to this size. */
+#define HOSTS_FILE_MAX (16 * 1024 * 1024)
 
 /* Upstream connection pool, per worker. */
 #define POOL_MAX_IDLE_PER_ORIGIN 256

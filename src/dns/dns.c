@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@ struct cache_entry {
 	struct cache_entry *lru_prev, *lru_next;
 	uint64_t hash;
 	uint64_t expires; /* monotonic ms */
+	unsigned epoch;	  /* cache_epoch when it was asked */
 	enum dns_error error;
 	uint8_t n;
 	struct dns_addr addrs[DNS_MAX_ADDRS];
@@ -30,7 +32,9 @@ struct cache_entry {
 };
 
 struct host_entry {
-	struct host_entry *next;
+	struct host_entry *next;  /* in file order */
+	struct host_entry *hnext; /* in its bucket, in file order */
+	uint64_t hash;
 	struct dns_addr addr;
 	char name[];
 };
@@ -40,6 +44,7 @@ struct pending {
 	struct dns *d;
 	struct dns_query *waiters;
 	unsigned gen;		    /* d->gen when the query was asked */
+	unsigned epoch;		    /* cache_epoch then */
 	bool in_call;		    /* inside ares_getaddrinfo() */
 	bool done_in_call;	    /* ... and c-ares answered right there */
 	struct dns_result sync_res; /* that answer */
@@ -69,7 +74,9 @@ struct dns {
 	struct ev_timer timer;
 	struct sockwatch *socks;
 
-	struct host_entry *hosts;
+	struct host_entry *hosts, *hosts_tail;
+	struct host_entry **hosts_idx; /* by name hash, built after loading */
+	unsigned hosts_nidx;
 	struct pending *pending;
 	unsigned gen; /* bumped when the servers change under queries */
 	struct dns_stats stats;
@@ -197,6 +204,9 @@ struct shard {
 
 static struct shard shards[DNS_SHARDS];
 static bool cache_on;
+/* Moves when some resolver's servers change (reload): answers asked of
+ * the servers before are not used after. */
+static atomic_uint cache_epoch;
 
 static uint64_t name_hash(const char *name)
 {
@@ -240,7 +250,7 @@ static struct cache_entry *shard_find(struct shard *sh, uint64_t h, const char *
 	for (e = sh->buckets[(h / DNS_SHARDS) % sh->nbuckets]; e != NULL; e = e->hnext) {
 		if (e->hash != h || strcmp(e->name, name) != 0)
 			continue;
-		if (e->expires <= now) {
+		if (e->expires <= now || e->epoch != atomic_load(&cache_epoch)) {
 			cache_remove(sh, e);
 			return NULL;
 		}
@@ -306,18 +316,20 @@ static bool cache_get(const char *name, uint64_t now, struct dns_result *r)
 	return found;
 }
 
-static void cache_put(const char *name, uint64_t now, const struct dns_result *r, unsigned ttl_s)
+static void cache_put(const char *name, uint64_t now, const struct dns_result *r, unsigned ttl_s,
+		      unsigned epoch)
 {
 	uint64_t h;
 	struct shard *sh;
 	struct cache_entry *e;
 	size_t len = strlen(name);
 
-	if (!cache_on)
-		return;
+	if (!cache_on || epoch != atomic_load(&cache_epoch))
+		return; /* asked of servers no longer configured */
 	h = name_hash(name);
 	sh = shard_of(h);
 	e = sl_calloc(1, sizeof(*e) + len + 1);
+	e->epoch = epoch;
 	memcpy(e->name, name, len + 1);
 	e->hash = h;
 	e->expires = now + (uint64_t)ttl_s * 1000;
@@ -343,6 +355,31 @@ static void cache_put(const char *name, uint64_t now, const struct dns_result *r
 static bool is_space(char c)
 {
 	return c == ' ' || c == '\t' || c == '\r';
+}
+
+/* Index the table by name hash (a hosts file may have many thousand
+ * lines: a lookup must not walk them). Chains keep the file's order. */
+static void hosts_index(struct dns *d)
+{
+	unsigned n = 0, want = 16;
+	for (struct host_entry *h = d->hosts; h; h = h->next)
+		n++;
+	while (want < n)
+		want *= 2;
+	free(d->hosts_idx);
+	d->hosts_idx = sl_calloc(want, sizeof(*d->hosts_idx));
+	d->hosts_nidx = want;
+	struct host_entry **tails = sl_calloc(want, sizeof(*tails));
+	for (struct host_entry *h = d->hosts; h; h = h->next) {
+		unsigned b = (unsigned)(h->hash & (want - 1));
+		h->hnext = NULL;
+		if (tails[b])
+			tails[b]->hnext = h;
+		else
+			d->hosts_idx[b] = h;
+		tails[b] = h;
+	}
+	free(tails);
 }
 
 unsigned dns_hosts_parse(struct dns *d, const char *text, size_t len)
@@ -387,23 +424,27 @@ unsigned dns_hosts_parse(struct dns *d, const char *text, size_t len)
 					word[i] = (char)(word[i] + 32);
 			struct host_entry *h = sl_calloc(1, sizeof(*h) + n + 1);
 			memcpy(h->name, word, n + 1);
+			h->hash = name_hash(h->name);
 			h->addr = addr;
-			/* Append, so the file's order is kept for a name listed twice. */
-			struct host_entry **pp = &d->hosts;
-			while (*pp)
-				pp = &(*pp)->next;
-			*pp = h;
+			/* Appended, so the file's order is kept for a name
+			 * listed twice. */
+			if (d->hosts_tail)
+				d->hosts_tail->next = h;
+			else
+				d->hosts = h;
+			d->hosts_tail = h;
 			added++;
 		}
 		p = eol ? eol + 1 : end;
 	}
+	hosts_index(d);
 	return added;
 }
 
 static void hosts_load(struct dns *d, const char *path)
 {
-	char buf[64 * 1024];
-	ssize_t n;
+	size_t len = 0, cap = 64 * 1024;
+	char *buf;
 	int fd;
 
 	if (path[0] == '\0')
@@ -411,45 +452,69 @@ static void hosts_load(struct dns *d, const char *path)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return;
-	n = read(fd, buf, sizeof(buf));
+	buf = sl_malloc(cap);
+	for (;;) {
+		if (len == cap) {
+			if (cap >= HOSTS_FILE_MAX) {
+				log_warn("%s: only its first %zu bytes are read", path, len);
+				break;
+			}
+			cap *= 2;
+			buf = sl_realloc(buf, cap);
+		}
+		ssize_t n = read(fd, buf + len, cap - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
 	close(fd);
-	if (n > 0)
-		(void)dns_hosts_parse(d, buf, (size_t)n);
+	/* A line cut at the cap is left out, not read as a shorter name. */
+	if (len == cap && len > 0) {
+		char *nl = memrchr(buf, '\n', len);
+		len = nl ? (size_t)(nl - buf) + 1 : 0;
+	}
+	if (len > 0)
+		(void)dns_hosts_parse(d, buf, len);
+	free(buf);
 }
 
-/* Interleave families, starting with the family of the first address. */
+/* Interleave families, IPv6 first (RFC 8305 §4, RFC 6724: a host without
+ * IPv6 learns so from its connect at once, and Happy Eyeballs moves on),
+ * keeping at most DNS_MAX_ADDRS of the n given: both families are kept
+ * whatever the order they came in. */
 static void add_interleaved(struct dns_result *r, const struct dns_addr *in, unsigned n)
 {
-	unsigned used[2] = {0, 0};
-	int first = n ? in[0].family : AF_INET6;
+	unsigned next[2] = {0, 0}; /* where to look on for IPv4, IPv6 */
+	bool more[2] = {true, true};
 
 	r->n = 0;
-	for (unsigned round = 0; r->n < n && r->n < DNS_MAX_ADDRS; round++) {
-		int fam = (round % 2 == 0) ? first : (first == AF_INET ? AF_INET6 : AF_INET);
-		unsigned *u = &used[fam == AF_INET6];
-		unsigned seen = 0;
-		bool found = false;
-		for (unsigned i = 0; i < n; i++) {
-			if (in[i].family != fam)
-				continue;
-			if (seen++ < *u)
-				continue;
-			r->addrs[r->n++] = in[i];
-			(*u)++;
-			found = true;
-			break;
+	for (unsigned round = 0; r->n < DNS_MAX_ADDRS && (more[0] || more[1]); round++) {
+		unsigned f = round % 2 == 0; /* 1: IPv6 */
+		int fam = f ? AF_INET6 : AF_INET;
+		unsigned i = next[f];
+		while (i < n && in[i].family != fam)
+			i++;
+		if (i == n) {
+			more[f] = false;
+			continue;
 		}
-		if (!found && round > 2 * n)
-			break;
+		r->addrs[r->n++] = in[i];
+		next[f] = i + 1;
 	}
 }
 
 static bool hosts_lookup(struct dns *d, const char *name, struct dns_result *r)
 {
-	struct dns_addr tmp[DNS_MAX_ADDRS];
+	struct dns_addr tmp[DNS_COLLECT_ADDRS];
 	unsigned n = 0;
-	for (struct host_entry *h = d->hosts; h && n < DNS_MAX_ADDRS; h = h->next)
-		if (strcmp(h->name, name) == 0)
+	if (d->hosts_idx == NULL)
+		return false;
+	uint64_t hash = name_hash(name);
+	for (struct host_entry *h = d->hosts_idx[hash & (d->hosts_nidx - 1)];
+	     h && n < DNS_COLLECT_ADDRS; h = h->hnext)
+		if (h->hash == hash && strcmp(h->name, name) == 0)
 			tmp[n++] = h->addr;
 	if (n == 0)
 		return false;
@@ -492,6 +557,7 @@ static bool pending_ask(struct dns *d, struct pending *p)
 	 * callback must not run before we return, so ares_done() leaves such
 	 * an answer in p for the caller. */
 	p->gen = d->gen;
+	p->epoch = atomic_load(&cache_epoch);
 	p->in_call = true;
 	ares_getaddrinfo(d->channel, p->name, NULL, &hints, ares_done, p);
 	p->in_call = false;
@@ -503,9 +569,8 @@ static void ares_done(void *arg, int status, int timeouts, struct ares_addrinfo 
 	struct pending *p = arg;
 	struct dns *d = p->d;
 	struct dns_result r = {.error = DNS_FAIL};
-	struct dns_addr tmp[DNS_MAX_ADDRS];
+	struct dns_addr tmp[DNS_COLLECT_ADDRS];
 	unsigned n = 0, ttl = DNS_MAX_TTL_S;
-	(void)timeouts;
 
 	if (status == ARES_EDESTRUCTION) {
 		/* dns_free(): waiters are freed there without callbacks. */
@@ -524,7 +589,7 @@ static void ares_done(void *arg, int status, int timeouts, struct ares_addrinfo 
 		return;
 	}
 	if (status == ARES_SUCCESS && ai != NULL) {
-		for (struct ares_addrinfo_node *nd = ai->nodes; nd && n < DNS_MAX_ADDRS;
+		for (struct ares_addrinfo_node *nd = ai->nodes; nd && n < DNS_COLLECT_ADDRS;
 		     nd = nd->ai_next) {
 			if (nd->ai_family == AF_INET) {
 				tmp[n].family = AF_INET;
@@ -540,6 +605,13 @@ static void ares_done(void *arg, int status, int timeouts, struct ares_addrinfo 
 			if (nd->ai_ttl >= 0 && (unsigned)nd->ai_ttl < ttl)
 				ttl = (unsigned)nd->ai_ttl;
 		}
+		/* The answer lives as long as the shortest link of its chain. */
+		for (struct ares_addrinfo_cname *cn = ai->cnames; cn; cn = cn->next)
+			if (cn->ttl >= 0 && (unsigned)cn->ttl < ttl)
+				ttl = (unsigned)cn->ttl;
+		/* A query that timed out may have been the other family's. */
+		if (timeouts > 0)
+			ttl = SL_MIN(ttl, (unsigned)DNS_PARTIAL_TTL_S);
 		r.error = n ? DNS_OK : DNS_NODATA;
 		add_interleaved(&r, tmp, n);
 	} else if (status == ARES_ENOTFOUND) {
@@ -561,7 +633,8 @@ static void ares_done(void *arg, int status, int timeouts, struct ares_addrinfo 
 	}
 	/* Timeouts and server failures say nothing about the name: not cached. */
 	if (r.error != DNS_TIMEOUT && r.error != DNS_FAIL)
-		cache_put(p->name, ev_now(d->loop), &r, SL_MAX(ttl, (unsigned)DNS_MIN_TTL_S));
+		cache_put(p->name, ev_now(d->loop), &r, SL_MAX(ttl, (unsigned)DNS_MIN_TTL_S),
+			  p->epoch);
 	if (p->in_call) {
 		/* Answered inside dns_lookup(): it returns the answer itself. */
 		p->done_in_call = true;
@@ -747,6 +820,7 @@ int dns_set_servers(struct dns *d, const char *servers, char *err, size_t errlen
 	}
 	free(d->servers);
 	d->servers = servers ? sl_strndup(servers, strlen(servers)) : NULL;
+	atomic_fetch_add(&cache_epoch, 1); /* what the others said is forgotten */
 	return 0;
 }
 
@@ -780,6 +854,7 @@ void dns_free(struct dns **dp)
 		d->hosts = h->next;
 		free(h);
 	}
+	free(d->hosts_idx);
 	free(d->servers);
 	if (d->default_servers)
 		ares_free_data(d->default_servers);

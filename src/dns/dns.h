@@ -6,8 +6,8 @@
  * lookups of one name within a worker, and /etc/hosts read once when the resolver is made (c-ares would read
  * the file from disk on every lookup, a blocking read on the worker).
  *
- * Results list IPv6 and IPv4 addresses interleaved, first family first, which
- * is the order Happy Eyeballs (RFC 8305 §4) tries them in. */
+ * Results list IPv6 and IPv4 addresses interleaved, IPv6 first, which is
+ * the order Happy Eyeballs (RFC 8305 §4) tries them in. */
 #ifndef SLUICE_DNS_H
 #define SLUICE_DNS_H
 

@@ -75,6 +75,7 @@ static const char *txn_state_str(enum txn_state s)
 
 /* RFC 9209 error types used in Proxy-Status. */
 #define PS_DNS		"dns_error"
+#define PS_DNS_TIMEOUT	"dns_timeout"
 #define PS_REFUSED	"connection_refused"
 #define PS_CONN_TIMEOUT "connection_timeout"
 #define PS_RESP_TIMEOUT "http_response_timeout"
@@ -618,8 +619,10 @@ static void txn_local(struct txn *t, int status, const char *detail, const char 
 				: "Allow: GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH\r\n");
 	/* The request body may be unread: the connection cannot carry another
 	 * request unless the body was fully consumed. */
+	/* (A CONNECT answered here made no tunnel: what the client sent
+	 * behind it was meant for one, and is no request.) */
 	t->close_after = close || t->close_after || !t->client_keepalive || !t->req_framed ||
-			 s->rd_eof || t->cin_ready > 0 || s->outsider;
+			 s->rd_eof || t->cin_ready > 0 || s->outsider || t->is_connect;
 	sbuf_add_str(&t->cl_out, t->close_after ? "Connection: close\r\n\r\n" : "\r\n");
 	if (!t->is_head)
 		sbuf_add(&t->cl_out, body, (size_t)blen);
@@ -1780,7 +1783,8 @@ static void dns_failed(struct txn *t, const struct dns_result *res)
 	snprintf(detail, sizeof(detail), "DNS lookup failed for %s (%s)",
 		 t->be ? origin_name(t, who, sizeof(who)) : dial_host(t),
 		 dns_error_str(res->error));
-	txn_local(t, 502, detail, PS_DNS, false);
+	bool late = res->error == DNS_TIMEOUT;
+	txn_local(t, late ? 504 : 502, detail, late ? PS_DNS_TIMEOUT : PS_DNS, false);
 }
 
 static void resolved(struct txn *t, const struct dns_result *res)
@@ -3898,7 +3902,8 @@ static void timer_cb(struct ev_loop *loop, struct ev_timer *tm)
 		snprintf(d, sizeof(d), "%s %s timed out",
 			 t->state == TS_RESOLVE ? "DNS lookup of" : "connection to",
 			 origin_name(t, who, sizeof(who)));
-		txn_local(t, 504, d, t->state == TS_RESOLVE ? PS_DNS : PS_CONN_TIMEOUT, false);
+		txn_local(t, 504, d, t->state == TS_RESOLVE ? PS_DNS_TIMEOUT : PS_CONN_TIMEOUT,
+			  false);
 		session_run(s);
 		return;
 	}

@@ -136,3 +136,19 @@ def test_connect010_tunnel_idle_timeout(t):
     dt = time.monotonic() - t0
     if dt > 3.5 * scale():
         raise AssertionError(f"idle tunnel closed only after {dt:.2f}s")
+
+
+def test_connect011_a_failed_connect_closes_instead_of_reading_tunnel_bytes_as_requests(t):
+    # A client sends its first tunnel bytes right behind the CONNECT head;
+    # the CONNECT fails (DNS). Those bytes were meant for the tunnel: the
+    # connection closes after the 502, and they are never read as a request.
+    o = t.origin(O.respond(body=b"smuggled"))
+    d = t.dns({})
+    p = t.sluice(f"dns_servers {d.server_text}\nconnect_ports 443")
+    c = t.client(p, timeout=5)
+    inner = f"GET http://127.0.0.1:{o.port}/inner HTTP/1.1\r\nHost: x\r\n\r\n"
+    c.send(f"CONNECT nosuch.test:443 HTTP/1.1\r\nHost: nosuch.test:443\r\n\r\n{inner}".encode())
+    r = c.read_response(method="CONNECT")
+    A.proxy_error(r, 502, proxy_status="dns_error", close=True)
+    A.eq(c.is_closed(timeout=3), True, "closed after the answer")
+    A.eq(len(o.requests), 0, "requests made of the bytes meant for the tunnel")

@@ -6,7 +6,7 @@ import shutil
 import tempfile
 
 from . import client as _client
-from .dns import DNSServer
+from .dns import DNSServer, FlexDNSServer
 from .origin import Origin, StreamServer, respond
 from .sluice import Sluice
 from .tls import TLSOrigin
@@ -55,6 +55,11 @@ class TestContext:
 
     def dns(self, table, ttl=60):
         d = DNSServer(table, ttl)
+        self._servers.append(d)
+        return d
+
+    def flexdns(self, table, drop=(), delay=None):
+        d = FlexDNSServer(table, drop, delay)
         self._servers.append(d)
         return d
 

@@ -94,6 +94,105 @@ class DNSServer:
         self.sock.close()
 
 
+CNAME = 5
+
+
+def _name_wire(name):
+    out = b""
+    for l in name.rstrip(".").split("."):
+        out += bytes([len(l)]) + l.encode()
+    return out + b"\x00"
+
+
+class FlexDNSServer(DNSServer):
+    """A DNS server with records of their own TTLs and CNAMEs.
+
+    table: name -> list of records ("A"|"AAAA", addr, ttl) or ("CNAME",
+    target, ttl); a CNAME is followed inside the table. drop: a set of
+    (name, qtype) never answered. delay: {qtype: seconds} before answering
+    that type. Both may be changed under self.lock while it runs."""
+
+    def __init__(self, table, drop=(), delay=None):
+        self.flex = {k.lower(): list(v) for k, v in table.items()}
+        self.drop = set(drop)
+        self.delay = dict(delay or {})
+        super().__init__({}, 60)
+
+    def _loop(self):
+        while not self._stop.is_set():
+            try:
+                data, peer = self.sock.recvfrom(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            try:
+                qtype = struct.unpack("!H", data[-4:-2])[0]
+            except Exception:
+                continue
+            d = self.delay.get(qtype, 0)
+            if d:
+                threading.Timer(d, self._reply, (data, peer)).start()
+            else:
+                self._reply(data, peer)
+
+    def _reply(self, data, peer):
+        try:
+            resp = self.answer(data)
+        except Exception:
+            return
+        if resp:
+            try:
+                self.sock.sendto(resp, peer)
+            except OSError:
+                pass
+
+    def answer(self, data):
+        qid, flags, qd, _an, _ns, _ar = struct.unpack("!HHHHHH", data[:12])
+        if qd != 1 or flags & 0x8000:
+            return None
+        i, labels = 12, []
+        while True:
+            n = data[i]
+            i += 1
+            if n == 0:
+                break
+            labels.append(data[i:i + n].decode("ascii", "replace"))
+            i += n
+        qtype, qclass = struct.unpack("!HH", data[i:i + 4])
+        question = data[12:i + 4]
+        name = ".".join(labels).lower()
+        with self.lock:
+            self.queries.append((name, qtype, time.monotonic()))
+            if (name, qtype) in self.drop:
+                return None
+            table = dict(self.flex)
+        rd = flags & 0x0100
+        answers = []
+        rcode = 0 if name in table else 3
+        cur, owner_wire, hops = name, b"\xc0\x0c", 0
+        while cur in table and hops < 8:
+            hops += 1
+            nxt = None
+            for kind, val, ttl in table[cur]:
+                if kind == "CNAME":
+                    rdata = _name_wire(val)
+                    answers.append(owner_wire + struct.pack("!HHIH", CNAME, 1, ttl, len(rdata)) + rdata)
+                    nxt = val.lower()
+                elif kind == "A" and qtype == A:
+                    rdata = socket.inet_pton(socket.AF_INET, val)
+                    answers.append(owner_wire + struct.pack("!HHIH", A, 1, ttl, 4) + rdata)
+                elif kind == "AAAA" and qtype == AAAA:
+                    rdata = socket.inet_pton(socket.AF_INET6, val)
+                    answers.append(owner_wire + struct.pack("!HHIH", AAAA, 1, ttl, 16) + rdata)
+            if nxt is None:
+                break
+            cur, owner_wire = nxt, _name_wire(nxt)
+        rflags = 0x8000 | 0x0400 | rd | 0x0080 | rcode
+        out = struct.pack("!HHHHHH", qid, rflags, 1, len(answers), 0, 0) + question
+        return out + b"".join(answers)
+
+
 def resolve(server, name, qtype=A, timeout=2):
     """A minimal stub query for self-tests: returns (rcode, [addresses])."""
     q = struct.pack("!HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0)
