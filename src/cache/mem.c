@@ -145,6 +145,7 @@ struct cache_obj *cache_obj_new(const char *key, size_t key_len, const char *var
 		return NULL;
 	}
 	o->status = resp.status;
+	o->varies = h1_find(resp.headers, resp.nheaders, "Vary") != NULL;
 	o->nhdrs = resp.nheaders;
 	o->hdrs = sl_malloc((o->nhdrs ? o->nhdrs : 1) * sizeof(*o->hdrs));
 	memcpy(o->hdrs, tmp, o->nhdrs * sizeof(*o->hdrs));
@@ -462,6 +463,28 @@ struct cache_obj *mem_lookup(struct mem_store *s, const char *key, size_t key_le
 		if (cache_obj_selected(c, req, nreq))
 			found = cache_obj_ref(c);
 	}
+	pthread_mutex_unlock(&sh->mu);
+	if (found)
+		s3f_hit(&found->node);
+	return found;
+}
+
+struct cache_obj *mem_lookup_unvaried(struct mem_store *s, const char *key, size_t key_len,
+				      bool *varied)
+{
+	uint64_t h = cache_key_hash(key, key_len);
+	struct cache_obj **head, *c, *found = NULL;
+	struct shard *sh = shard_of(s, h, &head);
+
+	*varied = false;
+	pthread_mutex_lock(&sh->mu);
+	for (c = *head; c && !same_key(c, h, key, key_len); c = c->chain)
+		;
+	/* The first of the key is what mem_lookup() would weigh first. */
+	if (c && !c->varies)
+		found = cache_obj_ref(c);
+	else if (c)
+		*varied = true;
 	pthread_mutex_unlock(&sh->mu);
 	if (found)
 		s3f_hit(&found->node);

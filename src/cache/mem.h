@@ -43,7 +43,8 @@ struct cache_obj {
 	char *key, *vary;	 /* primary and secondary key (not NUL-terminated) */
 	size_t key_len, vary_len;
 	int status;
-	char *head; /* the response head as stored, CRLF lines, final CRLF */
+	bool varies; /* its head has a Vary field: the request's fields select it */
+	char *head;  /* the response head as stored, CRLF lines, final CRLF */
 	size_t head_len;
 	struct h1_header *hdrs; /* views into head */
 	unsigned nhdrs;
@@ -148,6 +149,14 @@ void mem_gen_bump(struct mem_store *s, const char *key, size_t key_len);
  * NULL on a miss. */
 struct cache_obj *mem_lookup(struct mem_store *s, const char *key, size_t key_len,
 			     const struct h1_header *req, unsigned nreq) SL_WUR;
+
+/* The lookup of a request whose fields are dear to get (a hit's fast
+ * path): the newest stored response for key if it has no Vary, so that it
+ * is what mem_lookup() gives any request; NULL otherwise, with *varied
+ * set if the key has a response with a Vary (then mem_lookup() with the
+ * request's fields tells). */
+struct cache_obj *mem_lookup_unvaried(struct mem_store *s, const char *key, size_t key_len,
+				      bool *varied) SL_WUR;
 
 /* Whether any response for key is stored, whichever variant (after a
  * miss: Cache-Status fwd=vary-miss rather than uri-miss). */

@@ -1255,18 +1255,24 @@ static bool cache_try(struct txn *t, const struct h1_request *req, const struct 
 		t->cache_fwd = "method";
 		return false;
 	}
-	/* From here on the request is read as the origin gets it, the way
-	 * its answers are stored: a Vary on a field this proxy writes
-	 * (X-Forwarded-For, Forwarded, Via) selects by what was written. */
-	struct h1_header rh[MAX_HEADERS_CEIL];
-	struct h1_request oreq;
-	if (!origin_request(t, &oreq, rh, SL_ARRAY_LEN(rh)))
-		return false;
-	req = &oreq;
 	/* Read first: a purge from here on keeps what this request gets, from
 	 * the origin or the disk, out of the store (mem_insert_gen). */
 	t->gen = mem_gen(store, t->ckey, t->ckey_len);
-	struct cache_obj *o = mem_lookup(store, t->ckey, t->ckey_len, req->headers, req->nheaders);
+	/* Variants are selected by the request as the origin gets it, the way
+	 * they are stored: a Vary on a field this proxy writes (X-Forwarded-
+	 * For, Forwarded, Via) selects by what was written. That request is
+	 * parsed only where a Vary asks (a plain hit goes without). */
+	bool varied;
+	struct cache_obj *o = mem_lookup_unvaried(store, t->ckey, t->ckey_len, &varied);
+	struct h1_header rh[MAX_HEADERS_CEIL];
+	struct h1_request oreq;
+	if (o == NULL) {
+		if (!origin_request(t, &oreq, rh, SL_ARRAY_LEN(rh)))
+			return false;
+		req = &oreq;
+		if (varied)
+			o = mem_lookup(store, t->ckey, t->ckey_len, req->headers, req->nheaders);
+	}
 	struct worker *w = t->s->w;
 	if (o == NULL && w->disk && w->dmbox) {
 		/* The disk tier: its index answers now, the file comes later. */
@@ -1369,10 +1375,15 @@ static bool cache_decide(struct txn *t, const struct h1_request *req, struct cac
 	}
 	/* Request collapsing: a plain miss joins a fetch in flight for the
 	 * key, or leads one others may join. */
-	if (t->cache_store && !t->reval && !t->stale && !cond) {
+	/* Which fetch fits is judged by the request as the origin gets it
+	 * (req may be the client's: cache_try's plain hit). */
+	struct h1_header rh[MAX_HEADERS_CEIL];
+	struct h1_request oreq;
+	if (t->cache_store && !t->reval && !t->stale && !cond &&
+	    origin_request(t, &oreq, rh, SL_ARRAY_LEN(rh))) {
 		bool leader = false;
 		t->waiter.kick = txn_kick;
-		t->pend = mem_pend_join(store, t->ckey, t->ckey_len, req->headers, req->nheaders,
+		t->pend = mem_pend_join(store, t->ckey, t->ckey_len, oreq.headers, oreq.nheaders,
 					&t->waiter, &leader);
 		t->pend_leader = leader;
 		if (t->pend && !leader) {

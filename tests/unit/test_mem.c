@@ -75,9 +75,19 @@ TEST(insert_then_hit_and_miss)
 	CHECK(get(s, "http://a:80/x?", NULL) == NULL);
 	CHECK(mem_has_key(s, "http://a:80/x", 13));
 	CHECK(!mem_has_key(s, "http://a:80/y", 13));
+	/* The fast path of a plain hit: no request fields needed. */
+	bool varied = true;
+	h = mem_lookup_unvaried(s, "http://a:80/x", 13, &varied);
+	CHECK(h != NULL && !varied);
+	cache_obj_put(&h);
+	CHECK(mem_lookup_unvaried(s, "http://a:80/y", 13, &varied) == NULL && !varied);
+	o = make("http://a:80/v", head_vary, "gzip", "zzzzz", 5);
+	CHECK(mem_insert(s, o));
+	cache_obj_put(&o);
+	CHECK(mem_lookup_unvaried(s, "http://a:80/v", 13, &varied) == NULL && varied);
 	uint64_t n, bytes;
 	mem_stats(s, &n, &bytes);
-	CHECK_INT(n, 1);
+	CHECK_INT(n, 2);
 	CHECK(bytes > 5);
 	mem_store_free(&s);
 	CHECK(s == NULL);
