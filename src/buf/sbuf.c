@@ -66,6 +66,16 @@ void sbuf_add_u64(struct sbuf *s, unsigned long long v)
 	sbuf_add(s, tmp + i, sizeof(tmp) - i);
 }
 
+void sbuf_add_i64(struct sbuf *s, long long v)
+{
+	if (v < 0) {
+		sbuf_add_char(s, '-');
+		sbuf_add_u64(s, 0ull - (unsigned long long)v);
+	} else {
+		sbuf_add_u64(s, (unsigned long long)v);
+	}
+}
+
 void sbuf_printf(struct sbuf *s, const char *fmt, ...)
 {
 	va_list ap;

@@ -27,6 +27,7 @@ void sbuf_add_sv(struct sbuf *s, struct sv v);
 void sbuf_add_str(struct sbuf *s, const char *str);
 void sbuf_add_char(struct sbuf *s, char c);
 void sbuf_add_u64(struct sbuf *s, unsigned long long v);
+void sbuf_add_i64(struct sbuf *s, long long v);
 void sbuf_printf(struct sbuf *s, const char *fmt, ...) SL_PRINTF(2, 3);
 /* True if an append was refused because of the cap. */
 static inline bool sbuf_failed(const struct sbuf *s)

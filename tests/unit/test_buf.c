@@ -56,6 +56,20 @@ TEST(sbuf_cap_is_sticky)
 	CHECK(!sbuf_failed(&s));
 	sbuf_printf(&s, "%d-%s", 42, "x");
 	CHECK_STR(s.p, "42-x");
+	sbuf_reset(&s);
+	sbuf_add_i64(&s, -9);
+	sbuf_add_i64(&s, 0);
+	sbuf_add_char(&s, ' ');
+	sbuf_add_i64(&s, 17);
+	CHECK_STR(s.p, "-90 17");
+	sbuf_reset(&s);
+	sbuf_add_i64(&s, INT64_MIN);
+	CHECK(sbuf_failed(&s)); /* 20 characters: past the cap of 10 */
+	struct sbuf w;
+	sbuf_init(&w, 64);
+	sbuf_add_i64(&w, INT64_MIN);
+	CHECK_STR(w.p, "-9223372036854775808");
+	sbuf_free(&w);
 	sbuf_free(&s);
 	CHECK(s.p == NULL);
 }
