@@ -604,10 +604,10 @@ static long vary_key_under(const char *vary, size_t vary_len, const struct h1_he
 static int pend_fit(const struct cache_pend *p, const struct h1_header *req, unsigned nreq)
 {
 	char vk[CACHE_VARY_KEY_MAX];
-	if (p->state != PEND_WAIT && p->obj)
-		return cache_obj_selected(p->obj, req, nreq) ? 3 : 0;
 	if (p->lone || p->sealed)
 		return 0;
+	if (p->state != PEND_WAIT && p->obj)
+		return cache_obj_selected(p->obj, req, nreq) ? 3 : 0;
 	if (p->pvary == NULL)
 		return 1;
 	long n = vary_key_under(p->pvary, p->pvary_len, req, nreq, vk, sizeof(vk));

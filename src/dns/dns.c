@@ -507,14 +507,14 @@ static void add_interleaved(struct dns_result *r, const struct dns_addr *in, uns
 
 static bool hosts_lookup(struct dns *d, const char *name, struct dns_result *r)
 {
-	struct dns_addr tmp[DNS_COLLECT_ADDRS];
-	unsigned n = 0;
+	struct dns_addr tmp[2 * DNS_MAX_ADDRS];
+	unsigned n = 0, per[2] = {0, 0};
 	if (d->hosts_idx == NULL)
 		return false;
 	uint64_t hash = name_hash(name);
-	for (struct host_entry *h = d->hosts_idx[hash & (d->hosts_nidx - 1)];
-	     h && n < DNS_COLLECT_ADDRS; h = h->hnext)
-		if (h->hash == hash && strcmp(h->name, name) == 0)
+	for (struct host_entry *h = d->hosts_idx[hash & (d->hosts_nidx - 1)]; h; h = h->hnext)
+		if (h->hash == hash && strcmp(h->name, name) == 0 &&
+		    per[h->addr.family == AF_INET6]++ < DNS_MAX_ADDRS)
 			tmp[n++] = h->addr;
 	if (n == 0)
 		return false;
@@ -569,8 +569,8 @@ static void ares_done(void *arg, int status, int timeouts, struct ares_addrinfo 
 	struct pending *p = arg;
 	struct dns *d = p->d;
 	struct dns_result r = {.error = DNS_FAIL};
-	struct dns_addr tmp[DNS_COLLECT_ADDRS];
-	unsigned n = 0, ttl = DNS_MAX_TTL_S;
+	struct dns_addr tmp[2 * DNS_MAX_ADDRS]; /* at most DNS_MAX_ADDRS a family */
+	unsigned n = 0, per[2] = {0, 0}, ttl = DNS_MAX_TTL_S;
 
 	if (status == ARES_EDESTRUCTION) {
 		/* dns_free(): waiters are freed there without callbacks. */
@@ -589,8 +589,10 @@ static void ares_done(void *arg, int status, int timeouts, struct ares_addrinfo 
 		return;
 	}
 	if (status == ARES_SUCCESS && ai != NULL) {
-		for (struct ares_addrinfo_node *nd = ai->nodes; nd && n < DNS_COLLECT_ADDRS;
-		     nd = nd->ai_next) {
+		for (struct ares_addrinfo_node *nd = ai->nodes; nd; nd = nd->ai_next) {
+			if ((nd->ai_family == AF_INET || nd->ai_family == AF_INET6) &&
+			    per[nd->ai_family == AF_INET6]++ >= DNS_MAX_ADDRS)
+				continue; /* (its TTL counts no more than its address) */
 			if (nd->ai_family == AF_INET) {
 				tmp[n].family = AF_INET;
 				memcpy(tmp[n].a, &((struct sockaddr_in *)nd->ai_addr)->sin_addr, 4);

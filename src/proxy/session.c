@@ -1251,6 +1251,22 @@ static void on_disk_read(void *arg, struct cache_obj *o)
 	session_run(s);
 }
 
+/* Whether the request's Connection field names fields of its own (other
+ * than close and keep-alive): those are not forwarded, so the request as
+ * forwarded differs from the client's by more than this proxy's fields. */
+static bool names_own_fields(const struct h1_request *req)
+{
+	for (unsigned i = 0; i < req->nheaders; i++) {
+		if (!sv_ieq_cstr(req->headers[i].name, "Connection"))
+			continue;
+		struct sv rest = req->headers[i].value, el;
+		while (sv_next_list_elem(&rest, &el))
+			if (!sv_ieq_cstr(el, "close") && !sv_ieq_cstr(el, "keep-alive"))
+				return true;
+	}
+	return false;
+}
+
 /* Before a request goes upstream: answer it from cache if the rules allow
  * (true: answered), else note what the response will need. */
 static bool cache_try(struct txn *t, const struct h1_request *req, const struct uri *u)
@@ -1284,6 +1300,12 @@ static bool cache_try(struct txn *t, const struct h1_request *req, const struct 
 	struct cache_obj *o = mem_lookup_unvaried(store, t->ckey, t->ckey_len, &varied);
 	struct h1_header rh[MAX_HEADERS_CEIL];
 	struct h1_request oreq;
+	if (o && names_own_fields(req)) {
+		/* The fields it names are not forwarded: look again as the
+		 * request is forwarded. */
+		cache_obj_put(&o);
+		varied = true;
+	}
 	if (o == NULL) {
 		if (!origin_request(t, &oreq, rh, SL_ARRAY_LEN(rh)))
 			return false;

@@ -1905,3 +1905,18 @@ def test_cache076_another_variant_stored_is_a_vary_miss(t):
     r = t.get(p, o.url("/v"), [("Accept-Encoding", "br")])
     A.contains(cs(r), "fwd=vary-miss; fwd-status=200; stored", "another variant stored")
     A.contains(cs(t.get(p, o.url("/v"), [("Accept-Encoding", "br")])), "; hit", "then a hit")
+
+
+def test_cache077_fields_the_client_names_in_connection_are_no_part_of_the_decision(t):
+    # They are hop-by-hop: not forwarded, and no part of how the request is
+    # judged, whether the stored response has a Vary or not.
+    p = t.sluice()
+    plain = t.origin(counting([("Cache-Control", "max-age=60")]))
+    varied = t.origin(counting([("Cache-Control", "max-age=60"), ("Vary", "Accept-Encoding")]))
+    hdrs = [("Connection", "Range"), ("Range", "bytes=0-1")]
+    A.status(t.get(p, plain.url("/r")), 200)
+    A.status(t.get(p, varied.url("/r")), 200)
+    rp = t.get(p, plain.url("/r"), headers=hdrs)
+    rv = t.get(p, varied.url("/r"), headers=hdrs)
+    A.eq((rp.status, rv.status), (200, 200), "(plain, Vary) hits: the Range was the hop's")
+    A.contains(cs(rp), "; hit", "a hit")

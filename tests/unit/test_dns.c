@@ -96,7 +96,7 @@ TEST(a_large_hosts_file_is_read_whole_and_both_families_kept)
 	FILE *f = fdopen(fd, "w");
 	for (int i = 0; i < 20000; i++) /* ~530 KiB */
 		fprintf(f, "0.0.0.0 ads%05d.example\n", i);
-	for (int i = 1; i <= 10; i++)
+	for (int i = 1; i <= 40; i++) /* more of one family than is read */
 		fprintf(f, "10.0.0.%d many.test\n", i);
 	fprintf(f, "2001:db8::1 many.test\n192.0.2.9 late.test\n");
 	fclose(f);

@@ -492,6 +492,9 @@ TEST(a_fetch_given_up_without_waiters_is_joined_by_none)
 	bool leader;
 	struct cache_pend *p = join(s, "gzip", &w1, &leader);
 	CHECK(p != NULL && leader);
+	/* Leaders seal once their head is out (it is streamed by then). */
+	struct cache_obj *o = make("http://a:80/v", head_vary, "gzip", "zzzzz", 5);
+	mem_pend_head(p, o);
 	CHECK(mem_pend_seal(s, p));
 	struct cache_pend *q = join(s, "gzip", &w2, &leader);
 	CHECK(q != NULL && q != p && leader);
@@ -504,6 +507,7 @@ TEST(a_fetch_given_up_without_waiters_is_joined_by_none)
 	mem_pend_leave(&r2, &w1);
 	CHECK(mem_pend_end(s, &p));
 	CHECK(mem_pend_end(s, &q));
+	cache_obj_put(&o);
 	mem_store_free(&s);
 }
 
