@@ -69,15 +69,17 @@
 #define DNS_NEG_TTL_S	       10
 #define DNS_MIN_TTL_S	       1
 #define DNS_MAX_TTL_S	       3600
-#define DNS_MAX_ADDRS	       8  /* kept of an answer: both families, interleaved */
-#define DNS_COLLECT_ADDRS      32 /* read of an answer to choose those from */
+#define DNS_MAX_ADDRS	       8 /* kept of an answer: both families, interleaved */
 /* An answer of which a query timed out (one family may be missing) is kept
  * no longer than this. */
 #define DNS_PARTIAL_TTL_S 5
 /* The hosts file is read whole up to this size. */
 #define HOSTS_FILE_MAX (16 * 1024 * 1024)
 
-/* Upstream connection pool, per worker. */
+/* Upstream connection pool, per worker. Out of descriptors, a worker
+ * closes POOL_TRIM of its idle connections (the longest idle) and tries
+ * again before it gives up on an accept or a connect. */
+#define POOL_TRIM		 16
 #define POOL_MAX_IDLE_PER_ORIGIN 256
 #define POOL_MAX_IDLE_TOTAL	 4096
 

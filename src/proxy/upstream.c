@@ -230,6 +230,17 @@ void upstream_pool_put(struct upstream **upp)
 		    idle_timeout_cb);
 }
 
+unsigned upstream_pool_trim(struct worker *w, unsigned n)
+{
+	unsigned k = 0;
+	while (k < n && w->pool_lru_tail) {
+		struct upstream *up = w->pool_lru_tail;
+		upstream_close(&up, false);
+		k++;
+	}
+	return k;
+}
+
 void upstream_pool_clear(struct worker *w)
 {
 	while (w->pool_lru_head) {
@@ -361,6 +372,8 @@ static void start_next(struct connector *c)
 		SL_ASSERT(a->fd < 0);
 		len = dns_addr_to_sockaddr(&c->res.addrs[c->next++], c->port, &a->ss);
 		fd = net_connect((struct sockaddr *)&a->ss, len, &in_progress);
+		if ((fd == -EMFILE || fd == -ENFILE) && upstream_pool_trim(c->w, POOL_TRIM) > 0)
+			fd = net_connect((struct sockaddr *)&a->ss, len, &in_progress);
 		if (fd < 0) {
 			c->last_err = fd;
 			continue;

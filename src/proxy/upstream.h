@@ -71,6 +71,10 @@ void upstream_attach(struct upstream *up, upstream_event_cb cb, void *owner);
 void upstream_close(struct upstream **up, bool abort);
 /* Close every pooled connection (drain, exit). */
 void upstream_pool_clear(struct worker *w);
+/* Close up to n pooled connections, the longest idle first: the process
+ * is out of descriptors (EMFILE, ENFILE), and an idle connection is the
+ * cheapest to give back. Returns how many were closed. */
+unsigned upstream_pool_trim(struct worker *w, unsigned n);
 
 /* The pool key for host and port into out: "host:port", lowercased. */
 void upstream_key(const char *host, uint16_t port, char *out, size_t outlen);

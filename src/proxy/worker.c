@@ -183,6 +183,8 @@ static void accept_cb(struct ev_loop *loop, struct ev_io *io, uint32_t revents)
 			return;
 		if (fd == -EINTR || fd == -ECONNABORTED)
 			continue;
+		if ((fd == -EMFILE || fd == -ENFILE) && upstream_pool_trim(w, POOL_TRIM) > 0)
+			continue; /* descriptors given back: try again */
 		if (fd < 0) {
 			if (fd == -EMFILE || fd == -ENFILE)
 				log_warn("accept on %s: %s; pausing", l->text, strerror(-fd));

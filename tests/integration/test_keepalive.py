@@ -1,11 +1,13 @@
 """Persistent connections on both sides, pipelining, close, idle timeouts,
 and reuse of pooled upstream connections."""
+import os
+import resource
 import time
 
 from lib import asserts as A
 from lib import origin as O
 from lib.client import build_request
-from lib.util import scale
+from lib.util import scale, wait_until
 
 
 def path_echo(req, c):
@@ -289,3 +291,42 @@ def test_keepalive014_origin_fin_during_a_response_is_not_pooled(t):
     A.eq(r2.body, b"/second", "second body")
     if dt > 2.0 * scale():
         raise AssertionError(f"second request took {dt:.1f}s (a dead pooled connection?)")
+
+
+def test_keepalive015_idle_origin_connections_are_given_back_when_descriptors_run_out(t):
+    # Three origins asked in turn leave three idle pooled connections; then
+    # a descriptor limit just past the highest number in use, and clients
+    # that say nothing in every number below it. Out of descriptors, the
+    # worker closes the longest-idle pooled connections and accepts on,
+    # rather than pause its accepts until something else closes: a client
+    # that connects then and asks a fourth origin gets its answer.
+    origins = [t.origin(O.respond(body=b"o%d" % i)) for i in range(4)]
+    p = t.sluice("threads 1")
+    fds = f"/proc/{p.proc.pid}/fd"
+
+    def used():
+        return {int(x) for x in os.listdir(fds)}
+
+    def sockets():
+        n = 0
+        for x in os.listdir(fds):
+            try:
+                n += os.readlink(f"{fds}/{x}").startswith("socket:")
+            except OSError:
+                pass
+        return n
+    before = sockets()
+    for o in origins[:3]:
+        c = t.client(p)
+        A.status(c.request(build_request("GET", o.url("/"))), 200)
+        c.close()
+    wait_until(lambda: sockets() == before + 3, 3, "three pooled connections, no client")
+    limit = max(used()) + 1
+    resource.prlimit(p.proc.pid, resource.RLIMIT_NOFILE, (limit, limit))
+    holes = [i for i in range(limit) if i not in used()]
+    idle = [t.client(p, timeout=5) for _ in holes]
+    wait_until(lambda: used() >= set(holes), 3, "the idle clients accepted")
+    r = t.get(p, origins[3].url("/new"))
+    A.status(r, 200)
+    A.eq(r.body, b"o3", "body")
+    del idle
