@@ -232,12 +232,15 @@ void upstream_pool_put(struct upstream **upp)
 
 unsigned upstream_pool_trim(struct worker *w, unsigned n)
 {
-	unsigned k = 0;
+	unsigned k = 0, held;
 	while (k < n && w->pool_lru_tail) {
 		struct upstream *up = w->pool_lru_tail;
 		upstream_close(&up, false);
 		k++;
 	}
+	if (k > 0 && log_gate_pass(&w->fd_gate, ev_now(w->loop), &held))
+		log_warn("out of descriptors: %u idle origin connections closed%s", k,
+			 held ? " (and more since the last such line)" : "");
 	return k;
 }
 

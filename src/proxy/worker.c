@@ -175,6 +175,7 @@ static void accept_cb(struct ev_loop *loop, struct ev_io *io, uint32_t revents)
 			return;
 	}
 
+	bool trimmed = false;
 	for (;;) {
 		struct sockaddr_storage peer;
 		socklen_t plen;
@@ -183,8 +184,14 @@ static void accept_cb(struct ev_loop *loop, struct ev_io *io, uint32_t revents)
 			return;
 		if (fd == -EINTR || fd == -ECONNABORTED)
 			continue;
-		if ((fd == -EMFILE || fd == -ENFILE) && upstream_pool_trim(w, POOL_TRIM) > 0)
-			continue; /* descriptors given back: try again */
+		/* Out of descriptors: idle origin connections go first, once
+		 * a turn (a flood must not empty the pool the clients being
+		 * served need); then the accepts pause. */
+		if ((fd == -EMFILE || fd == -ENFILE) && !trimmed &&
+		    upstream_pool_trim(w, POOL_TRIM) > 0) {
+			trimmed = true;
+			continue;
+		}
 		if (fd < 0) {
 			if (fd == -EMFILE || fd == -ENFILE)
 				log_warn("accept on %s: %s; pausing", l->text, strerror(-fd));

@@ -57,7 +57,7 @@ struct worker {
 	unsigned ndetached;  /* and fetches carried on without their clients */
 	unsigned noutsiders; /* clients outside `allow` (OUTSIDERS_MAX) */
 	/* Lines a client can set off, at most one a second each. */
-	struct log_gate refused_gate, denied_gate;
+	struct log_gate refused_gate, denied_gate, fd_gate;
 	struct drain *drains; /* the far ends of their socket pairs */
 
 	/* Idle upstream connections: hash buckets by origin key, plus an LRU

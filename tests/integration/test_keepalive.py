@@ -293,6 +293,19 @@ def test_keepalive014_origin_fin_during_a_response_is_not_pooled(t):
         raise AssertionError(f"second request took {dt:.1f}s (a dead pooled connection?)")
 
 
+def _fds(p):
+    """The proxy's descriptor numbers, and how many are sockets."""
+    d = f"/proc/{p.proc.pid}/fd"
+    used, socks = set(), 0
+    for x in os.listdir(d):
+        try:
+            socks += os.readlink(f"{d}/{x}").startswith("socket:")
+        except OSError:
+            continue
+        used.add(int(x))
+    return used, socks
+
+
 def test_keepalive015_idle_origin_connections_are_given_back_when_descriptors_run_out(t):
     # Three origins asked in turn leave three idle pooled connections; then
     # a descriptor limit just past the highest number in use, and clients
@@ -302,31 +315,45 @@ def test_keepalive015_idle_origin_connections_are_given_back_when_descriptors_ru
     # that connects then and asks a fourth origin gets its answer.
     origins = [t.origin(O.respond(body=b"o%d" % i)) for i in range(4)]
     p = t.sluice("threads 1")
-    fds = f"/proc/{p.proc.pid}/fd"
-
-    def used():
-        return {int(x) for x in os.listdir(fds)}
-
-    def sockets():
-        n = 0
-        for x in os.listdir(fds):
-            try:
-                n += os.readlink(f"{fds}/{x}").startswith("socket:")
-            except OSError:
-                pass
-        return n
-    before = sockets()
     for o in origins[:3]:
         c = t.client(p)
         A.status(c.request(build_request("GET", o.url("/"))), 200)
         c.close()
-    wait_until(lambda: sockets() == before + 3, 3, "three pooled connections, no client")
-    limit = max(used()) + 1
+    # The listener and three pooled connections: no client left.
+    wait_until(lambda: _fds(p)[1] == 1 + 3, 3, "three pooled connections, no client")
+    used = _fds(p)[0]
+    limit = max(used) + 1
     resource.prlimit(p.proc.pid, resource.RLIMIT_NOFILE, (limit, limit))
-    holes = [i for i in range(limit) if i not in used()]
+    holes = [i for i in range(limit) if i not in used]
     idle = [t.client(p, timeout=5) for _ in holes]
-    wait_until(lambda: used() >= set(holes), 3, "the idle clients accepted")
+    wait_until(lambda: _fds(p)[0] >= set(holes), 3, "the idle clients accepted")
     r = t.get(p, origins[3].url("/new"))
     A.status(r, 200)
     A.eq(r.body, b"o3", "body")
+    A.contains(p.stderr_text(), "idle origin connections closed", "the error log says so")
+    del idle
+
+
+def test_keepalive016_a_connect_out_of_descriptors_takes_one_from_the_pool(t):
+    # The process is brought to its descriptor limit by a connect, not by
+    # an accept (whose EMFILE would trim first): the next connect, to
+    # another origin, closes an idle pooled connection and goes on.
+    origins = [t.origin(O.respond(body=b"o%d" % i)) for i in range(5)]
+    p = t.sluice("threads 1")
+    c = t.client(p)
+    for o in origins[:3]:
+        A.status(c.request(build_request("GET", o.url("/"))), 200)
+    # The listener, this client and three pooled connections.
+    wait_until(lambda: _fds(p)[1] == 1 + 1 + 3, 3, "three pooled connections")
+    used = _fds(p)[0]
+    limit = max(used) + 2  # one number free above the highest
+    resource.prlimit(p.proc.pid, resource.RLIMIT_NOFILE, (limit, limit))
+    holes = [i for i in range(limit) if i not in used]
+    idle = [t.client(p, timeout=5) for _ in holes[:-1]]
+    wait_until(lambda: len(_fds(p)[0]) == limit - 1, 3, "all but one descriptor used")
+    # The last number goes to a connect; its connection is pooled after.
+    A.status(c.request(build_request("GET", origins[3].url("/"))), 200)
+    r = c.request(build_request("GET", origins[4].url("/new")))
+    A.status(r, 200)
+    A.eq(r.body, b"o4", "body")
     del idle
