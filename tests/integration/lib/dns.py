@@ -11,6 +11,24 @@ import time
 A, AAAA = 1, 28
 
 
+def parse_query(data):
+    """A query's (id, flags, qtype, qclass, question bytes, name
+    lowercased), or None for what is not a one-question query."""
+    qid, flags, qd, _an, _ns, _ar = struct.unpack("!HHHHHH", data[:12])
+    if qd != 1 or flags & 0x8000:
+        return None
+    i, labels = 12, []
+    while True:
+        n = data[i]
+        i += 1
+        if n == 0:
+            break
+        labels.append(data[i:i + n].decode("ascii", "replace"))
+        i += n
+    qtype, qclass = struct.unpack("!HH", data[i:i + 4])
+    return qid, flags, qtype, qclass, data[12:i + 4], ".".join(labels).lower()
+
+
 class DNSServer:
     def __init__(self, table, ttl=60, host="127.0.0.1"):
         self.table = {k.lower().rstrip("."): list(v) for k, v in table.items()}
@@ -54,20 +72,10 @@ class DNSServer:
                     pass
 
     def answer(self, data):
-        qid, flags, qd, _an, _ns, _ar = struct.unpack("!HHHHHH", data[:12])
-        if qd != 1 or flags & 0x8000:
+        q = parse_query(data)
+        if q is None:
             return None
-        i, labels = 12, []
-        while True:
-            n = data[i]
-            i += 1
-            if n == 0:
-                break
-            labels.append(data[i:i + n].decode("ascii", "replace"))
-            i += n
-        qtype, qclass = struct.unpack("!HH", data[i:i + 4])
-        question = data[12:i + 4]
-        name = ".".join(labels).lower()
+        qid, flags, qtype, qclass, question, name = q
         with self.lock:
             self.queries.append((name, qtype, time.monotonic()))
         rd = flags & 0x0100
@@ -148,20 +156,10 @@ class FlexDNSServer(DNSServer):
                 pass
 
     def answer(self, data):
-        qid, flags, qd, _an, _ns, _ar = struct.unpack("!HHHHHH", data[:12])
-        if qd != 1 or flags & 0x8000:
+        q = parse_query(data)
+        if q is None:
             return None
-        i, labels = 12, []
-        while True:
-            n = data[i]
-            i += 1
-            if n == 0:
-                break
-            labels.append(data[i:i + n].decode("ascii", "replace"))
-            i += n
-        qtype, qclass = struct.unpack("!HH", data[i:i + 4])
-        question = data[12:i + 4]
-        name = ".".join(labels).lower()
+        qid, flags, qtype, qclass, question, name = q
         with self.lock:
             self.queries.append((name, qtype, time.monotonic()))
             if (name, qtype) in self.drop:
