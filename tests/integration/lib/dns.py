@@ -61,15 +61,18 @@ class DNSServer:
                 continue
             except OSError:
                 break
+            self._reply(data, peer)
+
+    def _reply(self, data, peer):
+        try:
+            resp = self.answer(data)
+        except Exception:
+            return
+        if resp:
             try:
-                resp = self.answer(data)
-            except Exception:
-                continue
-            if resp:
-                try:
-                    self.sock.sendto(resp, peer)
-                except OSError:
-                    pass
+                self.sock.sendto(resp, peer)
+            except OSError:
+                pass
 
     def answer(self, data):
         q = parse_query(data)
@@ -143,17 +146,6 @@ class FlexDNSServer(DNSServer):
                 threading.Timer(d, self._reply, (data, peer)).start()
             else:
                 self._reply(data, peer)
-
-    def _reply(self, data, peer):
-        try:
-            resp = self.answer(data)
-        except Exception:
-            return
-        if resp:
-            try:
-                self.sock.sendto(resp, peer)
-            except OSError:
-                pass
 
     def answer(self, data):
         q = parse_query(data)
