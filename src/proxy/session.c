@@ -622,7 +622,7 @@ static void txn_local(struct txn *t, int status, const char *detail, const char 
 	/* (A CONNECT answered here made no tunnel: what the client sent
 	 * behind it was meant for one, and is no request.) */
 	t->close_after = close || t->close_after || !t->client_keepalive || !t->req_framed ||
-			 s->rd_eof || t->cin_ready > 0 || s->outsider || t->is_connect;
+			 s->rd_eof || t->cin_ready > 0 || t->is_connect;
 	sbuf_add_str(&t->cl_out, t->close_after ? "Connection: close\r\n\r\n" : "\r\n");
 	if (!t->is_head)
 		sbuf_add(&t->cl_out, body, (size_t)blen);
@@ -750,7 +750,7 @@ static bool txn_client_keep(struct txn *t)
 	struct session *s = t->s;
 	/* (A fetch carried on without its client ends its session.) */
 	bool keep = !t->close_after && !t->client_gone && t->client_keepalive && t->req_framed &&
-		    t->cin_ready == 0 && !s->rd_eof && !s->outsider;
+		    t->cin_ready == 0 && !s->rd_eof;
 	if (!keep && (!t->req_framed || t->cin_ready > 0 || t->req_abandoned ||
 		      (s->in && iobuf_len(s->in) > 0)))
 		s->linger = true;
@@ -953,7 +953,7 @@ static void serve_hit(struct txn *t, struct cache_obj *o, bool not_mod, int64_t 
 				     : atomic_load_explicit(&o->published, memory_order_acquire);
 
 	t->hit = o;
-	t->close_after = !t->client_keepalive || s->outsider || atomic_load(&s->w->drain);
+	t->close_after = !t->client_keepalive || atomic_load(&s->w->drain);
 	sbuf_reset(&t->cl_out);
 	t->cl_off = 0;
 	/* (Built without printf: a hit's head is most of what a small hit
@@ -1143,7 +1143,8 @@ static void collapse_release(struct txn *t)
 	go_state(t, TS_RESOLVE);
 }
 
-static bool cache_decide(struct txn *t, const struct h1_request *req, struct cache_obj *o);
+static bool cache_decide(struct txn *t, const struct h1_request *req, struct cache_obj *o,
+			 bool forwarded);
 
 /* The fetch a collapsed request waited on is another variant of the URL
  * (its Vary): the request is decided afresh, as if just received. Its
@@ -1157,7 +1158,7 @@ static int collapse_rejoin(struct txn *t, const struct h1_request *rq)
 	t->gen = mem_gen(store, t->ckey, t->ckey_len);
 	t->from_disk = false;
 	struct cache_obj *o = mem_lookup(store, t->ckey, t->ckey_len, rq->headers, rq->nheaders);
-	if (!cache_decide(t, rq, o)) {
+	if (!cache_decide(t, rq, o, true)) {
 		t->tag = "TCP_MISS";
 		go_state(t, TS_RESOLVE);
 	}
@@ -1235,7 +1236,7 @@ static void disk_done(struct txn *t, struct cache_obj *o)
 				  "since)");
 		}
 	}
-	if (!cache_decide(t, &rq, o)) {
+	if (!cache_decide(t, &rq, o, true)) {
 		t->tag = "TCP_MISS";
 		go_state(t, TS_RESOLVE);
 	}
@@ -1327,14 +1328,15 @@ static bool cache_try(struct txn *t, const struct h1_request *req, const struct 
 	 * a more specific name for that miss. */
 	t->vary_miss = o == NULL && (mem_has_key(store, t->ckey, t->ckey_len) ||
 				     (w->disk && disk_has_key(w->disk, t->ckey, t->ckey_len)));
-	return cache_decide(t, req, o);
+	return cache_decide(t, req, o, req == &oreq);
 }
 
 /* With what the stores hold for the request (o, a reference, or NULL):
  * answer it from cache (true), or note what its forwarding needs. */
 static void refresh_start(struct txn *t, struct cache_obj *o);
 
-static bool cache_decide(struct txn *t, const struct h1_request *req, struct cache_obj *o)
+static bool cache_decide(struct txn *t, const struct h1_request *req, struct cache_obj *o,
+			 bool forwarded)
 {
 	struct mem_store *store = txn_store(t);
 	bool get = sv_eq(req->method, SV_LIT("GET"));
@@ -1415,15 +1417,17 @@ static bool cache_decide(struct txn *t, const struct h1_request *req, struct cac
 	}
 	/* Request collapsing: a plain miss joins a fetch in flight for the
 	 * key, or leads one others may join. */
-	/* Which fetch fits is judged by the request as the origin gets it
-	 * (req may be the client's: cache_try's plain hit). */
+	/* Which fetch fits is judged by the request as the origin gets it:
+	 * req, when forwarded says so, else parsed here (cache_try's plain
+	 * hit passes the client's). */
 	struct h1_header rh[MAX_HEADERS_CEIL];
 	struct h1_request oreq;
 	if (t->cache_store && !t->reval && !t->stale && !cond &&
-	    origin_request(t, &oreq, rh, SL_ARRAY_LEN(rh))) {
+	    (forwarded || origin_request(t, &oreq, rh, SL_ARRAY_LEN(rh)))) {
+		const struct h1_request *fr = forwarded ? req : &oreq;
 		bool leader = false;
 		t->waiter.kick = txn_kick;
-		t->pend = mem_pend_join(store, t->ckey, t->ckey_len, oreq.headers, oreq.nheaders,
+		t->pend = mem_pend_join(store, t->ckey, t->ckey_len, fr->headers, fr->nheaders,
 					&t->waiter, &leader);
 		t->pend_leader = leader;
 		if (t->pend && !leader) {
@@ -1649,6 +1653,8 @@ static void txn_begin(struct session *s, const struct h1_request *req)
 	else
 		t->client_keepalive =
 			h1_has_token(req->headers, req->nheaders, "Connection", "keep-alive");
+	if (s->outsider)
+		t->client_keepalive = false; /* one answer, then closed (session_accept) */
 
 	/* Framing first: a message we cannot delimit poisons the connection. */
 	if (h1_request_body(req, &t->reqb, &herr) < 0) {
@@ -2452,7 +2458,7 @@ static void reval_resend(struct txn *t, const struct h1_response *resp)
 	t->resp_started = false;
 	t->reused = t->retried = false;
 	t->req_abandoned = false;
-	t->close_after = !t->client_keepalive || t->s->outsider || atomic_load(&t->s->w->drain);
+	t->close_after = !t->client_keepalive || atomic_load(&t->s->w->drain);
 	t->have_upaddr = false;
 	go_state(t, TS_RESOLVE);
 }
